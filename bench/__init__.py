@@ -1,0 +1,1 @@
+"""lean-mcp benchmarks: `python -m bench` runs every section and prints one table."""

@@ -1,0 +1,46 @@
+"""The one table every benchmark section writes into."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Sequence
+
+
+@dataclasses.dataclass
+class Row:
+    """One measured line: what was run, the number, the target it is held against, and a note."""
+
+    section: str
+    benchmark: str
+    value: str
+    target: str = ""
+    note: str = ""
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of `samples`, nearest-rank."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def latency_summary(seconds: Sequence[float]) -> str:
+    """`p50 X ms / p99 Y ms` for a list of latencies in seconds."""
+    return f"p50 {percentile(seconds, 50) * 1000:.1f} ms / p99 {percentile(seconds, 99) * 1000:.1f} ms"
+
+
+def mean(samples: Sequence[float]) -> float:
+    return statistics.fmean(samples) if samples else float("nan")
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """Rows as a Markdown table (printable, and pasteable into the README)."""
+    header = ("section", "benchmark", "value", "target", "note")
+    cells = [header, *[(r.section, r.benchmark, r.value, r.target, r.note) for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""The one interface every place that checks proofs implements.
+
+A backend turns Lean text into a `ProofResult` whose status is `finished` (Lean answered:
+proved, sorry or rejected) or `error` (timeout, memory limit, crash, unreachable runner).
+Lean-level failures are results, never exceptions; exceptions are for "cannot serve at all"
+(`BusyError`, `BackendUnavailableError`, `InvalidProofError`).
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import Any, Self
+
+from ..models import ProofConfig, ProofResult
+
+__all__ = ["Backend"]
+
+
+class Backend(abc.ABC):
+    """Where a proof is checked. Use as `async with backend:`; `check` may run concurrently."""
+
+    #: Short name shown in `/health`, `doctor` and logs ("repl", "lean", "remote", "kimina").
+    name: str = "backend"
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Acquire resources (start processes, open connections). Idempotent."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release everything: no process of ours may outlive this call."""
+
+    @abc.abstractmethod
+    async def check(self, code: str, config: ProofConfig) -> ProofResult:
+        """Check `code` and return its final result (status `finished` or `error`).
+
+        Cancelling the calling task must stop the Lean work for this proof and leave the
+        backend healthy for the next one.
+        """
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """What besides the text and config decides the answer (toolchain, project, command).
+
+        Two backends with the same identity give the same answer to the same proof, so the
+        result cache keys on it.
+        """
+
+    @property
+    def capacity(self) -> int:
+        """How many `check` calls are worth running at once."""
+        return 1
+
+    def health(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of the backend's real state (live processes, queue)."""
+        return {"backend": self.name}

@@ -1,0 +1,103 @@
+"""One exception family. Each error says what happened and what to do about it.
+
+A proof that Lean rejects, a timeout or a crashed REPL is *not* an exception: it is a
+`ProofResult` with a verdict. Exceptions are for requests that could not be served at all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "BusyError",
+    "ConfigurationError",
+    "InvalidProofError",
+    "JobNotFoundError",
+    "LeanMCPError",
+    "ProofTooLargeError",
+    "QueueFullError",
+    "RateLimitedError",
+    "RemoteError",
+    "RunnerUnreachableError",
+]
+
+
+class LeanMCPError(Exception):
+    """Base of every lean-mcp error: `str(err)` is the message, `err.hint` what to do next."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message} {self.hint}" if self.hint else message
+
+
+class ConfigurationError(LeanMCPError):
+    """lean-mcp is not configured well enough to check proofs (no Lean found, bad flag value)."""
+
+    hint = "Run `lean-mcp doctor` to see what was found and how to fix it."
+
+
+class InvalidProofError(LeanMCPError):
+    """The submitted proof text (or path) cannot be checked as given."""
+
+    hint = "Send the Lean source text of the proof."
+
+
+class ProofTooLargeError(InvalidProofError):
+    """The proof is larger than the configured limit (`--max-proof-bytes`)."""
+
+    hint = "Split the proof, or raise --max-proof-bytes / LEAN_MCP_MAX_PROOF_BYTES."
+
+
+class JobNotFoundError(LeanMCPError):
+    """No job has this id (never submitted here, or pruned by retention)."""
+
+    hint = "Use the id returned by submit; finished jobs are pruned after the retention period."
+
+
+class BusyError(LeanMCPError):
+    """Every Lean worker stayed busy past the queue deadline."""
+
+    hint = "Retry later, or raise --workers / --queue-timeout."
+
+
+class QueueFullError(BusyError):
+    """The job queue is at its configured maximum length."""
+
+    hint = "Retry later, or raise --max-queue / LEAN_MCP_MAX_QUEUE."
+
+
+class BackendUnavailableError(LeanMCPError):
+    """The configured backend cannot be started or reached."""
+
+
+class RemoteError(LeanMCPError):
+    """A remote runner answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status_code = status_code
+
+
+class AuthenticationError(RemoteError):
+    """The runner refused the request's credentials (HTTP 401)."""
+
+    hint = "Set the API key the runner expects (LEAN_MCP_API_KEY / api_key=...)."
+
+
+class RunnerUnreachableError(RemoteError):
+    """No connection could be made to the runner's URL."""
+
+    hint = "Check that the runner is up (`lean-mcp runner`) and that the URL is right."
+
+
+class RateLimitedError(RemoteError):
+    """The runner answered 429: its queue is full."""
+
+    hint = "Retry later; the runner is at its queue limit."

@@ -1,0 +1,244 @@
+"""Every configuration knob, once: its CLI flag, its `LEAN_MCP_*` variable, its default.
+
+Precedence: a flag given on the command line, then the environment variable, then the default.
+`knobs_markdown()` renders the README's configuration table from the same list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["BACKENDS", "KNOBS", "Knob", "Settings", "add_knob_arguments", "default_db_path", "knobs_markdown"]
+
+BACKENDS = ("auto", "repl", "lean", "remote", "kimina")
+TRANSPORTS = ("stdio", "streamable-http")
+
+
+def default_workers() -> int:
+    """CPU count minus one, at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def default_db_path() -> str:
+    """`$XDG_DATA_HOME/lean-mcp/jobs.sqlite3` (`~/.local/share/...` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "lean-mcp" / "jobs.sqlite3")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+def _parse_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(";") if item.strip()]
+
+
+def _parse_command(text: str) -> list[str]:
+    return shlex.split(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """One setting: `name` is the Settings attribute, `env` its variable, `flag` its CLI option."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def env(self) -> str:
+        return "LEAN_MCP_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def default_text(self) -> str:
+        if callable(self.default):
+            return (self.default.__doc__ or "").strip().rstrip(".")
+        if self.default in (None, [], ""):
+            return "(unset)"
+        return str(self.default)
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob(
+        "backend",
+        str,
+        "auto",
+        "Where proofs are checked: auto, repl (local REPL pool), lean (`lean` per proof), "
+        "remote (a lean-runner URL), kimina (a Kimina URL).",
+        choices=BACKENDS,
+    ),
+    Knob(
+        "repl",
+        _parse_command,
+        None,
+        "Command that starts one Lean REPL (shell-split), e.g. `lake env /path/to/repl/.lake/build/bin/repl`.",
+    ),
+    Knob("project", str, None, "The Lean project directory: REPLs and `lean` run here (default: current directory)."),
+    Knob("lean", str, None, "The `lean` executable for the lean backend (default: found on PATH, or via `lake`)."),
+    Knob("workers", int, default_workers, "How many Lean processes run at once."),
+    Knob("timeout", float, 300.0, "Default per-proof timeout in seconds (a request's own `timeout` wins)."),
+    Knob("memory_mb", int, 8192, "Memory cap per Lean process in MB; a proof past it gets verdict memory_limit."),
+    Knob("max_uses", int, 500, "Recycle a REPL after this many proofs."),
+    Knob("recycle_mb", int, 0, "Recycle an idle REPL whose resident memory passes this many MB (0: 80% of memory-mb)."),
+    Knob("prewarm", _parse_list, [], "Headers to import at start, `;`-separated, e.g. `import Mathlib`."),
+    Knob("queue_timeout", float, 600.0, "Seconds a proof may wait for a free REPL before a clear `busy` error."),
+    Knob("max_proof_bytes", int, 4 * 1024 * 1024, "Largest proof accepted, in UTF-8 bytes."),
+    Knob("max_queue", int, 100_000, "Most jobs that may wait at once; past it submits are refused (HTTP 429)."),
+    Knob("db", str, default_db_path, "SQLite job store path, or `:memory:`."),
+    Knob("cache", _parse_bool, True, "Answer identical proofs from the store (never timeouts or errors)."),
+    Knob("retention_days", float, 30.0, "Prune finished jobs older than this many days."),
+    Knob("retention_jobs", int, 100_000, "Keep at most this many finished jobs."),
+    Knob("remote_url", str, None, "Runner URL for the remote and kimina backends, e.g. `http://127.0.0.1:8000`."),
+    Knob("remote_api_key", str, None, "Bearer token sent to the remote runner."),
+    Knob("api_key", str, None, "Bearer token this server requires on HTTP (MCP streamable-http and the runner)."),
+    Knob("transport", str, "stdio", "MCP transport: stdio or streamable-http.", choices=TRANSPORTS),
+    Knob("host", str, "127.0.0.1", "Address the HTTP servers listen on."),
+    Knob("port", int, 8000, "Port the HTTP servers listen on."),
+    Knob(
+        "allowed_roots",
+        _parse_list,
+        [],
+        "Directories whose `.lean` files tools may read by path, `;`-separated (default: the project).",
+    ),
+    Knob("log_level", str, "INFO", "Log level (logs go to stderr).", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+
+
+@dataclasses.dataclass
+class Settings:
+    """Resolved configuration. Build with `Settings.load()` or `Settings.from_namespace()`."""
+
+    backend: str = "auto"
+    repl: list[str] | None = None
+    project: str | None = None
+    lean: str | None = None
+    workers: int = dataclasses.field(default_factory=default_workers)
+    timeout: float = 300.0
+    memory_mb: int = 8192
+    max_uses: int = 500
+    recycle_mb: int = 0
+    prewarm: list[str] = dataclasses.field(default_factory=list)
+    queue_timeout: float = 600.0
+    max_proof_bytes: int = 4 * 1024 * 1024
+    max_queue: int = 100_000
+    db: str = dataclasses.field(default_factory=default_db_path)
+    cache: bool = True
+    retention_days: float = 30.0
+    retention_jobs: int = 100_000
+    remote_url: str | None = None
+    remote_api_key: str | None = None
+    api_key: str | None = None
+    transport: str = "stdio"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    allowed_roots: list[str] = dataclasses.field(default_factory=list)
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `LEAN_MCP_*` variables, then `overrides` (values already parsed)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for knob in KNOBS:
+            if knob.env in environ:
+                values[knob.name] = _parse_knob(knob, environ[knob.env], source=knob.env)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from parsed CLI arguments (flags given win over the environment)."""
+        overrides = {k.name: getattr(namespace, k.name, None) for k in KNOBS}
+        return cls.load(environ, **overrides)
+
+    @property
+    def project_dir(self) -> Path:
+        """The Lean project directory (the current directory when unset)."""
+        return Path(self.project or ".").resolve()
+
+    @property
+    def recycle_threshold_mb(self) -> int:
+        """Resident memory past which an idle REPL is recycled."""
+        return self.recycle_mb or int(self.memory_mb * 0.8)
+
+    def validate(self) -> None:
+        """Raise ConfigurationError naming the first knob with an impossible value."""
+        for knob in KNOBS:
+            value = getattr(self, knob.name)
+            if knob.choices and value not in knob.choices:
+                raise ConfigurationError(f"{knob.flag} must be one of {', '.join(knob.choices)}, got {value!r}.")
+        positive = ("workers", "timeout", "memory_mb", "max_uses", "queue_timeout", "max_proof_bytes", "max_queue")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                knob = _KNOB_BY_NAME[name]
+                raise ConfigurationError(f"{knob.flag} ({knob.env}) must be positive, got {getattr(self, name)!r}.")
+        if self.backend in ("remote", "kimina") and not self.remote_url:
+            raise ConfigurationError(
+                f"--backend {self.backend} needs --remote-url (LEAN_MCP_REMOTE_URL), e.g. http://127.0.0.1:8000."
+            )
+
+
+_KNOB_BY_NAME = {k.name: k for k in KNOBS}
+
+
+def _parse_knob(knob: Knob, text: str, *, source: str) -> Any:
+    try:
+        return knob.parse(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{source}={text!r} is not valid: {exc}.") from None
+
+
+def add_knob_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """Add the flags of `names` (default: every knob) to `parser`; unset flags stay None."""
+    group = parser.add_argument_group("configuration (each flag also reads its LEAN_MCP_* variable)")
+    for knob in KNOBS:
+        if names is not None and knob.name not in names:
+            continue
+        group.add_argument(
+            knob.flag,
+            dest=knob.name,
+            default=None,
+            type=_argparse_type(knob),
+            choices=knob.choices,
+            metavar=knob.name.upper(),
+            help=f"{knob.help} [{knob.env}; default: {knob.default_text()}]",
+        )
+
+
+def _argparse_type(knob: Knob) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return knob.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = knob.name
+    return convert
+
+
+def knobs_markdown() -> str:
+    """The configuration table, as Markdown, for the README."""
+    rows = ["| flag | environment variable | default | meaning |", "| --- | --- | --- | --- |"]
+    for knob in KNOBS:
+        rows.append(f"| `{knob.flag}` | `{knob.env}` | {knob.default_text()} | {knob.help} |")
+    return "\n".join(rows)
