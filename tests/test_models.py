@@ -1,0 +1,108 @@
+"""The result model's promises: strict success, lean-runner's shape, failures that never look clean."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lean_mcp import InvalidProofError, JobStatus, ProofConfig, ProofResult, ProofTooLargeError, Verdict
+from lean_mcp.models import LeanOutput, validate_proof_text, verdict_of
+
+SORRY_WARNING = {
+    "severity": "warning",
+    "pos": {"line": 1, "column": 8},
+    "endPos": {"line": 1, "column": 12},
+    "data": "declaration uses `sorry`",
+}
+
+
+def output(**fields: object) -> LeanOutput:
+    return LeanOutput.model_validate({"env": 0, **fields})
+
+
+def test_clean_output_is_proved_and_the_only_success() -> None:
+    result = ProofResult.from_output(output(), lean_time=0.5)
+    assert (result.verdict, result.success, result.status) == (Verdict.PROVED, True, JobStatus.FINISHED)
+
+
+@pytest.mark.parametrize(
+    ("fields", "verdict"),
+    [
+        ({"sorries": [{"proofState": 0, "goal": "⊢ True"}]}, Verdict.SORRY),
+        ({"messages": [SORRY_WARNING]}, Verdict.SORRY),
+        ({"messages": [{**SORRY_WARNING, "data": "declaration uses 'sorry'"}]}, Verdict.SORRY),
+        ({"messages": [{**SORRY_WARNING, "severity": "error", "data": "unknown identifier 'x'"}]}, Verdict.REJECTED),
+        ({"messages": [{**SORRY_WARNING, "severity": "info", "data": "37"}]}, Verdict.PROVED),
+        ({"messages": [{**SORRY_WARNING, "data": "unused variable `h`"}]}, Verdict.PROVED),
+    ],
+)
+def test_verdict_follows_messages_and_sorries(fields: dict[str, object], verdict: Verdict) -> None:
+    result = ProofResult.from_output(output(**fields))
+    assert verdict_of(output(**fields)) == verdict
+    assert result.success is (verdict == Verdict.PROVED)
+
+
+@pytest.mark.parametrize("verdict", [Verdict.TIMEOUT, Verdict.MEMORY_LIMIT, Verdict.ERROR])
+def test_failures_are_errors_with_a_message(verdict: Verdict) -> None:
+    result = ProofResult.failure(verdict, "Lean did not finish within 2.0 s.", return_code=-9)
+    assert result.success is False
+    assert result.status == JobStatus.ERROR
+    assert result.messages and result.messages[0].severity == "error"
+    assert result.error_message == "Lean did not finish within 2.0 s."
+    assert verdict_of(result.result) == Verdict.REJECTED  # a reader of messages alone never sees a clean run
+
+
+def test_a_lean_answer_is_not_a_failure() -> None:
+    with pytest.raises(ValueError, match="not a failure"):
+        ProofResult.failure(Verdict.PROVED, "nope")
+
+
+def test_serialises_as_lean_runner_plus_additive_fields() -> None:
+    result = ProofResult.failure(
+        Verdict.MEMORY_LIMIT, "Process was killed due to memory limit (512 MB)", return_code=-9
+    )
+    data = json.loads(result.model_dump_json())
+    assert {"success", "status", "result", "error_message"} <= data.keys()
+    assert data["result"]["status"] == "memory_limit_exceeded"
+    assert data["result"]["return_code"] == -9
+    assert data["verdict"] == "memory_limit"
+    assert ProofResult.model_validate(data) == result
+
+
+def test_repl_response_round_trips_with_its_own_key_names() -> None:
+    raw = {
+        "env": 3,
+        "messages": [SORRY_WARNING],
+        "sorries": [
+            {"proofState": 0, "pos": {"line": 1, "column": 30}, "endPos": {"line": 1, "column": 35}, "goal": "⊢ 1 = 1"}
+        ],
+        "usedConstants": ["Nat"],
+    }
+    data = json.loads(ProofResult.from_output(LeanOutput.model_validate(raw)).model_dump_json())
+    assert data["result"]["messages"][0]["endPos"] == {"line": 1, "column": 12}
+    assert data["result"]["sorries"][0]["proofState"] == 0
+    assert data["result"]["usedConstants"] == ["Nat"]  # unknown REPL keys are kept
+    assert "tactics" not in data["result"] and "status" not in data["result"]
+
+
+def test_pending_result_has_null_success() -> None:
+    result = ProofResult.pending("abc", JobStatus.RUNNING)
+    assert (result.success, result.status, result.done, result.messages) == (None, JobStatus.RUNNING, False, [])
+
+
+def test_config_has_lean_runner_defaults_and_ignores_unknown_keys() -> None:
+    config = ProofConfig.model_validate({"timeout": 5, "frobnicate": True})
+    assert config.timeout == 5.0
+    default = ProofConfig()
+    assert (default.timeout, default.memory_limit_mb, default.all_tactics) == (300.0, 8192, False)
+    assert ProofConfig(use_cache=False).answer_key() == ProofConfig().answer_key()
+    assert ProofConfig(all_tactics=True).answer_key() != ProofConfig().answer_key()
+
+
+def test_proof_text_validation_says_what_is_wrong() -> None:
+    validate_proof_text("theorem t : True := trivial", 100)
+    with pytest.raises(InvalidProofError, match="empty"):
+        validate_proof_text(" \n\t", 100)
+    with pytest.raises(ProofTooLargeError, match="limit is 10 bytes"):
+        validate_proof_text("x" * 11, 10)
