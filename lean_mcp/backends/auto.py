@@ -1,12 +1,23 @@
-"""Choosing and building the backend named by the settings (`--backend`)."""
+"""Choosing and building the backend named by the settings (`--backend`).
+
+`--backend auto` (the default) picks, in order: the REPL pool when a REPL is configured
+(`--repl`) or found (built in the project, or `repl` on PATH); else the `lean` backend when a
+`lean` executable is found; else it refuses with a ConfigurationError that says what to install.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 from ..errors import ConfigurationError
 from ..settings import Settings
+from ..toolchain import INSTALL_HINT, Toolchain, discover
 from .base import Backend
 
-__all__ = ["create_backend"]
+__all__ = ["choose_backend", "create_backend"]
+
+logger = logging.getLogger(__name__)
 
 
 def create_backend(settings: Settings) -> Backend:
@@ -14,9 +25,7 @@ def create_backend(settings: Settings) -> Backend:
 
     Raises ConfigurationError, saying what to install or set, when it cannot be built.
     """
-    name = settings.backend
-    if name == "auto":
-        name = _discover(settings)
+    name, settings = choose_backend(settings)
     if name == "repl":
         from .repl import ReplBackend
 
@@ -36,8 +45,26 @@ def create_backend(settings: Settings) -> Backend:
     raise ConfigurationError(f"Unknown backend {name!r}.")
 
 
-def _discover(settings: Settings) -> str:
-    """Which backend `auto` means here (the REPL pool when a REPL is configured)."""
-    if settings.repl:
-        return "repl"
-    raise ConfigurationError("No Lean REPL configured: set --repl / LEAN_MCP_REPL.")
+def choose_backend(settings: Settings, found: Toolchain | None = None) -> tuple[str, Settings]:
+    """The concrete backend name for `settings`, and the settings to build it with.
+
+    For `auto` and for `repl` without `--repl`, a discovered REPL's command is filled in.
+    """
+    name = settings.backend
+    if name not in ("auto", "repl") or (name == "repl" and settings.repl):
+        return name, settings
+    found = found or discover(settings)
+    for warning in found.warnings:
+        logger.warning("%s", warning)
+    if found.repl:
+        if not settings.repl:
+            logger.info("Using the REPL found in %s: %s", found.repl_source, " ".join(found.repl))
+            settings = dataclasses.replace(settings, repl=list(found.repl))
+        return "repl", settings
+    if name == "repl":
+        raise ConfigurationError(f"--backend repl needs a Lean REPL and none was configured or found. {INSTALL_HINT}")
+    if found.lean is not None:
+        return "lean", settings
+    raise ConfigurationError(
+        f"No Lean found: no REPL (--repl / LEAN_MCP_REPL) and no `lean` executable. {INSTALL_HINT}"
+    )
