@@ -1,0 +1,130 @@
+"""The lean backend's handling of what a `lean` process can do besides answer: crash, die by signal,
+print non-JSON lines, run under `lake env`. Fake `lean` executables (shell scripts) stand in here;
+the real Lean is exercised in tests/real_lean/."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lean_mcp.backends.lean_cli import LeanCliBackend, parse_lean_json
+from lean_mcp.errors import BusyError, ConfigurationError
+from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
+from lean_mcp.settings import Settings
+
+VERSION = 'if [ "$1" = --version ]; then echo "Lean (version 4.15.0, test)"; exit 0; fi\ncat > /dev/null\n'
+MESSAGE = '{"severity":"%s","pos":{"line":2,"column":4},"endPos":null,"data":"%s","kind":"%s","fileName":"<stdin>"}'
+
+
+def fake_lean(directory: Path, body: str) -> Path:
+    path = directory / "lean"
+    path.write_text("#!/bin/sh\n" + VERSION + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def run_check(lean: Path, project: Path, code: str = "theorem t : True := trivial", **settings: object) -> ProofResult:
+    async def main() -> ProofResult:
+        backend = LeanCliBackend.from_settings(Settings(lean=str(lean), project=str(project), **settings))
+        async with backend:
+            return await backend.check(code, ProofConfig(timeout=30))
+
+    return anyio.run(main)
+
+
+@pytest.mark.timeout(30)
+def test_crash_without_error_messages_is_verdict_error_with_the_stderr_tail(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, 'echo "INTERNAL PANIC: out of cheese" >&2\nexit 134\n')
+    result = run_check(lean, tmp_path)
+    assert result.verdict == Verdict.ERROR
+    assert result.status == JobStatus.ERROR
+    assert result.result is not None and result.result.return_code == 134
+    assert "status 134" in (result.error_message or "")
+    assert "INTERNAL PANIC: out of cheese" in (result.error_message or "")
+
+
+@pytest.mark.timeout(30)
+def test_death_by_signal_is_verdict_error_naming_the_signal(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "kill -SEGV $$\n")
+    result = run_check(lean, tmp_path)
+    assert result.verdict == Verdict.ERROR
+    assert "SIGSEGV" in (result.error_message or "")
+
+
+@pytest.mark.timeout(30)
+def test_sorry_with_exit_zero_is_never_proved(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "echo '" + MESSAGE % ("warning", "declaration uses `sorry`", "hasSorry") + "'\n")
+    result = run_check(lean, tmp_path)
+    assert result.verdict == Verdict.SORRY
+    assert result.success is False
+    assert len(result.sorries) == 1
+
+
+@pytest.mark.timeout(30)
+def test_has_sorry_kind_alone_is_enough_for_verdict_sorry(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "echo '" + MESSAGE % ("warning", "uses a placeholder", "hasSorry") + "'\n")
+    assert run_check(lean, tmp_path).verdict == Verdict.SORRY
+
+
+@pytest.mark.timeout(30)
+def test_error_messages_with_nonzero_exit_are_a_rejection_not_a_crash(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "echo '" + MESSAGE % ("error", "unknown identifier", "[anonymous]") + "'\nexit 1\n")
+    result = run_check(lean, tmp_path)
+    assert result.verdict == Verdict.REJECTED
+    assert result.status == JobStatus.FINISHED
+    assert (result.messages[0].pos.line, result.messages[0].pos.column) == (2, 4)
+
+
+@pytest.mark.timeout(30)
+def test_lean_runs_in_the_project_under_lake_env_when_there_is_a_lakefile(tmp_path: Path) -> None:
+    (tmp_path / "lakefile.toml").write_text('name = "p"\n')
+    lean = fake_lean(tmp_path, 'echo "lake=$UNDER_LAKE cwd=$(pwd)"\n')
+    lake = tmp_path / "lake"
+    lake.write_text('#!/bin/sh\nif [ "$1" = env ]; then shift; UNDER_LAKE=yes exec "$@"; fi\nexit 1\n')
+    lake.chmod(lake.stat().st_mode | stat.S_IXUSR)
+    result = run_check(lean, tmp_path)
+    assert result.verdict == Verdict.PROVED
+    assert [m.data for m in result.messages] == [f"lake=yes cwd={tmp_path.resolve()}"]
+    assert [m.severity for m in result.messages] == [Severity.INFO]
+
+
+@pytest.mark.timeout(30)
+def test_workers_busy_past_the_queue_timeout_is_a_busy_error(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "sleep 5\n")
+
+    async def main() -> None:
+        settings = Settings(lean=str(lean), project=str(tmp_path), workers=1, queue_timeout=0.5)
+        async with LeanCliBackend.from_settings(settings) as backend, anyio.create_task_group() as tg:
+            tg.start_soon(backend.check, "a", ProofConfig(timeout=30))
+            await anyio.sleep(0.1)
+            with pytest.raises(BusyError):
+                await backend.check("b", ProofConfig(timeout=30))
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+
+
+def test_missing_lean_is_a_configuration_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("ELAN_HOME", raising=False)
+    with pytest.raises(ConfigurationError, match="elan"):
+        LeanCliBackend.from_settings(Settings(project=str(tmp_path)))
+
+
+def test_parse_lean_json_maps_severities_and_keeps_other_lines() -> None:
+    out = parse_lean_json(
+        "\n".join(
+            [
+                MESSAGE % ("information", "N.zero : N", "[anonymous]"),
+                "plain output from #eval",
+                MESSAGE % ("error", "bad", "[anonymous]"),
+            ]
+        )
+    )
+    assert [m.severity for m in out.messages] == [Severity.INFO, Severity.INFO, Severity.ERROR]
+    assert out.messages[1].data == "plain output from #eval"
+    assert out.messages[0].end_pos is None
