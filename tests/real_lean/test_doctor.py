@@ -48,9 +48,14 @@ def test_doctor_with_nothing_installed_exits_nonzero_and_names_what_to_install(t
 
 
 @pytest.mark.timeout(90)
-def test_doctor_reports_a_failing_proof_as_a_problem(lean_exe: Path, project: Path) -> None:
-    # A memory cap below what Lean needs to start: the test proof cannot come back proved.
-    done = lean_mcp("doctor", "--lean", str(lean_exe), "--memory-mb", "5", cwd=project, env=clean_env(project))
+def test_doctor_reports_a_lean_that_crashes_as_a_problem(tmp_path: Path) -> None:
+    broken = tmp_path / "lean"
+    broken.write_text(
+        '#!/bin/sh\nif [ "$1" = --version ]; then echo "Lean (version 4.35.0)"; exit 0; fi\n'
+        'echo "INTERNAL PANIC: broken install" >&2\nexit 134\n'
+    )
+    broken.chmod(0o755)
+    done = lean_mcp("doctor", "--lean", str(broken), cwd=tmp_path, env=clean_env(tmp_path))
     assert done.returncode == 1
-    assert "memory_limit" in done.stdout
-    assert "problem:" in done.stdout
+    assert "proof      error" in done.stdout
+    assert "problem:" in done.stdout and "INTERNAL PANIC: broken install" in done.stdout
