@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from lean_mcp.backends.lean_cli import LeanCliBackend, parse_lean_json
-from lean_mcp.errors import BusyError, ConfigurationError
+from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationError
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
 from lean_mcp.settings import Settings
 
@@ -128,3 +128,55 @@ def test_parse_lean_json_maps_severities_and_keeps_other_lines() -> None:
     assert [m.severity for m in out.messages] == [Severity.INFO, Severity.INFO, Severity.ERROR]
     assert out.messages[1].data == "plain output from #eval"
     assert out.messages[0].end_pos is None
+
+
+@pytest.mark.timeout(30)
+def test_runaway_output_is_cut_off_with_verdict_error(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "yes 'output line'\n")
+
+    async def main() -> ProofResult:
+        settings = Settings(lean=str(lean), project=str(tmp_path))
+        backend = LeanCliBackend.from_settings(settings)
+        backend.max_output_bytes = 100_000
+        async with backend:
+            return await backend.check("x", ProofConfig(timeout=20))
+
+    result = anyio.run(main)
+    assert result.verdict == Verdict.ERROR
+    assert "100,000 bytes of output" in (result.error_message or "")
+
+
+@pytest.mark.timeout(30)
+def test_closing_the_backend_kills_checks_still_running(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "sleep 60\n")
+
+    async def main() -> tuple[ProofResult, int]:
+        backend = LeanCliBackend.from_settings(Settings(lean=str(lean), project=str(tmp_path)))
+        results: list[ProofResult] = []
+        async with anyio.create_task_group() as tg:
+
+            async def run() -> None:
+                results.append(await backend.check("x", ProofConfig(timeout=50)))
+
+            tg.start_soon(run)
+            while not backend.health()["pids"]:  # noqa: ASYNC110 - polling the backend's own state
+                await anyio.sleep(0.01)
+            await backend.aclose()
+        return results[0], backend.health()["running"]
+
+    result, running = anyio.run(main)
+    assert result.verdict == Verdict.ERROR
+    assert "SIGKILL" in (result.error_message or "")
+    assert running == 0
+
+
+def test_a_lean_that_disappeared_is_backend_unavailable(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "exit 0\n")
+
+    async def main() -> None:
+        backend = LeanCliBackend.from_settings(Settings(lean=str(lean), project=str(tmp_path)))
+        lean.unlink()
+        with pytest.raises(BackendUnavailableError, match="Cannot start"):
+            await backend.check("x", ProofConfig())
+
+    anyio.run(main)

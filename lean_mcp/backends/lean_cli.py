@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
-from ..errors import BusyError, ConfigurationError
+from ..errors import BackendUnavailableError, BusyError, ConfigurationError
 from ..models import (
     LeanOutput,
     Message,
@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 MEMORY_POLL_SECONDS = 0.05
 #: How much of Lean's stderr is kept for a crash report.
 STDERR_TAIL_BYTES = 4096
+#: Most of Lean's stdout kept for one proof; past it the process is killed (verdict error).
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 _SEVERITIES = {
     "information": Severity.INFO,
@@ -134,6 +136,7 @@ class _Run:
         self.stderr_tail = b""
         self.killed_for: Verdict | None = None
         self.peak_mb = 0.0
+        self.overflowed = False
 
 
 class LeanCliBackend(Backend):
@@ -151,6 +154,7 @@ class LeanCliBackend(Backend):
         memory_mb: int = 8192,
         queue_timeout: float = 600.0,
         max_proof_bytes: int = 4 * 1024 * 1024,
+        max_output_bytes: int = MAX_OUTPUT_BYTES,
     ) -> None:
         self.command = command
         self.project = project
@@ -159,8 +163,9 @@ class LeanCliBackend(Backend):
         self.memory_mb = memory_mb
         self.queue_timeout = queue_timeout
         self.max_proof_bytes = max_proof_bytes
+        self.max_output_bytes = max_output_bytes
         self._limiter = anyio.CapacityLimiter(workers)
-        self._live: dict[int, float] = {}
+        self._live: dict[int, Process] = {}
         self._counts = {"checked": 0, "timeouts": 0, "memory_kills": 0, "crashes": 0}
 
     @classmethod
@@ -207,8 +212,9 @@ class LeanCliBackend(Backend):
         }
 
     async def aclose(self) -> None:
-        # Every check reaps its own process; nothing of ours can be left running here.
-        return None
+        """Kill the process group of every check still running (each check then reaps its own)."""
+        for process in list(self._live.values()):
+            _kill_group(process)
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Run Lean on `code` under `config.timeout` and the stricter of the two memory caps."""
@@ -227,8 +233,11 @@ class LeanCliBackend(Backend):
         memory_mb = min(config.memory_limit_mb, self.memory_mb)
         run = _Run()
         started = time.monotonic()
-        process = await anyio.open_process(self.command, cwd=self.project, start_new_session=True)
-        self._live[process.pid] = started
+        try:
+            process = await anyio.open_process(self.command, cwd=self.project, start_new_session=True)
+        except OSError as exc:
+            raise BackendUnavailableError(f"Cannot start `{self.command[0]}`: {exc}.") from exc
+        self._live[process.pid] = process
         try:
             with anyio.move_on_after(config.timeout) as deadline:
                 await self._drive(process, code.encode("utf-8", errors="surrogatepass"), run, memory_mb)
@@ -254,12 +263,18 @@ class LeanCliBackend(Backend):
                 await process.stdin.send(source)
             await process.stdin.aclose()
 
+        def keep_output(chunk: bytes) -> None:
+            run.stdout.extend(chunk)
+            if len(run.stdout) > self.max_output_bytes and not run.overflowed:
+                run.overflowed = True
+                _kill_group(process)
+
         def keep_tail(chunk: bytes) -> None:
             run.stderr_tail = (run.stderr_tail + chunk)[-STDERR_TAIL_BYTES:]
 
         async with anyio.create_task_group() as outputs:
             outputs.start_soon(feed)
-            outputs.start_soon(_drain, process.stdout, run.stdout.extend)
+            outputs.start_soon(_drain, process.stdout, keep_output)
             outputs.start_soon(_drain, process.stderr, keep_tail)
             async with anyio.create_task_group() as watch:
                 watch.start_soon(self._watch_memory, process, run, memory_mb, outputs.cancel_scope)
@@ -296,6 +311,13 @@ class LeanCliBackend(Backend):
                 "the process was killed.",
                 lean_time=lean_time,
                 error_type="memory_limit",
+            )
+        if run.overflowed:
+            return ProofResult.failure(
+                Verdict.ERROR,
+                f"Lean printed more than {self.max_output_bytes:,} bytes of output; the process was killed.",
+                lean_time=lean_time,
+                error_type="output_limit",
             )
         output = parse_lean_json(run.stdout.decode("utf-8", errors="replace"))
         if returncode != 0 and not output.errors:
