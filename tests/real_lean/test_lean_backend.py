@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from lean_mcp.backends.auto import create_backend
 from lean_mcp.backends.lean_cli import LeanCliBackend
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
 from lean_mcp.settings import Settings
@@ -196,3 +197,20 @@ def test_identity_names_the_lean_version_and_project(lean_exe: Path, project: Pa
     assert str(project) in backend.identity
     assert str(lean_exe) in backend.identity
     assert backend.capacity == backend.workers
+
+
+@pytest.mark.timeout(60)
+def test_auto_backend_with_only_lean_available_checks_with_lean(
+    lean_exe: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(lean_exe.parent))  # `lean` on PATH, no `repl` anywhere
+    monkeypatch.setenv("HOME", str(project))
+    monkeypatch.delenv("ELAN_HOME", raising=False)
+
+    async def main() -> tuple[str, ProofResult]:
+        async with create_backend(Settings(project=str(project))) as backend:
+            return backend.name, await backend.check(proofs.PROVED, ProofConfig())
+
+    name, result = anyio.run(main)
+    assert name == "lean"
+    assert result.verdict == Verdict.PROVED
