@@ -105,7 +105,8 @@ def _elan_bin() -> Path:
 
 
 def _executable(path: Path) -> Path | None:
-    return path.resolve() if path.is_file() and os.access(path, os.X_OK) else None
+    # Absolute but not resolved: elan's `lean` and `lake` are symlinks to `elan`, which dispatches on its name.
+    return path.absolute() if path.is_file() and os.access(path, os.X_OK) else None
 
 
 def _which(name: str) -> Path | None:

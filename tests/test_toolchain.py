@@ -64,8 +64,8 @@ def elan_bin(tmp_path: Path) -> Path:
 def test_auto_picks_the_repl_built_in_the_project_under_lake_env(lake_project: Path, elan_bin: Path) -> None:
     name, settings = choose_backend(Settings(project=str(lake_project)))
     assert name == "repl"
-    repl = str((lake_project / ".lake/packages/repl/.lake/build/bin/repl").resolve())
-    assert settings.repl == [str((elan_bin / "lake").resolve()), "env", repl]
+    repl = str(lake_project / ".lake/packages/repl/.lake/build/bin/repl")
+    assert settings.repl == [str(elan_bin / "lake"), "env", repl]
     assert discover(settings).warnings == []
 
 
@@ -97,7 +97,18 @@ def test_auto_falls_back_to_the_lean_backend_when_no_repl_exists(tmp_path: Path,
     project.mkdir()
     name, settings = choose_backend(Settings(project=str(project)))
     assert name == "lean"
-    assert discover(settings).lean == (elan_bin / "lean").resolve()
+    assert discover(settings).lean == elan_bin / "lean"
+
+
+def test_elan_proxies_are_used_by_their_own_name_not_resolved(tmp_path: Path) -> None:
+    # elan installs `lean` and `lake` as symlinks to `elan`, which looks at the name it was run as.
+    bin_dir = tmp_path / "home/.elan/bin"
+    script(bin_dir / "elan", 'case "$0" in *lean) echo "Lean (version 4.16.0, elan)";; *) exit 1;; esac\n')
+    (bin_dir / "lean").symlink_to("elan")
+    (bin_dir / "lake").symlink_to("elan")
+    found = discover(Settings(project=str(tmp_path)))
+    assert (found.lean, found.lake) == (bin_dir / "lean", bin_dir / "lake")
+    assert found.lean_version == "4.16.0"
 
 
 def test_lean_on_path_is_found_before_elan(tmp_path: Path, bare_machine: Path, elan_bin: Path) -> None:
