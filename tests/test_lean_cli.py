@@ -180,3 +180,11 @@ def test_a_lean_that_disappeared_is_backend_unavailable(tmp_path: Path) -> None:
             await backend.check("x", ProofConfig())
 
     anyio.run(main)
+
+
+@pytest.mark.timeout(30)
+def test_death_by_signal_after_an_error_message_is_still_a_crash(tmp_path: Path) -> None:
+    lean = fake_lean(tmp_path, "echo '" + MESSAGE % ("error", "half done", "[anonymous]") + "'\nkill -ABRT $$\n")
+    result = run_check(lean, tmp_path)
+    assert result.verdict == Verdict.ERROR
+    assert "SIGABRT" in (result.error_message or "")

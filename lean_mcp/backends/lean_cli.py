@@ -241,7 +241,7 @@ class LeanCliBackend(Backend):
         try:
             with anyio.move_on_after(config.timeout) as deadline:
                 await self._drive(process, code.encode("utf-8", errors="surrogatepass"), run, memory_mb)
-            if deadline.cancelled_caught:
+            if deadline.cancelled_caught and run.killed_for is None:
                 run.killed_for = Verdict.TIMEOUT
         finally:
             with anyio.CancelScope(shield=True):
@@ -320,7 +320,8 @@ class LeanCliBackend(Backend):
                 error_type="output_limit",
             )
         output = parse_lean_json(run.stdout.decode("utf-8", errors="replace"))
-        if returncode != 0 and not output.errors:
+        died_by_signal = returncode is None or returncode < 0
+        if died_by_signal or (returncode != 0 and not output.errors):
             self._counts["crashes"] += 1
             return ProofResult.failure(
                 Verdict.ERROR,
