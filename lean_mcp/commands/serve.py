@@ -1,0 +1,212 @@
+"""`lean-mcp` / `lean-mcp serve`: the MCP server over stdio (default) or streamable HTTP.
+
+Over stdio nothing but protocol reaches stdout: logs go to stderr, and while serving fd 1 points
+at stderr (the SDK's stdio claim), so a stray print cannot corrupt the stream. Over HTTP, with
+`--api-key` set, every request needs `Authorization: Bearer <key>` (401 otherwise).
+SIGTERM, Ctrl-C and (over stdio) the client closing stdin stop the server; the proof service is
+closed last, so no REPL outlives it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hmac
+import logging
+import os
+import signal
+import stat
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import anyio
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..mcp_server import ServiceSlot, build_server
+from ..settings import Settings
+
+__all__ = ["BearerAuthMiddleware", "run", "serve"]
+
+logger = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve until stopped; 0 on a clean stop."""
+    anyio.run(serve, settings)
+    return 0
+
+
+async def serve(settings: Settings) -> None:
+    """Run the MCP server on `settings.transport`; the proof service starts alongside it.
+
+    The server lists its tools at once; calls wait for the service, or answer with the reason
+    it could not start (e.g. no Lean configured).
+    """
+    slot = ServiceSlot()
+    stop_service = anyio.Event()
+    server = build_server(slot)
+    async with anyio.create_task_group() as services:
+        services.start_soon(slot.provide, settings, stop_service)
+        try:
+            if settings.transport == "stdio":
+                await _serve_stdio(server)
+            else:
+                await _serve_http(server, settings)
+        finally:
+            stop_service.set()
+    logger.info("lean-mcp stopped.")
+
+
+async def _serve_stdio(server: MCPServer[Any]) -> None:
+    with anyio.CancelScope() as serving, _claimed_stdin() as stdin:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, serving.cancel, serving.cancel)
+            logger.info("lean-mcp serving MCP over stdio.")
+            # The SDK's stdio_server claims fd 1 (stdout goes to stderr while serving); stdin is
+            # ours, read without a worker thread so that a signal stops the server at once.
+            async with stdio_server(stdin=cast(Any, stdin)) as (read_stream, write_stream):
+                lowlevel = server._lowlevel_server
+                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+            tg.cancel_scope.cancel()
+
+
+async def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
+    app: ASGIApp = server.streamable_http_app(
+        host=settings.host,
+        max_request_body_size=max(DEFAULT_MAX_REQUEST_BODY_SIZE, 3 * settings.max_proof_bytes),
+    )
+    if settings.api_key:
+        app = BearerAuthMiddleware(app, settings.api_key)
+    elif settings.host not in _LOOPBACK:
+        logger.warning("Serving on %s with no --api-key: anyone who can reach it can use it.", settings.host)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level.lower()
+    )
+    http = _UvicornServer(config)
+
+    def graceful() -> None:
+        http.should_exit = True
+
+    with anyio.CancelScope() as serving:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, graceful, serving.cancel)
+            logger.info("lean-mcp serving MCP on http://%s:%s/mcp", settings.host, settings.port)
+            await http.serve()
+            tg.cancel_scope.cancel()
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: ours stop it, then close the proof service."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _watch_signals(first: Callable[[], None], again: Callable[[], None]) -> None:
+    """On SIGTERM / SIGINT call `first` (a graceful stop); on a second signal call `again`."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        seen = 0
+        async for signum in signals:
+            logger.info("Received %s; stopping.", signal.Signals(signum).name)
+            (first if seen == 0 else again)()
+            seen += 1
+
+
+class BearerAuthMiddleware:
+    """ASGI middleware: HTTP requests need `Authorization: Bearer <token>`, else 401."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._authorized(scope):
+            response = JSONResponse(
+                {
+                    "error": "unauthorized",
+                    "error_description": "Send the server's API key as `Authorization: Bearer <key>`.",
+                },
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="lean-mcp"'},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                return hmac.compare_digest(bytes(value), self._expected)
+        return False
+
+
+class _PipeLines:
+    """The text lines of a pipe, read without a worker thread so that cancellation is immediate."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._eof = False
+
+    def __aiter__(self) -> _PipeLines:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            newline = self._buffer.find(b"\n", self._scanned)
+            if newline >= 0:
+                return self._take(newline + 1)
+            self._scanned = len(self._buffer)
+            if self._eof:
+                if self._buffer:
+                    return self._take(len(self._buffer))
+                raise StopAsyncIteration
+            await anyio.wait_readable(self._fd)
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            self._eof = not chunk
+            self._buffer += chunk
+
+    def _take(self, end: int) -> str:
+        line = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        self._scanned = 0
+        return line.decode("utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def _claimed_stdin() -> Iterator[_PipeLines | None]:
+    """Take the protocol pipe off fd 0 (children see /dev/null) and read it without threads.
+
+    Yields None when stdin is not a pipe or socket; the SDK then reads it its own way.
+    """
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        mode = 0
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        yield None
+        return
+    private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.set_blocking(private, False)
+    try:
+        yield _PipeLines(private)
+    finally:
+        os.set_blocking(private, True)
+        os.dup2(private, 0)
+        os.close(private)

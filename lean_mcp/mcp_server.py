@@ -1,0 +1,315 @@
+"""The MCP server: three tools over the proof service, formatted for an LLM agent.
+
+`verify_proof` checks a proof and waits for Lean's answer, `submit_proof` queues one and returns
+its id at once, `get_proof_result` reads (or long-polls) a queued proof's result. Every result is
+a `ProofResult` in the structured content (with its output schema) and a readable summary in the
+text content: a one-line verdict, Lean's messages as `line:col severity: text`, the goals left
+at each `sorry`. A proof Lean rejects is a normal result; `isError` means the tool itself could
+not serve the call (bad input, unknown id, no Lean configured), with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from . import __version__
+from .errors import LeanMCPError
+from .jobs.service import ProofService, open_service
+from .models import Proof, ProofConfig, ProofResult, Verdict
+from .settings import Settings
+
+__all__ = ["PROGRESS_INTERVAL", "ServiceSlot", "build_server", "describe_proof", "describe_result"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between progress notifications while a call waits for Lean.
+PROGRESS_INTERVAL = 2.0
+#: The longest `get_proof_result` long-poll, in seconds.
+MAX_WAIT_SECONDS = 600.0
+#: How long a cancelled call may spend cancelling its job.
+_CANCEL_GRACE = 10.0
+
+INSTRUCTIONS = """\
+This server checks Lean 4 proofs with a real Lean. Send the complete Lean source (imports,
+then the theorem and its proof). The answer's verdict is one of: proved (Lean accepted it: no
+error, no sorry), sorry (no error but a `sorry` is left: not a proof), rejected (Lean reported
+errors: fix them), timeout / memory_limit / error (Lean could not finish: simplify or retry).
+Use verify_proof to check one proof and wait; submit_proof + get_proof_result for many proofs
+or long checks."""
+
+VERIFY_DESCRIPTION = """\
+Check a Lean 4 proof with Lean and wait for the answer.
+
+`proof` is the full Lean source text, e.g.
+    theorem two_eq : 1 + 1 = 2 := by decide
+(add `import Mathlib` etc. at the top when the proof needs it). The result's `verdict` is:
+- proved: Lean accepted the proof with no error and no `sorry`. Only this is a success.
+- sorry: no errors, but a `sorry` remains; the text lists the goal left at each sorry.
+- rejected: Lean reported errors; each is listed as `line:col error: message`.
+- timeout / memory_limit / error: Lean could not finish checking; simplify or retry.
+A rejected proof is a normal answer, not a tool failure. For many proofs or very long
+checks, use submit_proof and get_proof_result instead."""
+
+SUBMIT_DESCRIPTION = """\
+Queue a Lean 4 proof for checking and return its id at once, without waiting.
+
+Use this to check many proofs in parallel or when a check may take minutes; then call
+get_proof_result(proof_id=..., wait_seconds=60) to wait for each answer. `config` may set
+`timeout` (seconds of Lean time) and `memory_limit_mb`. For a single quick check, use
+verify_proof instead."""
+
+GET_RESULT_DESCRIPTION = f"""\
+Get the result of a proof queued with submit_proof.
+
+With wait_seconds > 0 (at most {MAX_WAIT_SECONDS:.0f}), wait up to that long for the answer
+(long-poll) and return as soon as it is ready; with 0, return the current state at once.
+`status` pending or running means Lean has not answered yet: call again. Once finished,
+`verdict` is proved, sorry, rejected, timeout, memory_limit or error (as for verify_proof)."""
+
+
+class ServiceSlot:
+    """Where the tools find the proof service: ready once it is up, or holding why it never will be.
+
+    The server can answer `initialize` and `tools/list` while the backend is still starting, and
+    keeps answering (with the reason) when no Lean is configured.
+    """
+
+    def __init__(self) -> None:
+        self._ready = anyio.Event()
+        self._service: ProofService | None = None
+        self._error: LeanMCPError | None = None
+
+    def set(self, service: ProofService) -> None:
+        """Make `service` available to the tools."""
+        self._service, self._error = service, None
+        self._ready.set()
+
+    def fail(self, error: LeanMCPError) -> None:
+        """Record why there is no service; every tool call will answer with this error."""
+        self._service, self._error = None, error
+        self._ready.set()
+
+    async def get(self) -> ProofService:
+        """The service, once ready; raises the recorded error when there is none."""
+        await self._ready.wait()
+        if self._service is None:
+            raise self._error or LeanMCPError("The proof service has stopped.")
+        return self._service
+
+    async def provide(self, settings: Settings, stop: anyio.Event) -> None:
+        """Open the service from `settings`, publish it, and close it once `stop` is set.
+
+        A failure to open it (no Lean found, backend cannot start) is recorded, not raised.
+        """
+        try:
+            async with open_service(settings) as service:
+                self.set(service)
+                await stop.wait()
+        except LeanMCPError as exc:
+            logger.warning("No proof service: %s", exc)
+            self.fail(exc)
+        finally:
+            if self._service is not None:
+                self.fail(LeanMCPError("The server is shutting down."))
+
+
+def build_server(slot: ServiceSlot | ProofService) -> MCPServer[Any]:
+    """The MCP server with the three proof tools, backed by `slot` (or a ready service)."""
+    if not isinstance(slot, ServiceSlot):
+        ready = ServiceSlot()
+        ready.set(slot)
+        slot = ready
+    server: MCPServer[Any] = MCPServer(
+        "lean-mcp",
+        title="Lean 4 proof checker",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+    )
+    read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+    server.add_tool(_verify_tool(slot), name="verify_proof", description=VERIFY_DESCRIPTION, annotations=read_only)
+    server.add_tool(_submit_tool(slot), name="submit_proof", description=SUBMIT_DESCRIPTION)
+    server.add_tool(
+        _get_result_tool(slot), name="get_proof_result", description=GET_RESULT_DESCRIPTION, annotations=read_only
+    )
+    return server
+
+
+ProofText = Annotated[str, Field(description="The full Lean 4 source text of the proof (imports first).")]
+Timeout = Annotated[
+    float | None, Field(default=None, gt=0, description="Seconds Lean may spend (default: the server's limit).")
+]
+MemoryLimit = Annotated[
+    int | None, Field(default=None, gt=0, description="Memory cap for Lean, in MB (default: the server's limit).")
+]
+ProofId = Annotated[str, Field(description="The id returned by submit_proof.")]
+WaitSeconds = Annotated[
+    float,
+    Field(default=0, ge=0, le=MAX_WAIT_SECONDS, description="Wait up to this long for the answer (0: do not wait)."),
+]
+ResultOutput = Annotated[CallToolResult, ProofResult]
+ProofOutput = Annotated[CallToolResult, Proof]
+
+
+def _verify_tool(slot: ServiceSlot) -> Any:
+    async def verify_proof(
+        proof: ProofText,
+        ctx: Context,
+        timeout: Timeout = None,  # noqa: ASYNC109 - Lean's time limit for the proof, not this call's
+        memory_limit_mb: MemoryLimit = None,
+    ) -> ResultOutput:
+        options: dict[str, Any] = {"timeout": timeout, "memory_limit_mb": memory_limit_mb}
+        config = ProofConfig(**{k: v for k, v in options.items() if v is not None})
+        async with _tool_errors():
+            service = await slot.get()
+            submitted = await service.submit(proof, config)
+            try:
+                result = await _await_result(service, submitted.id, ctx, wait_seconds=None)
+            except anyio.get_cancelled_exc_class():
+                await _cancel_quietly(service, submitted.id)
+                raise
+        return _result_output(result)
+
+    return verify_proof
+
+
+def _submit_tool(slot: ServiceSlot) -> Any:
+    async def submit_proof(proof: ProofText, config: ProofConfig | None = None) -> ProofOutput:
+        async with _tool_errors():
+            service = await slot.get()
+            submitted = await service.submit(proof, config)
+        return _structured(describe_proof(submitted), submitted)
+
+    return submit_proof
+
+
+def _get_result_tool(slot: ServiceSlot) -> Any:
+    async def get_proof_result(proof_id: ProofId, ctx: Context, wait_seconds: WaitSeconds = 0) -> ResultOutput:
+        async with _tool_errors():
+            service = await slot.get()
+            if wait_seconds <= 0:
+                result = await service.get_result(proof_id)
+            else:
+                result = await _await_result(service, proof_id, ctx, wait_seconds=wait_seconds)
+        return _result_output(result)
+
+    return get_proof_result
+
+
+@asynccontextmanager
+async def _tool_errors() -> AsyncIterator[None]:
+    """Turn a LeanMCPError into a tool error whose text is its message and hint."""
+    try:
+        yield
+    except LeanMCPError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+async def _await_result(
+    service: ProofService, proof_id: str, ctx: Context, *, wait_seconds: float | None
+) -> ProofResult:
+    """Wait for the proof's result (at most `wait_seconds`), reporting progress every few seconds."""
+    started = anyio.current_time()
+    deadline = None if wait_seconds is None else started + wait_seconds
+    while True:
+        step = (
+            PROGRESS_INTERVAL if deadline is None else max(0.0, min(PROGRESS_INTERVAL, deadline - anyio.current_time()))
+        )
+        result = await service.wait(proof_id, timeout=step)
+        now = anyio.current_time()
+        if result.done or (deadline is not None and now >= deadline):
+            return result
+        elapsed = now - started
+        message = f"Proof {proof_id} is {result.status.value}; waited {elapsed:.0f} s so far."
+        await ctx.report_progress(elapsed, wait_seconds, message)
+
+
+async def _cancel_quietly(service: ProofService, proof_id: str) -> None:
+    """Cancel the job of a call the client abandoned (shielded: the caller is being cancelled)."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_GRACE):
+        try:
+            await service.cancel(proof_id)
+            logger.info("Cancelled proof %s: the client cancelled the call.", proof_id)
+        except Exception:
+            logger.exception("Could not cancel proof %s", proof_id)
+
+
+def _result_output(result: ProofResult) -> CallToolResult:
+    return _structured(describe_result(result), result)
+
+
+def _structured(text: str, model: BaseModel) -> CallToolResult:
+    """A tool result whose text is the readable summary and whose structured content is `model`."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=model.model_dump(mode="json", by_alias=True),
+    )
+
+
+_HEADLINES = {
+    Verdict.PROVED: "PROVED: Lean accepted the proof (no errors, no sorry).",
+    Verdict.TIMEOUT: "TIMEOUT: Lean did not finish checking within the time limit. Not proved.",
+    Verdict.MEMORY_LIMIT: "MEMORY LIMIT: Lean exceeded its memory limit. Not proved.",
+    Verdict.ERROR: "ERROR: the proof could not be checked (Lean failed). Not proved.",
+}
+
+
+def describe_result(result: ProofResult) -> str:
+    """A summary a model can read on its own: verdict line, Lean's messages, goals left at sorries."""
+    lines = [_headline(result)]
+    lines.extend(f"{m.pos} {m.severity.value}: {_indent(m.data)}" for m in result.messages)
+    for sorry in result.sorries:
+        where = f" at {sorry.pos}" if sorry.pos else ""
+        lines.append(f"Goal left at the sorry{where}:\n  {_indent(sorry.goal)}")
+    footer = _footer(result)
+    if footer:
+        lines.append(footer)
+    return "\n".join(lines)
+
+
+def describe_proof(proof: Proof) -> str:
+    """The text answer of submit_proof: the id and what to call next."""
+    return (
+        f"SUBMITTED: proof_id {proof.id} ({proof.status.value}). "
+        f'Call get_proof_result(proof_id="{proof.id}", wait_seconds=60) for the answer.'
+    )
+
+
+def _headline(result: ProofResult) -> str:
+    if not result.done or result.verdict is None:
+        return (
+            f"{result.status.value.upper()}: Lean has not answered yet. "
+            f'Call get_proof_result(proof_id="{result.proof_id}", wait_seconds=60) to wait for it.'
+        )
+    if result.verdict == Verdict.REJECTED:
+        count = len(result.result.errors) if result.result else 0
+        return f"REJECTED: Lean reported {_plural(count, 'error')}."
+    if result.verdict == Verdict.SORRY:
+        count = len(result.sorries) or 1
+        return f"SORRY: no errors, but the proof uses sorry ({_plural(count, 'place')}). Not proved."
+    return _HEADLINES[result.verdict]
+
+
+def _footer(result: ProofResult) -> str:
+    parts = [f"proof_id {result.proof_id}"] if result.proof_id else []
+    if result.lean_time is not None:
+        parts.append(f"Lean time {result.lean_time:.2f} s")
+    if result.cached:
+        parts.append("cached")
+    return f"({', '.join(parts)})" if parts else ""
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _indent(text: str) -> str:
+    return text.rstrip("\n").replace("\n", "\n  ")

@@ -1,0 +1,245 @@
+"""`lean-mcp serve` over stdio, end to end: the SDK's real stdio client, the REPL stand-in behind it."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from .mcp_support import processes_of, raw_server, server_env, stdio_session, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+PROVED = "theorem add_zero' (n : Nat) : n + 0 = n := rfl\n"
+SORRY = "theorem needs_work (n : Nat) : 0 + n = n := by\n  sorry\n"
+REJECTED = "theorem wrong : 1 = 2 := by\n-- standin: error The rfl tactic failed.\n  rfl\n"
+SLOW = "theorem slow : True := by\n-- standin: work {seconds}\n  trivial\n"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.timeout(60)
+async def test_the_three_tools_are_listed_with_output_schemas(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path) as session:
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+    assert set(tools) == {"verify_proof", "submit_proof", "get_proof_result"}
+    for name in ("verify_proof", "get_proof_result"):
+        schema = tools[name].output_schema
+        assert schema is not None
+        assert {"verdict", "success", "status", "result", "proof_id"} <= set(schema["properties"])
+    submit_schema = tools["submit_proof"].output_schema
+    assert submit_schema is not None and "id" in submit_schema["properties"]
+    assert tools["verify_proof"].input_schema["required"] == ["proof"]
+    assert tools["get_proof_result"].input_schema["required"] == ["proof_id"]
+    description = tools["verify_proof"].description or ""
+    for verdict in ("proved", "sorry", "rejected", "timeout"):
+        assert verdict in description
+
+
+@pytest.mark.timeout(90)
+async def test_verdicts_come_back_structured_and_readable(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path) as session:
+        proved = await session.call_tool("verify_proof", {"proof": PROVED})
+        sorry = await session.call_tool("verify_proof", {"proof": SORRY})
+        rejected = await session.call_tool("verify_proof", {"proof": REJECTED})
+        timeout = await session.call_tool("verify_proof", {"proof": SLOW.format(seconds=60), "timeout": 1})
+
+    data = structured(proved)
+    assert (data["verdict"], data["success"], data["status"]) == ("proved", True, "finished")
+    assert data["proof_id"]
+    assert text_of(proved).startswith("PROVED: Lean accepted the proof")
+
+    data = structured(sorry)
+    assert (data["verdict"], data["success"]) == ("sorry", False)
+    assert data["result"]["sorries"][0]["goal"].startswith("⊢")
+    text = text_of(sorry)
+    assert text.startswith("SORRY:")
+    assert "warning: declaration uses `sorry`" in text
+    assert "Goal left at the sorry at 2:2:\n  ⊢" in text
+
+    data = structured(rejected)
+    assert (data["verdict"], data["success"]) == ("rejected", False)
+    assert data["result"]["messages"][0]["severity"] == "error"
+    text = text_of(rejected)
+    assert text.splitlines()[0] == "REJECTED: Lean reported 1 error."
+    assert "2:0 error: The rfl tactic failed." in text
+
+    data = structured(timeout)
+    assert (data["verdict"], data["success"], data["status"]) == ("timeout", False, "error")
+    assert text_of(timeout).startswith("TIMEOUT:")
+    assert not any(r.is_error for r in (proved, sorry, rejected, timeout))
+
+
+@pytest.mark.timeout(90)
+async def test_submit_then_poll_then_long_poll(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path) as session:
+        submitted = await session.call_tool("submit_proof", {"proof": SLOW.format(seconds=1)})
+        proof = structured(submitted)
+        assert proof["status"] in ("pending", "running")
+        assert proof["id"] in text_of(submitted)
+
+        blocked = await session.call_tool("submit_proof", {"proof": SLOW.format(seconds=120)})
+        still = await session.call_tool(
+            "get_proof_result", {"proof_id": structured(blocked)["id"], "wait_seconds": 0.5}
+        )
+        assert structured(still)["status"] in ("pending", "running")
+        assert structured(still)["verdict"] is None
+        assert "get_proof_result" in text_of(still)
+
+        answer = await session.call_tool("get_proof_result", {"proof_id": proof["id"], "wait_seconds": 60})
+        data = structured(answer)
+        assert (data["verdict"], data["proof_id"]) == ("proved", proof["id"])
+
+        again = await session.call_tool("get_proof_result", {"proof_id": proof["id"]})
+        assert structured(again)["verdict"] == "proved"
+
+        configured = await session.call_tool(
+            "submit_proof", {"proof": SLOW.format(seconds=60), "config": {"timeout": 1}}
+        )
+        late = await session.call_tool(
+            "get_proof_result", {"proof_id": structured(configured)["id"], "wait_seconds": 60}
+        )
+        assert structured(late)["verdict"] == "timeout"
+
+
+@pytest.mark.timeout(120)
+async def test_twenty_concurrent_verify_calls_all_get_their_own_answer(tmp_path: Path) -> None:
+    # Every proof declares the same name: a leak between proofs would show as "already declared".
+    proofs = [
+        f"theorem shared_name : True := by\n-- standin: error failure number {i}\n  trivial\n"
+        if i % 2
+        else "theorem shared_name : True := trivial\n"
+        for i in range(20)
+    ]
+    results: dict[int, Any] = {}
+    async with stdio_session(tmp_path) as session:
+
+        async def verify(i: int) -> None:
+            results[i] = await session.call_tool("verify_proof", {"proof": proofs[i]})
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(verify, i)
+
+    for i in range(20):
+        data = structured(results[i])
+        if i % 2:
+            assert data["verdict"] == "rejected"
+            assert [m["data"] for m in data["result"]["messages"]] == [f"failure number {i}"]
+        else:
+            assert data["verdict"] == "proved", text_of(results[i])
+    assert len({structured(r)["proof_id"] for r in results.values()}) == 20
+
+
+@pytest.mark.timeout(90)
+async def test_a_cancelled_call_stops_the_lean_work_and_the_next_call_works(tmp_path: Path) -> None:
+    # One worker: if the cancelled proof kept its REPL busy, the next proof could not run.
+    env = server_env(tmp_path, LEAN_MCP_WORKERS="1")
+    async with stdio_session(tmp_path, env) as session:
+        started = anyio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            started.set()
+
+        async with anyio.create_task_group() as tg:
+
+            async def doomed() -> None:
+                arguments = {"proof": SLOW.format(seconds=600)}
+                await session.call_tool("verify_proof", arguments, progress_callback=on_progress)
+
+            tg.start_soon(doomed)
+            await started.wait()
+            tg.cancel_scope.cancel()
+
+        after = await session.call_tool("verify_proof", {"proof": PROVED})
+        assert structured(after)["verdict"] == "proved"
+    log = (tmp_path / "server.log").read_text()
+    assert "the client cancelled the call" in log
+
+
+@pytest.mark.timeout(60)
+async def test_progress_is_reported_while_a_call_waits(tmp_path: Path) -> None:
+    seen: list[tuple[float, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, message))
+
+    async with stdio_session(tmp_path) as session:
+        arguments = {"proof": SLOW.format(seconds=5)}
+        result = await session.call_tool("verify_proof", arguments, progress_callback=on_progress)
+    assert structured(result)["verdict"] == "proved"
+    assert seen, "no progress notification arrived during a 5 s check"
+    assert all(message and "waited" in message for _, message in seen)
+    assert [p for p, _ in seen] == sorted(p for p, _ in seen)
+
+
+@pytest.mark.timeout(90)
+async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    async with stdio_session(tmp_path) as session:
+        empty = await session.call_tool("verify_proof", {"proof": "   \n"})
+        huge = await session.call_tool("verify_proof", {"proof": "-- x\n" * (2 * 1024 * 1024)})
+        unknown = await session.call_tool("get_proof_result", {"proof_id": "no-such-proof"})
+        missing = await session.call_tool("verify_proof", {})
+        fine = await session.call_tool("verify_proof", {"proof": PROVED})
+
+    assert empty.is_error and "The proof is empty." in text_of(empty)
+    assert huge.is_error and "10,485,760 bytes" in text_of(huge) and "--max-proof-bytes" in text_of(huge)
+    assert unknown.is_error and "no-such-proof" in text_of(unknown)
+    assert missing.is_error and "proof" in text_of(missing)
+    assert structured(fine)["verdict"] == "proved"
+
+
+@pytest.mark.timeout(60)
+async def test_without_lean_the_server_lists_its_tools_and_explains_how_to_configure_lean(tmp_path: Path) -> None:
+    env = server_env(tmp_path, repl=False, PATH="/usr/bin:/bin")
+    async with stdio_session(tmp_path, env) as session:
+        tools = (await session.list_tools()).tools
+        verify = await session.call_tool("verify_proof", {"proof": PROVED})
+        submit = await session.call_tool("submit_proof", {"proof": PROVED})
+    assert len(tools) == 3
+    for result in (verify, submit):
+        assert result.is_error
+        assert "No Lean found" in text_of(result)
+        assert "LEAN_MCP_REPL" in text_of(result)
+
+
+@pytest.mark.timeout(60)
+async def test_stdout_carries_only_protocol_and_stdin_eof_stops_the_server_with_no_repl_left(
+    tmp_path: Path,
+) -> None:
+    async with raw_server(tmp_path) as server:
+        await server.initialize()
+        noisy = "theorem noisy : True := by\n-- standin: stderr 5000\n-- standin: info hello\n  trivial\n"
+        result = await server.call("verify_proof", {"proof": noisy})
+        assert result["structuredContent"]["verdict"] == "proved"
+        await server.call("verify_proof", {"proof": ""})
+        assert processes_of(tmp_path) - {server.process.pid}, "the pool should have a live REPL"
+        assert server.process.stdin is not None
+        await server.process.stdin.aclose()
+        lines = await server.rest_of_stdout()
+        assert await server.process.wait() == 0
+    for line in lines:
+        assert json.loads(line)["jsonrpc"] == "2.0", line
+    assert not processes_of(tmp_path)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_stops_the_server_mid_proof_with_no_repl_left(tmp_path: Path, signum: int) -> None:
+    async with raw_server(tmp_path) as server:
+        await server.initialize()
+        await server.call("verify_proof", {"proof": PROVED})
+        await server.send("tools/call", {"name": "verify_proof", "arguments": {"proof": SLOW.format(seconds=600)}})
+        assert processes_of(tmp_path) - {server.process.pid}
+        server.process.send_signal(signum)
+        with anyio.fail_after(30):
+            assert await server.process.wait() == 0
+    assert not processes_of(tmp_path)
+    assert "stopping" in (tmp_path / "server.log").read_text()
