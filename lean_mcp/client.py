@@ -1,0 +1,651 @@
+"""`LeanClient` and `AsyncLeanClient`: Python clients for a lean-runner compatible HTTP runner.
+
+They speak lean-runner's API (`/prove/check`, `/prove/submit`, `/prove/result/{id}`) with the
+form fields its own client sends, so they work against `lean-mcp runner` and against lean-runner.
+
+    with LeanClient("http://localhost:8000") as client:
+        result = client.verify("theorem t : 2 + 2 = 4 := rfl")
+        print(result.verdict, result.success)
+
+Differences from lean-runner's client, all on purpose:
+
+- A proof is text, a path (`pathlib.Path`, `os.PathLike`, `anyio.Path`) or a *short* string ending
+  in `.lean` with no newline naming a file; any other string is Lean text (so a long proof never
+  raises `OSError: File name too long`).
+- `verify_all` yields every input's result as it completes, each an `IndexedProofResult` whose
+  `index` is the input's position; an input that could not be checked yields an error result
+  (verdict `error`) instead of vanishing.
+- The HTTP read timeout of a check is the Lean timeout plus `headroom` seconds (queue wait and
+  transfer), so the runner always answers before the client gives up.
+- Errors are lean-mcp exceptions: RunnerUnreachableError (no connection), AuthenticationError
+  (401), JobNotFoundError (404 on a result), ProofTooLargeError (413), InvalidProofError (400/422),
+  RateLimitedError (429 after retries), RemoteError (anything else).
+
+Retries (`retries=`, exponential backoff honouring `Retry-After`): every request is retried when
+no connection could be made. Result and health reads (GET) are also retried on 429/502/503/504
+and dropped connections. A check is retried on 429/502/503/504 (nothing ran, or checking again
+gives the same answer). A submit is retried only on 429/503 (the job was not created), never after
+a dropped connection, which could create the job twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TextIO
+
+import anyio
+import anyio.to_thread
+import httpx
+
+from .errors import (
+    AuthenticationError,
+    InvalidProofError,
+    JobNotFoundError,
+    LeanMCPError,
+    ProofTooLargeError,
+    RateLimitedError,
+    RemoteError,
+    RunnerUnreachableError,
+)
+from .models import Proof, ProofConfig, ProofResult, Verdict
+
+__all__ = ["AsyncLeanClient", "IndexedProofResult", "LeanClient", "ProofInput", "read_proof"]
+
+#: What a proof may be given as: Lean text, or a path to a `.lean` file.
+ProofInput = str | os.PathLike[str]
+ConfigInput = ProofConfig | Mapping[str, Any] | None
+
+DEFAULT_URL = "http://localhost:8000"
+#: Longest string that may be read as a file path (a longer one is always Lean text).
+MAX_PATH_CHARS = 1024
+#: Read timeout of the short requests (submit, result, health), in seconds.
+SHORT_READ_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+#: Seconds a `wait` poll asks the runner to hold the answer (`?wait=`), and the polling pace
+#: against runners that answer at once.
+LONG_POLL_SECONDS = 30.0
+POLL_INTERVAL_MIN = 0.05
+POLL_INTERVAL_MAX = 1.0
+
+_GET_RETRY = frozenset({429, 502, 503, 504})
+_CHECK_RETRY = frozenset({429, 502, 503, 504})
+_SUBMIT_RETRY = frozenset({429, 503})
+
+
+class IndexedProofResult(ProofResult):
+    """A `verify_all` result: a ProofResult plus `index`, the position of its input."""
+
+    index: int
+
+
+def read_proof(proof: ProofInput) -> str:
+    """The Lean text of `proof`: the file's content for a path, else the string itself.
+
+    A string is read as a path only when it ends in `.lean`, has no newline and is at most
+    MAX_PATH_CHARS long. Raises InvalidProofError for a missing or unreadable file.
+    """
+    if isinstance(proof, str) and not _names_a_file(proof):
+        return proof
+    if not isinstance(proof, str | os.PathLike):
+        raise InvalidProofError(f"A proof must be Lean text or a path to a .lean file, not {type(proof).__name__}.")
+    path = Path(os.fspath(proof))
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidProofError(f"No such proof file: {path}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidProofError(f"Cannot read the proof file {path}: {exc}.") from None
+
+
+def _names_a_file(text: str) -> bool:
+    return len(text) <= MAX_PATH_CHARS and text.endswith(".lean") and "\n" not in text
+
+
+async def _read_proof_async(proof: ProofInput) -> str:
+    if isinstance(proof, str) and not _names_a_file(proof):
+        return proof
+    return await anyio.to_thread.run_sync(read_proof, proof)
+
+
+def _config_of(config: ConfigInput) -> ProofConfig:
+    if config is None:
+        return ProofConfig()
+    if isinstance(config, ProofConfig):
+        return config
+    return ProofConfig.model_validate(dict(config))
+
+
+def _config_json(config: ConfigInput) -> str:
+    """The `config` form field: only what the caller set, so the runner's defaults apply to the rest."""
+    if config is None:
+        return "{}"
+    if isinstance(config, ProofConfig):
+        return config.model_dump_json(exclude_unset=True)
+    return json.dumps(dict(config))
+
+
+def _proof_id(proof: Proof | str) -> str:
+    return proof.id if isinstance(proof, Proof) else str(proof)
+
+
+def _failure_result(error: Exception, index: int) -> IndexedProofResult:
+    message = str(error) or type(error).__name__
+    failed = ProofResult.failure(Verdict.ERROR, message, error_type=type(error).__name__)
+    return IndexedProofResult(**dict(failed), index=index)
+
+
+def _indexed(result: ProofResult, index: int) -> IndexedProofResult:
+    return IndexedProofResult(**dict(result), index=index)
+
+
+# --------------------------------------------------------------------------- one HTTP exchange
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One request and its retry policy."""
+
+    method: str
+    path: str
+    data: dict[str, str] | None = None
+    json: Any = None
+    params: dict[str, str] | None = None
+    read_timeout: float = SHORT_READ_TIMEOUT
+    retry_statuses: frozenset[int] = frozenset()
+    #: True when resending after a dropped connection cannot do harm (reads, checks).
+    idempotent: bool = False
+
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read_timeout, connect=CONNECT_TIMEOUT, pool=None)
+
+    def may_retry_transport(self, error: httpx.TransportError) -> bool:
+        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+            return True  # nothing reached the runner
+        return self.idempotent and not isinstance(error, httpx.ReadTimeout)
+
+
+def _backoff(attempt: int, response: httpx.Response | None = None) -> float:
+    """Seconds to wait before retry `attempt` (0-based): Retry-After when given, else 0.25·2ⁿ (≤ 8)."""
+    if response is not None:
+        after = response.headers.get("retry-after", "")
+        try:
+            return min(max(float(after), 0.0), 30.0)
+        except ValueError:
+            pass
+    return min(0.25 * 2.0**attempt, 8.0)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    if isinstance(data, dict) and "detail" in data:
+        detail = data["detail"]
+        return detail if isinstance(detail, str) else json.dumps(detail)
+    return json.dumps(data)[:500]
+
+
+def _raise_for_status(response: httpx.Response, call: _Call, base_url: str) -> None:
+    """Turn an HTTP error answer into the matching lean-mcp exception."""
+    code = response.status_code
+    if code < 400:
+        return
+    detail = _detail(response)
+    if code == 401:
+        raise AuthenticationError(f"The runner at {base_url} refused the request: {detail}", status_code=code)
+    if code == 404 and call.path.startswith("/prove/result/"):
+        raise JobNotFoundError(f"The runner at {base_url} has no job {call.path.rsplit('/', 1)[-1]!r}: {detail}")
+    if code == 413:
+        raise ProofTooLargeError(detail)
+    if code in (400, 422):
+        raise InvalidProofError(detail)
+    if code == 429:
+        raise RateLimitedError(f"The runner at {base_url} is at its queue limit: {detail}", status_code=code)
+    raise RemoteError(f"The runner at {base_url} answered {code} to {call.path}: {detail}", status_code=code)
+
+
+def _transport_error(error: httpx.TransportError, call: _Call, base_url: str) -> RemoteError:
+    if isinstance(error, httpx.ReadTimeout):
+        return RemoteError(
+            f"The runner at {base_url} did not answer {call.path} within {call.read_timeout:g} s.",
+            hint="Raise the client's timeout= or headroom=, or check the runner's load.",
+        )
+    return RunnerUnreachableError(f"Cannot reach the runner at {base_url} ({type(error).__name__}: {error}).")
+
+
+def _json_of(response: httpx.Response, base_url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise RemoteError(f"The runner at {base_url} answered with something that is not JSON.") from None
+
+
+def _result_of(data: Any) -> ProofResult:
+    """A ProofResult from the runner's JSON; the verdict is derived when the runner gives none."""
+    result = ProofResult.model_validate(data)
+    if result.verdict is None and result.done:
+        result = _with_verdict(result)
+    return result
+
+
+def _with_verdict(result: ProofResult) -> ProofResult:
+    if result.status == "finished" and result.result is not None:
+        fresh = ProofResult.from_output(result.result, lean_time=result.lean_time)
+        return result.model_copy(update={"verdict": fresh.verdict})
+    kind = result.result.status if result.result else None
+    verdict = {"timeout": Verdict.TIMEOUT, "memory_limit_exceeded": Verdict.MEMORY_LIMIT}.get(str(kind), Verdict.ERROR)
+    return result.model_copy(update={"verdict": verdict})
+
+
+class _Protocol:
+    """What both clients share: the calls they make and how answers are read (no I/O here)."""
+
+    def __init__(self, base_url: str, timeout: float, api_key: str | None, retries: int, headroom: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.headroom = headroom
+        self.headers = {"Accept": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+
+    def check_call(self, code: str, config: ConfigInput) -> _Call:
+        lean_timeout = _config_of(config).timeout
+        return _Call(
+            "POST",
+            "/prove/check",
+            data={"proof": code, "config": _config_json(config)},
+            read_timeout=max(self.timeout, lean_timeout) + self.headroom,
+            retry_statuses=_CHECK_RETRY,
+            idempotent=True,
+        )
+
+    @staticmethod
+    def submit_call(code: str, config: ConfigInput) -> _Call:
+        _config_of(config)  # refuse a bad config before sending anything
+        data = {"proof": code, "config": _config_json(config)}
+        return _Call("POST", "/prove/submit", data=data, retry_statuses=_SUBMIT_RETRY)
+
+    @staticmethod
+    def result_call(proof: Proof | str, wait: float = 0.0) -> _Call:
+        params = {"wait": f"{wait:g}"} if wait > 0 else None
+        return _Call(
+            "GET",
+            f"/prove/result/{_proof_id(proof)}",
+            params=params,
+            read_timeout=SHORT_READ_TIMEOUT + wait,
+            retry_statuses=_GET_RETRY,
+            idempotent=True,
+        )
+
+    @staticmethod
+    def cancel_call(proof: Proof | str) -> _Call:
+        return _Call("POST", f"/prove/cancel/{_proof_id(proof)}", idempotent=True)
+
+    @staticmethod
+    def health_call() -> _Call:
+        return _Call("GET", "/health", retry_statuses=_GET_RETRY, idempotent=True)
+
+    @staticmethod
+    def proof_of(data: Any) -> Proof:
+        if not isinstance(data, dict) or not (data.get("id") or data.get("proof_id")):
+            raise RemoteError(f"The runner's submit answer has no job id: {data!r}")
+        return Proof(id=str(data.get("id") or data["proof_id"]), status=data.get("status") or "pending")
+
+    @staticmethod
+    def wait_step(result: ProofResult, deadline: float | None, pause: float) -> tuple[bool, float, float]:
+        """After one poll: (stop now, seconds to ask the runner to hold, seconds to sleep first)."""
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if result.done or (remaining is not None and remaining <= 0):
+            return True, 0.0, 0.0
+        hold = LONG_POLL_SECONDS if remaining is None else min(LONG_POLL_SECONDS, remaining)
+        return False, hold, min(pause, hold)
+
+
+class _Progress:
+    """A one-line progress bar on stderr (no dependencies): `verify_all  12/100 [##    ] 3.4/s`."""
+
+    WIDTH = 24
+
+    def __init__(self, total: int | None, enabled: bool, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.done = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self.last_draw = 0.0
+        self.tty = self.enabled and self.stream.isatty()
+        self.lock = threading.Lock()
+
+    def advance(self, result: ProofResult) -> None:
+        with self.lock:
+            self.done += 1
+            self.failed += result.verdict is not None and not result.verdict.lean_finished
+            now = time.monotonic()
+            if now - self.last_draw >= (0.1 if self.tty else 2.0):
+                self.last_draw = now
+                self._draw(final=False)
+
+    def close(self) -> None:
+        with self.lock:
+            self._draw(final=True)
+
+    def _draw(self, final: bool) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        if self.total:
+            filled = min(self.WIDTH, self.WIDTH * self.done // self.total)
+            count = f"{self.done}/{self.total} [{'#' * filled}{' ' * (self.WIDTH - filled)}]"
+        else:
+            count = f"{self.done}"
+        failed = f" {self.failed} failed" if self.failed else ""
+        line = f"verify_all {count} {self.done / elapsed:.1f}/s{failed}"
+        end = "\n" if final or not self.tty else ""
+        self.stream.write(("\r" if self.tty else "") + line + end)
+        self.stream.flush()
+
+
+def _total_of(proofs: object, total: int | None) -> int | None:
+    if total is not None:
+        return total
+    try:
+        return len(proofs)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+# --------------------------------------------------------------------------- the sync client
+
+
+class LeanClient:
+    """A synchronous client for a lean-runner compatible runner (thread-safe).
+
+    `timeout` is the longest one proof check is expected to take (seconds); a check's HTTP read
+    timeout is `max(timeout, config.timeout) + headroom`. `api_key` is sent as a bearer token.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        timeout: float = 300.0,
+        *,
+        api_key: str | None = None,
+        retries: int = 3,
+        headroom: float = 120.0,
+    ) -> None:
+        self._protocol = _Protocol(base_url, timeout, api_key, retries, headroom)
+        self.base_url = self._protocol.base_url
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        self._http = httpx.Client(base_url=self.base_url, headers=self._protocol.headers, limits=limits)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def request(self, call: _Call) -> Any:
+        """Send one call with retries; its JSON answer, or the matching lean-mcp exception."""
+        for attempt in range(self._protocol.retries + 1):
+            last = attempt == self._protocol.retries
+            try:
+                response = self._http.request(
+                    call.method, call.path, data=call.data, json=call.json, params=call.params, timeout=call.timeout()
+                )
+            except httpx.TransportError as exc:
+                if last or not call.may_retry_transport(exc):
+                    raise _transport_error(exc, call, self.base_url) from exc
+                time.sleep(_backoff(attempt))
+                continue
+            if response.status_code in call.retry_statuses and not last:
+                time.sleep(_backoff(attempt, response))
+                continue
+            _raise_for_status(response, call, self.base_url)
+            return _json_of(response, self.base_url)
+        raise AssertionError("unreachable")
+
+    def health(self) -> dict[str, Any]:
+        """The runner's `/health` answer."""
+        data: dict[str, Any] = self.request(self._protocol.health_call())
+        return data
+
+    def verify(self, proof: ProofInput, config: ConfigInput = None) -> ProofResult:
+        """Check `proof` and wait for its final result."""
+        return _result_of(self.request(self._protocol.check_call(read_proof(proof), config)))
+
+    def submit(self, proof: ProofInput, config: ConfigInput = None) -> Proof:
+        """Queue `proof` for checking; returns at once with the job's `Proof` handle (`.id`)."""
+        return self._protocol.proof_of(self.request(self._protocol.submit_call(read_proof(proof), config)))
+
+    def get_result(self, proof: Proof | str) -> ProofResult:
+        """The job's current result (status pending, running, finished or error); no waiting."""
+        return _result_of(self.request(self._protocol.result_call(proof)))
+
+    def wait(self, proof: Proof | str, timeout: float | None = None) -> ProofResult:
+        """Poll until the job is done or `timeout` seconds pass; the result as of then."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause, hold = POLL_INTERVAL_MIN, 0.0
+        while True:
+            started = time.monotonic()
+            result = _result_of(self.request(self._protocol.result_call(proof, hold)))
+            stop, hold, sleep = self._protocol.wait_step(result, deadline, pause)
+            if stop:
+                return result
+            if time.monotonic() - started < sleep:  # the runner did not hold the answer: pace the polls
+                time.sleep(sleep)
+                pause = min(pause * 2, POLL_INTERVAL_MAX)
+
+    def cancel(self, proof: Proof | str) -> ProofResult:
+        """Cancel a queued or running job (lean-mcp runners only)."""
+        return _result_of(self.request(self._protocol.cancel_call(proof)))
+
+    def verify_all(
+        self,
+        proofs: Iterable[ProofInput],
+        config: ConfigInput = None,
+        total: int | None = None,
+        max_workers: int = 128,
+        progress_bar: bool = True,
+    ) -> Iterator[IndexedProofResult]:
+        """Check many proofs concurrently; yield each result as it completes, tagged with its `index`.
+
+        At most `max_workers` checks are in flight; `proofs` is read lazily. An input that could
+        not be checked (unreadable file, runner error) yields a result with verdict `error`.
+        """
+        progress = _Progress(_total_of(proofs, total), progress_bar)
+        source = enumerate(proofs)
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_workers))
+        pending: set[concurrent.futures.Future[IndexedProofResult]] = set()
+        try:
+            while True:
+                for index, proof in source:
+                    pending.add(executor.submit(self._verify_indexed, index, proof, config))
+                    if len(pending) >= max_workers:
+                        break
+                if not pending:
+                    break
+                done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    progress.advance(result)
+                    yield result
+        finally:
+            for future in pending:
+                future.cancel()
+            executor.shutdown(wait=False, cancel_futures=True)
+            progress.close()
+
+    def _verify_indexed(self, index: int, proof: ProofInput, config: ConfigInput) -> IndexedProofResult:
+        try:
+            return _indexed(self.verify(proof, config), index)
+        except (LeanMCPError, ValueError) as exc:
+            return _failure_result(exc, index)
+
+
+# --------------------------------------------------------------------------- the async client
+
+
+class AsyncLeanClient:
+    """The asynchronous client: `LeanClient`'s methods as coroutines (`verify_all` is an async iterator)."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        timeout: float = 300.0,
+        *,
+        api_key: str | None = None,
+        retries: int = 3,
+        headroom: float = 120.0,
+    ) -> None:
+        self._protocol = _Protocol(base_url, timeout, api_key, retries, headroom)
+        self.base_url = self._protocol.base_url
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._protocol.headers, limits=limits)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    close = aclose
+
+    async def request(self, call: _Call) -> Any:
+        """Send one call with retries; its JSON answer, or the matching lean-mcp exception."""
+        for attempt in range(self._protocol.retries + 1):
+            last = attempt == self._protocol.retries
+            try:
+                response = await self._http.request(
+                    call.method, call.path, data=call.data, json=call.json, params=call.params, timeout=call.timeout()
+                )
+            except httpx.TransportError as exc:
+                if last or not call.may_retry_transport(exc):
+                    raise _transport_error(exc, call, self.base_url) from exc
+                await anyio.sleep(_backoff(attempt))
+                continue
+            if response.status_code in call.retry_statuses and not last:
+                await anyio.sleep(_backoff(attempt, response))
+                continue
+            _raise_for_status(response, call, self.base_url)
+            return _json_of(response, self.base_url)
+        raise AssertionError("unreachable")
+
+    async def health(self) -> dict[str, Any]:
+        """The runner's `/health` answer."""
+        data: dict[str, Any] = await self.request(self._protocol.health_call())
+        return data
+
+    async def verify(self, proof: ProofInput, config: ConfigInput = None) -> ProofResult:
+        """Check `proof` and wait for its final result."""
+        code = await _read_proof_async(proof)
+        return _result_of(await self.request(self._protocol.check_call(code, config)))
+
+    async def submit(self, proof: ProofInput, config: ConfigInput = None) -> Proof:
+        """Queue `proof` for checking; returns at once with the job's `Proof` handle (`.id`)."""
+        code = await _read_proof_async(proof)
+        return self._protocol.proof_of(await self.request(self._protocol.submit_call(code, config)))
+
+    async def get_result(self, proof: Proof | str) -> ProofResult:
+        """The job's current result (status pending, running, finished or error); no waiting."""
+        return _result_of(await self.request(self._protocol.result_call(proof)))
+
+    async def wait(self, proof: Proof | str, timeout: float | None = None) -> ProofResult:  # noqa: ASYNC109
+        """Poll until the job is done or `timeout` seconds pass; the result as of then."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause, hold = POLL_INTERVAL_MIN, 0.0
+        while True:
+            started = time.monotonic()
+            result = _result_of(await self.request(self._protocol.result_call(proof, hold)))
+            stop, hold, sleep = self._protocol.wait_step(result, deadline, pause)
+            if stop:
+                return result
+            if time.monotonic() - started < sleep:
+                await anyio.sleep(sleep)
+                pause = min(pause * 2, POLL_INTERVAL_MAX)
+
+    async def cancel(self, proof: Proof | str) -> ProofResult:
+        """Cancel a queued or running job (lean-mcp runners only)."""
+        return _result_of(await self.request(self._protocol.cancel_call(proof)))
+
+    async def verify_all(
+        self,
+        proofs: Iterable[ProofInput] | AsyncIterable[ProofInput],
+        config: ConfigInput = None,
+        total: int | None = None,
+        max_workers: int = 128,
+        progress_bar: bool = True,
+    ) -> AsyncIterator[IndexedProofResult]:
+        """Check many proofs concurrently; yield each result as it completes, tagged with its `index`.
+
+        `proofs` may be a sync or an async iterable, read lazily; at most `max_workers` checks are
+        in flight. An input that could not be checked yields a result with verdict `error`.
+        Leaving the loop early cancels the checks still in flight. Runs on asyncio (its checks
+        are asyncio tasks, so an abandoned iterator can be closed from any task).
+        """
+        progress = _Progress(_total_of(proofs, total), progress_bar)
+        source = _aiter_of(proofs)
+        pending: set[asyncio.Task[IndexedProofResult]] = set()
+        index, exhausted = 0, False
+        try:
+            while True:
+                while not exhausted and len(pending) < max(1, max_workers):
+                    try:
+                        proof = await anext(source)
+                    except StopAsyncIteration:
+                        exhausted = True
+                    else:
+                        pending.add(asyncio.ensure_future(self._verify_indexed(index, proof, config)))
+                        index += 1
+                if not pending:
+                    return
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    result = task.result()
+                    progress.advance(result)
+                    yield result
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            progress.close()
+
+    async def _verify_indexed(self, index: int, proof: ProofInput, config: ConfigInput) -> IndexedProofResult:
+        try:
+            return _indexed(await self.verify(proof, config), index)
+        except (LeanMCPError, ValueError) as exc:
+            return _failure_result(exc, index)
+
+
+async def _aiter_of(proofs: Iterable[ProofInput] | AsyncIterable[ProofInput]) -> AsyncIterator[ProofInput]:
+    if isinstance(proofs, AsyncIterable):
+        async for proof in proofs:
+            yield proof
+    else:
+        for proof in proofs:
+            yield proof
