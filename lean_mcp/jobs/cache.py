@@ -1,0 +1,72 @@
+"""The result cache: an identical proof, under an identical configuration and Lean, gets Lean's earlier answer.
+
+The key is the sha256 of the proof text, the configuration fields that can change Lean's answer
+(`ProofConfig.answer_key()`), and the backend's identity (toolchain, project, command). Only Lean's
+own answers are cached (proved, sorry, rejected): a timeout, a memory kill or a crash may not happen
+again, so those are always re-run. The store is the cache (every finished job keeps its key); a small
+in-memory LRU in front of it answers hot keys without touching SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+
+from ..models import ProofConfig, ProofResult
+from .store import JobStore
+
+__all__ = ["ResultCache", "cache_key", "cacheable"]
+
+
+def cache_key(code: str, config: ProofConfig, backend_identity: str) -> str:
+    """The sha256 (hex) that identifies Lean's answer to `code` under `config` on this backend."""
+    payload = json.dumps([code, config.answer_key(), backend_identity], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def cacheable(result: ProofResult) -> bool:
+    """True for Lean's own answers (proved, sorry, rejected), never for failures."""
+    return result.verdict is not None and result.verdict.lean_finished and not result.cached
+
+
+class ResultCache:
+    """Looks results up by key: the in-memory LRU first, then the job store."""
+
+    def __init__(self, store: JobStore, *, enabled: bool = True, memory_entries: int = 4096) -> None:
+        self.store = store
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+        self._memory: OrderedDict[str, str] = OrderedDict()
+        self._memory_entries = memory_entries
+
+    async def lookup(self, key: str) -> ProofResult | None:
+        """Lean's earlier answer for `key` (marked `cached`), or None."""
+        text = self._memory.get(key)
+        if text is None:
+            text = await self.store.cached_result(key)
+            if text is None:
+                self.misses += 1
+                return None
+            self._remember_text(key, text)
+        else:
+            self._memory.move_to_end(key)
+        self.hits += 1
+        result = ProofResult.model_validate_json(text)
+        return result.model_copy(update={"cached": True, "proof_id": None})
+
+    def remember(self, key: str, result: ProofResult) -> None:
+        """Note a fresh Lean answer (failures are ignored)."""
+        if cacheable(result):
+            self._remember_text(key, result.model_dump_json())
+
+    def _remember_text(self, key: str, text: str) -> None:
+        self._memory[key] = text
+        self._memory.move_to_end(key)
+        while len(self._memory) > self._memory_entries:
+            self._memory.popitem(last=False)
+
+    def forget_all(self) -> None:
+        """Drop the in-memory entries (after pruning, so pruned answers are not served)."""
+        self._memory.clear()

@@ -1,0 +1,436 @@
+"""The proof service: durable jobs, a FIFO queue, `backend.capacity` workers, the result cache.
+
+    async with open_service(settings) as service:
+        proof = await service.submit("theorem t : 1 + 1 = 2 := rfl")
+        result = await service.wait(proof.id)
+
+A submit returns once its job is committed to the SQLite store. Workers take jobs in order and
+write `running` when they start one; the final result is written before any waiter wakes. A
+process that dies (even kill -9) leaves its open jobs in the file; the next service on that file
+adopts them and runs them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..backends.base import Backend
+from ..errors import BusyError, JobNotFoundError, LeanMCPError, QueueFullError
+from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict, validate_proof_text
+from ..settings import Settings
+from .cache import ResultCache, cache_key
+from .store import JobRow, JobStore, OwnerLock, uuid7
+
+__all__ = ["CANCELLED_MESSAGE", "ProofService", "open_service"]
+
+logger = logging.getLogger(__name__)
+
+CANCELLED_MESSAGE = "The proof job was cancelled before Lean finished checking it."
+#: A job whose checking process died this many times is failed instead of run again.
+MAX_ATTEMPTS = 5
+#: How many times a job is put back in the queue when the backend says it is busy.
+BUSY_RETRIES = 3
+
+
+@dataclasses.dataclass(eq=False)
+class _Job:
+    """A job this service is responsible for until it has its final result."""
+
+    id: str
+    code: str
+    config: ProofConfig
+    cache_key: str
+    attempts: int = 0
+    status: JobStatus = JobStatus.PENDING
+    result: ProofResult | None = None
+    done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    scope: anyio.CancelScope | None = None
+    cancel_requested: bool = False
+    busy_retries: int = 0
+
+    def current(self) -> ProofResult:
+        return self.result or ProofResult.pending(self.id, self.status)
+
+
+def _row_result(row: JobRow) -> ProofResult:
+    if row.result:
+        return ProofResult.model_validate_json(row.result)
+    return ProofResult.pending(row.id, JobStatus(row.status))
+
+
+def _cancelled() -> ProofResult:
+    return ProofResult.failure(Verdict.ERROR, CANCELLED_MESSAGE, error_type="cancelled")
+
+
+class ProofService:
+    """Submit, wait for, look up and cancel proof jobs. Use as `async with service:`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: JobStore,
+        *,
+        default_timeout: float = 300.0,
+        max_queue: int = 100_000,
+        max_proof_bytes: int = 4 * 1024 * 1024,
+        cache: bool = True,
+        retention_days: float = 30.0,
+        retention_jobs: int = 100_000,
+        prune_interval: float = 600.0,
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.cache = ResultCache(store, enabled=cache)
+        self.default_timeout = default_timeout
+        self.max_queue = max_queue
+        self.max_proof_bytes = max_proof_bytes
+        self.retention_days = retention_days
+        self.retention_jobs = retention_jobs
+        self.prune_interval = prune_interval
+        self._owner = OwnerLock(store.path, in_memory=store.in_memory)
+        self._active: dict[str, _Job] = {}
+        self._queued = 0
+        self._running = 0
+        self._counts = {"submitted": 0, "checked": 0, "cache_hits": 0, "cancelled": 0, "pruned": 0}
+        self._finished_since_prune = 0
+        self._prune_soon = anyio.Event()
+        self._send: MemoryObjectSendStream[_Job] | None = None
+        self._receive: MemoryObjectReceiveStream[_Job] | None = None
+        self._task_group: TaskGroup | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, backend: Backend) -> ProofService:
+        """A service over `backend` with the store at `settings.db` and the settings' limits."""
+        return cls(
+            backend,
+            JobStore(settings.db),
+            default_timeout=settings.timeout,
+            max_queue=settings.max_queue,
+            max_proof_bytes=settings.max_proof_bytes,
+            cache=settings.cache,
+            retention_days=settings.retention_days,
+            retention_jobs=settings.retention_jobs,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open the store, adopt jobs left open by dead processes, prune, start the workers."""
+        if self._task_group is not None:
+            return
+        await self.backend.start()
+        await self.store.open()
+        self._owner.acquire()
+        await self.prune()
+        self._send, self._receive = anyio.create_memory_object_stream[_Job](math.inf)
+        await self._recover()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        for _ in range(max(1, self.backend.capacity)):
+            self._task_group.start_soon(self._worker)
+        self._task_group.start_soon(self._prune_loop)
+
+    async def aclose(self) -> None:
+        """Stop the workers (unfinished jobs stay open in the store for the next start), close the store."""
+        task_group, self._task_group = self._task_group, None
+        if task_group is not None:
+            task_group.cancel_scope.cancel()
+            await task_group.__aexit__(None, None, None)
+        for job in list(self._active.values()):
+            job.done.set()  # wake waiters: they get the job's current (unfinished) state
+        self._active.clear()
+        for stream in (self._send, self._receive):
+            if stream is not None:
+                stream.close()
+        self._owner.release()
+        await self.store.aclose()
+
+    async def _recover(self) -> None:
+        rows = await self.store.adopt_open_jobs(self._owner.owner, self._owner.alive)
+        if rows:
+            logger.info("Re-running %d job(s) left unfinished by a stopped process.", len(rows))
+        for row in rows:
+            job = _Job(row.id, row.code, ProofConfig.model_validate_json(row.config), row.cache_key or "", row.attempts)
+            if row.attempts < MAX_ATTEMPTS:
+                self._enqueue(job)
+                continue
+            message = f"Gave up after {row.attempts} attempts: the checking process died each time."
+            await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="gave_up"))
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def effective_config(self, config: ProofConfig | None) -> ProofConfig:
+        """`config` with the service's default timeout when the request gave none."""
+        config = config or ProofConfig()
+        if "timeout" not in config.model_fields_set:
+            config = config.model_copy(update={"timeout": self.default_timeout})
+        return config
+
+    async def submit(self, code: str, config: ProofConfig | None = None) -> Proof:
+        """Queue one proof; returns its handle once the job is durably stored."""
+        return (await self.submit_many([code], config))[0]
+
+    async def submit_many(self, codes: Sequence[str], config: ProofConfig | None = None) -> list[Proof]:
+        """Queue several proofs under one configuration, stored in one transaction, in order."""
+        if self._send is None:
+            raise RuntimeError("The proof service is not started; use `async with service:`.")
+        config = self.effective_config(config)
+        for code in codes:
+            validate_proof_text(code, self.max_proof_bytes)
+        if self._queued + len(codes) > self.max_queue:
+            raise QueueFullError(f"The queue holds {self._queued:,} jobs; its limit is {self.max_queue:,}.")
+        self._queued += len(codes)  # reserve the places: other submits run while we await
+        try:
+            rows, jobs = await self._prepare(codes, config)
+            with anyio.CancelScope(shield=True):  # once stored, it must be queued too
+                await self.store.insert(rows)
+        finally:
+            self._queued -= len(codes)
+        for job in jobs:
+            self._enqueue(job)
+        self._counts["submitted"] += len(codes)
+        return [Proof(id=row.id, status=JobStatus(row.status)) for row in rows]
+
+    async def _prepare(self, codes: Sequence[str], config: ProofConfig) -> tuple[list[JobRow], list[_Job]]:
+        """The rows to store and the jobs to run (cache hits are stored already finished)."""
+        config_json = config.model_dump_json()
+        use_cache = self.cache.enabled and config.use_cache
+        rows: list[JobRow] = []
+        jobs: list[_Job] = []
+        for code in codes:
+            key = cache_key(code, config, self.backend.identity)
+            job_id = uuid7()
+            now = time.time()
+            hit = await self.cache.lookup(key) if use_cache else None
+            if hit is None:
+                rows.append(JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, created=now))
+                jobs.append(_Job(job_id, code, config, key))
+                continue
+            hit = hit.model_copy(update={"proof_id": job_id})
+            self._counts["cache_hits"] += 1
+            rows.append(
+                JobRow(
+                    job_id,
+                    code,
+                    config_json,
+                    hit.status,
+                    result=hit.model_dump_json(),
+                    verdict=hit.verdict,
+                    cache_key=key,
+                    cached=True,
+                    created=now,
+                    finished=now,
+                )
+            )
+        return rows, jobs
+
+    def _enqueue(self, job: _Job) -> None:
+        assert self._send is not None
+        self._active[job.id] = job
+        job.status = JobStatus.PENDING
+        self._queued += 1
+        self._send.send_nowait(job)
+
+    # -- results --------------------------------------------------------------------------------
+
+    async def get_result(self, proof_id: str) -> ProofResult:
+        """The job's current result: pending, running, or final. JobNotFoundError for unknown ids."""
+        job = self._active.get(proof_id)
+        if job is not None:
+            return job.current()
+        return _row_result(await self._row(proof_id))
+
+    async def _row(self, proof_id: str) -> JobRow:
+        row = await self.store.get(proof_id) if isinstance(proof_id, str) else None
+        if row is None:
+            raise JobNotFoundError(f"No proof job has the id {proof_id!r}.")
+        return row
+
+    async def wait(self, proof_id: str, timeout: float | None = None) -> ProofResult:  # noqa: ASYNC109
+        """The job's final result, or its current one if `timeout` seconds pass first."""
+        job = self._active.get(proof_id)
+        if job is None:
+            return await self._wait_foreign(proof_id, timeout)
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            await job.done.wait()
+        return job.current()
+
+    async def _wait_foreign(self, proof_id: str, timeout: float | None) -> ProofResult:  # noqa: ASYNC109
+        """Wait for a job run by another process on the same file (polls; there is no event to share)."""
+        result = _row_result(await self._row(proof_id))
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            delay = 0.05
+            while not result.done:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                result = _row_result(await self._row(proof_id))
+        return result
+
+    async def verify(self, code: str, config: ProofConfig | None = None) -> ProofResult:
+        """Submit and wait for the final result. Cancelling the caller cancels the job."""
+        proof = await self.submit(code, config)
+        try:
+            return await self.wait(proof.id)
+        except anyio.get_cancelled_exc_class():
+            if self._task_group is not None:
+                self._task_group.start_soon(self.cancel, proof.id)
+            raise
+
+    async def cancel(self, proof_id: str) -> ProofResult:
+        """Cancel a queued or running job; its result becomes an error saying "cancelled".
+
+        A job that already finished keeps its result.
+        """
+        job = self._active.get(proof_id)
+        if job is None:
+            return _row_result(await self._row(proof_id))
+        if job.status == JobStatus.PENDING:
+            job.status = JobStatus.ERROR  # the worker that pulls it will skip it
+            self._queued -= 1
+            self._counts["cancelled"] += 1
+            await self._finish(job, _cancelled())
+        elif job.status == JobStatus.RUNNING and not job.cancel_requested:
+            job.cancel_requested = True
+            self._counts["cancelled"] += 1
+            if job.scope is not None:
+                job.scope.cancel()
+        await job.done.wait()
+        return job.current()
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        assert self._receive is not None
+        while True:
+            job = await self._receive.receive()
+            if job.status == JobStatus.PENDING:
+                await self._run(job)
+
+    async def _run(self, job: _Job) -> None:
+        job.status = JobStatus.RUNNING
+        job.attempts += 1
+        self._queued -= 1
+        self._running += 1
+        try:
+            await self.store.mark_running(job.id, time.time(), job.attempts)
+            result = await self._check(job)
+            if result is not None:
+                await self._finish(job, result)
+        finally:
+            self._running -= 1
+
+    async def _check(self, job: _Job) -> ProofResult | None:
+        """Run the backend; None when the job went back to the queue."""
+        result: ProofResult | None = None
+        with anyio.CancelScope() as scope:
+            job.scope = scope
+            if job.cancel_requested:
+                scope.cancel()
+            try:
+                result = await self.backend.check(job.code, job.config)
+            except BusyError as exc:
+                result = await self._busy(job, exc)
+            except LeanMCPError as exc:
+                result = ProofResult.failure(Verdict.ERROR, str(exc), error_type=type(exc).__name__)
+            except Exception as exc:
+                logger.exception("The %s backend failed on job %s", self.backend.name, job.id)
+                message = f"Internal error while checking the proof: {exc!r}"
+                result = ProofResult.failure(Verdict.ERROR, message, error_type="internal")
+        job.scope = None
+        if job.cancel_requested:
+            return _cancelled()
+        return result
+
+    async def _busy(self, job: _Job, exc: BusyError) -> ProofResult | None:
+        if job.busy_retries >= BUSY_RETRIES:
+            message = f"Lean stayed busy: {exc} (tried {job.busy_retries + 1} times)"
+            return ProofResult.failure(Verdict.ERROR, message, error_type="busy")
+        job.busy_retries += 1
+        logger.warning("Backend busy; job %s goes back to the queue (%s)", job.id, exc)
+        sql = "UPDATE jobs SET status = 'pending', started = NULL WHERE id = ?"
+        await self.store.write([(sql, (job.id,))])
+        self._enqueue(job)
+        return None
+
+    async def _finish(self, job: _Job, result: ProofResult) -> None:
+        """Store the final result, then wake the waiters."""
+        result = result.model_copy(update={"proof_id": job.id, "cached": False})
+        verdict = result.verdict.value if result.verdict else None
+        await self.store.finish(job.id, result.status.value, result.model_dump_json(), verdict, time.time())
+        self.cache.remember(job.cache_key, result)
+        job.result = result
+        job.status = result.status
+        self._active.pop(job.id, None)
+        self._counts["checked"] += 1
+        job.done.set()
+        self._finished_since_prune += 1
+        if self._finished_since_prune >= max(100, self.retention_jobs // 10):
+            self._prune_soon.set()
+
+    # -- retention and introspection ------------------------------------------------------------
+
+    async def prune(self) -> int:
+        """Apply retention now (age and count limits); returns how many jobs were deleted."""
+        self._finished_since_prune = 0
+        deleted = await self.store.prune(max_age_days=self.retention_days, max_jobs=self.retention_jobs)
+        if deleted:
+            self.cache.forget_all()
+            self._counts["pruned"] += deleted
+            logger.info("Pruned %d finished job(s) from %s", deleted, self.store.path)
+        return deleted
+
+    async def _prune_loop(self) -> None:
+        while True:
+            with anyio.move_on_after(self.prune_interval):
+                await self._prune_soon.wait()
+            self._prune_soon = anyio.Event()
+            try:
+                await self.prune()
+            except Exception:
+                logger.exception("Pruning the job store failed")
+
+    async def list_jobs(self, limit: int = 20) -> list[JobRow]:
+        """The newest `limit` jobs in the store, newest first."""
+        return await self.store.recent(limit)
+
+    def stats(self) -> dict[str, Any]:
+        """Queue, workers, cache and backend state, JSON-ready."""
+        return {
+            "queued": self._queued,
+            "running": self._running,
+            "workers": max(1, self.backend.capacity),
+            "backend": self.backend.health(),
+            "cache": {"enabled": self.cache.enabled, "hits": self.cache.hits, "misses": self.cache.misses},
+            "store": self.store.path,
+            **self._counts,
+        }
+
+
+@contextlib.asynccontextmanager
+async def open_service(settings: Settings) -> AsyncIterator[ProofService]:
+    """Build the backend the settings name, start it, and run a ProofService over it."""
+    from ..backends.auto import create_backend
+
+    backend = create_backend(settings)
+    async with backend, ProofService.from_settings(settings, backend) as service:
+        yield service

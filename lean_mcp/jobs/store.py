@@ -1,0 +1,389 @@
+"""The durable job store: one SQLite file (WAL mode) holding every proof job and its result.
+
+All SQLite work runs off the event loop on one connection guarded by a lock. Writes from many
+tasks are group-committed: a writer that finds others queued behind it commits them all in one
+transaction, so a burst of submits costs one fsync, not one each.
+
+Durability: `synchronous=FULL`. In WAL mode NORMAL already survives a killed process (kill -9),
+but a commit can be lost to a power cut or kernel crash; a submit is acknowledged to the caller as
+"accepted", so we pay the WAL fsync per commit (amortised by group commit) to make that promise
+hold across a machine crash too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+__all__ = ["SCHEMA_VERSION", "JobRow", "JobStore", "OwnerLock", "uuid7"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    code TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    verdict TEXT,
+    cache_key TEXT,
+    cached INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_open ON jobs(status) WHERE status IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS jobs_cache ON jobs(cache_key) WHERE verdict IN ('proved', 'sorry', 'rejected');
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished) WHERE finished IS NOT NULL;
+"""
+
+_DONE = "('finished', 'error')"
+_LEAN_VERDICTS = "('proved', 'sorry', 'rejected')"
+
+_uuid_lock = threading.Lock()
+_uuid_last = [0, 0]  # [unix ms, 12-bit counter] of the last id handed out
+
+
+def uuid7() -> str:
+    """A UUIDv7 (RFC 9562) string: 48-bit Unix ms, then a per-ms counter, then randomness.
+
+    Ids made by one process sort (as strings) in the order they were made.
+    """
+    with _uuid_lock:
+        now_ms = time.time_ns() // 1_000_000
+        last_ms, counter = _uuid_last
+        if now_ms <= last_ms:
+            now_ms, counter = last_ms, counter + 1
+            if counter > 0xFFF:  # counter exhausted within one ms: borrow the next ms
+                now_ms, counter = now_ms + 1, 0
+        else:
+            counter = secrets.randbits(8)  # leave headroom for the counter within this ms
+        _uuid_last[:] = [now_ms, counter]
+    value = (now_ms & (2**48 - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | secrets.randbits(62)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@dataclasses.dataclass
+class JobRow:
+    """One stored job, as read back from the file."""
+
+    id: str
+    code: str
+    config: str
+    status: str
+    result: str | None = None
+    verdict: str | None = None
+    cache_key: str | None = None
+    cached: bool = False
+    owner: str | None = None
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    attempts: int = 0
+
+    def __post_init__(self) -> None:
+        self.cached = bool(self.cached)  # SQLite hands back 0/1
+
+    @property
+    def first_line(self) -> str:
+        """The first non-blank line of the proof (what `lean-mcp jobs` shows)."""
+        return next((line.strip() for line in self.code.splitlines() if line.strip()), "")
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary without the proof text and result."""
+        data = dataclasses.asdict(self)
+        for key in ("code", "config", "result", "owner"):
+            del data[key]
+        data["first_line"] = self.first_line
+        return data
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(JobRow))
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+
+
+class _PendingWrite:
+    __slots__ = ("done", "error", "statements")
+
+    def __init__(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        self.statements = statements
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class JobStore:
+    """The SQLite job table. Open with `await store.open()` (or `async with store:`)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
+        self._write_lock = anyio.Lock()
+        self._queued: list[_PendingWrite] = []
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path == ":memory:" or self.path.startswith("file::memory:")
+
+    async def __aenter__(self) -> JobStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Create the file (and its directory) and the schema if missing. Idempotent."""
+        if self._conn is None:
+            self._conn = await self._run(self._connect)
+
+    async def aclose(self) -> None:
+        """Close the connection (pending group commits have already finished)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._run(conn.close)
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.in_memory:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = self.path if self.in_memory else str(Path(self.path).expanduser())
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        # auto_vacuum must be chosen before the first table exists; it lets prune() give pages back.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        if not self.in_memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} was written by a newer lean-mcp (schema {row[0]} > {SCHEMA_VERSION}).")
+        return conn
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        def locked() -> Any:
+            with self._lock:
+                return fn(*args)
+
+        return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("The job store is not open.")
+        return self._conn
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def write(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        """Run `statements` in a committed transaction (possibly shared with concurrent writers).
+
+        Returns once the transaction is durably committed.
+        """
+        pending = _PendingWrite(statements)
+        self._queued.append(pending)
+        async with self._write_lock:
+            if not pending.done:
+                batch, self._queued = self._queued, []
+                try:
+                    await self._run(self._commit, batch)
+                except BaseException as exc:
+                    for item in batch:
+                        item.error = exc
+                    raise
+                finally:
+                    for item in batch:
+                        item.done = True
+        if pending.error is not None:
+            raise pending.error
+
+    def _commit(self, batch: list[_PendingWrite]) -> None:
+        conn = self._require()
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                for sql, params in item.statements:
+                    conn.execute(sql, params)
+
+    @staticmethod
+    def insert_statement(row: JobRow) -> tuple[str, Sequence[Any]]:
+        """The INSERT for one new job."""
+        values = dataclasses.astuple(row)
+        return f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", values
+
+    async def insert(self, rows: Sequence[JobRow]) -> None:
+        """Durably add new jobs."""
+        await self.write([self.insert_statement(row) for row in rows])
+
+    async def mark_running(self, job_id: str, started: float, attempts: int) -> None:
+        """Record that a worker picked the job up."""
+        sql = "UPDATE jobs SET status = 'running', started = ?, attempts = ? WHERE id = ?"
+        await self.write([(sql, (started, attempts, job_id))])
+
+    async def finish(self, job_id: str, status: str, result_json: str, verdict: str | None, finished: float) -> None:
+        """Record the job's final result."""
+        sql = "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ? WHERE id = ?"
+        await self.write([(sql, (status, result_json, verdict, finished, job_id))])
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRow | None:
+        """The job with this id, or None."""
+        rows = await self._select(f"{_SELECT} WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def recent(self, limit: int) -> list[JobRow]:
+        """The newest `limit` jobs, newest first."""
+        return await self._select(f"{_SELECT} ORDER BY id DESC LIMIT ?", (limit,))
+
+    async def cached_result(self, cache_key: str) -> str | None:
+        """The stored result JSON of the newest Lean answer with this cache key, if any."""
+        sql = f"SELECT result FROM jobs WHERE cache_key = ? AND verdict IN {_LEAN_VERDICTS} ORDER BY id DESC LIMIT 1"
+
+        def query() -> str | None:
+            row = self._require().execute(sql, (cache_key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        result: str | None = await self._run(query)
+        return result
+
+    async def count(self) -> int:
+        """How many jobs the file holds."""
+        return int(await self._run(lambda: self._require().execute("SELECT count(*) FROM jobs").fetchone()[0]))
+
+    async def _select(self, sql: str, params: Sequence[Any]) -> list[JobRow]:
+        def query() -> list[JobRow]:
+            return [JobRow(*row) for row in self._require().execute(sql, params)]
+
+        rows: list[JobRow] = await self._run(query)
+        return rows
+
+    # -- recovery and retention -----------------------------------------------------------------
+
+    async def adopt_open_jobs(self, owner: str, owner_alive: Callable[[str | None], bool]) -> list[JobRow]:
+        """Take over every pending/running job whose owner is gone; they become pending, ours.
+
+        Returns them oldest first.
+        """
+
+        def adopt() -> list[JobRow]:
+            conn = self._require()
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                rows = [JobRow(*r) for r in conn.execute(f"{_SELECT} WHERE status IN ('pending', 'running')")]
+                orphans = [r for r in rows if r.owner != owner and not owner_alive(r.owner)]
+                conn.executemany(
+                    "UPDATE jobs SET status = 'pending', started = NULL, owner = ? WHERE id = ?",
+                    [(owner, r.id) for r in orphans],
+                )
+            return sorted(orphans, key=lambda r: r.id)
+
+        rows: list[JobRow] = await self._run(adopt)
+        return rows
+
+    async def prune(self, *, max_age_days: float, max_jobs: int) -> int:
+        """Delete finished jobs older than `max_age_days` or beyond the newest `max_jobs`; shrink the file.
+
+        Returns how many jobs were deleted.
+        """
+        cutoff = time.time() - max_age_days * 86400.0
+
+        def prune() -> int:
+            conn = self._require()
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                deleted = conn.execute(f"DELETE FROM jobs WHERE status IN {_DONE} AND finished < ?", (cutoff,)).rowcount
+                deleted += conn.execute(
+                    f"DELETE FROM jobs WHERE status IN {_DONE} AND id NOT IN "
+                    f"(SELECT id FROM jobs WHERE status IN {_DONE} ORDER BY id DESC LIMIT ?)",
+                    (max(0, max_jobs),),
+                ).rowcount
+            if deleted:
+                conn.execute("PRAGMA incremental_vacuum")
+                if not self.in_memory:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return int(deleted)
+
+        deleted: int = await self._run(prune)
+        return deleted
+
+    def file_bytes(self) -> int:
+        """Bytes on disk (database plus WAL), 0 in memory."""
+        if self.in_memory:
+            return 0
+        base = Path(self.path).expanduser()
+        return sum(p.stat().st_size for p in (base, Path(f"{base}-wal")) if p.exists())
+
+
+class OwnerLock:
+    """A service's claim on the jobs it runs: a locked file that the kernel unlocks when we die.
+
+    Several processes may share one job file (`lean-mcp serve` and `lean-mcp check` both use the
+    default). Each marks the jobs it runs with its owner id and holds `flock` on
+    `<db>.owners/<owner>`; at start a service adopts only jobs whose owner's lock is free, so it
+    re-runs the jobs of a killed process and never steals those of a live one.
+    """
+
+    def __init__(self, db_path: str, *, in_memory: bool) -> None:
+        self.owner = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self._dir = None if in_memory else Path(f"{Path(db_path).expanduser()}.owners")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Create and lock our own file."""
+        if self._dir is None or self._fd is not None:
+            return
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._dir / self.owner, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop our lock and its file (our unfinished jobs become adoptable)."""
+        if self._dir is None or self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        (self._dir / self.owner).unlink(missing_ok=True)
+        os.close(fd)
+
+    def alive(self, owner: str | None) -> bool:
+        """True while the process that owns `owner` still holds its lock."""
+        if owner is None or self._dir is None:
+            return False
+        if owner == self.owner:
+            return True
+        path = self._dir / owner
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        path.unlink(missing_ok=True)  # a dead owner's leftover file
+        return False
