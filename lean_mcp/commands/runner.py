@@ -1,0 +1,56 @@
+"""`lean-mcp runner --host 127.0.0.1 --port 8000`: the lean-runner / Kimina compatible HTTP runner.
+
+Serves `lean_mcp.http_runner` with uvicorn. Logs go to stderr; SIGINT/SIGTERM stop it cleanly
+(requests in flight get a few seconds, then the job service and its Lean processes are closed;
+jobs still queued stay in the store and resume on the next start). `--port 0` picks a free port
+and logs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+
+import uvicorn
+
+from ..http_runner import create_app
+from ..settings import Settings
+
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "run"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds requests in flight get to finish once a shutdown signal arrives.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve until interrupted; 0 on a clean shutdown."""
+    sock = _bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        create_app(None, settings),
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=settings.log_level == "DEBUG",
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    auth = "bearer token required" if settings.api_key else "no authentication"
+    logger.info("lean-mcp runner listening on http://%s:%d (%s)", host, port, auth)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0 if server.started else 1

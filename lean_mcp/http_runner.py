@@ -1,0 +1,426 @@
+"""The HTTP runner: lean-runner's and Kimina's HTTP APIs over the durable job service.
+
+lean-runner routes (bodies form-encoded exactly as its client sends them, or JSON):
+
+    GET  /health                      the runner's real state (backend, queue, version)
+    POST /prove/check                 proof + config → the final ProofResult
+    POST /prove/submit                proof + config → {"id", "proof_id", "status"} at once
+    GET  /prove/result/{id}[?wait=S]  the job's current ProofResult (404 for unknown ids);
+                                      `wait` (ours) holds the answer up to S seconds for the job to finish
+    POST /prove/cancel/{id}           (ours) cancel a queued or running job
+
+Kimina routes: `POST /api/check` (snippets batch) and its older `POST /verify`.
+
+Errors are `{"detail": "..."}` with 400 (malformed config or body), 401 (missing or wrong bearer
+token, when an API key is set), 404, 413 (body or proof too large), 422 (missing `proof`),
+429 (queue full or workers busy), 503 (backend unavailable). Every job goes through the job
+service, so accepted jobs survive a restart of the runner.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import __version__
+from .errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    BusyError,
+    ConfigurationError,
+    InvalidProofError,
+    JobNotFoundError,
+    LeanMCPError,
+    ProofTooLargeError,
+    RemoteError,
+)
+from .jobs.service import ProofService, open_service
+from .models import ProofConfig, ProofResult, validate_proof_text
+from .settings import Settings
+
+__all__ = ["PUBLIC_PATHS", "create_app", "status_code_of"]
+
+logger = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=BaseModel)
+
+#: Paths that answer without the bearer token.
+PUBLIC_PATHS = frozenset({"/health"})
+#: Longest `?wait=` a result request may hold the connection, in seconds.
+MAX_RESULT_WAIT = 60.0
+#: Bytes a request body may have beyond the proof itself (form encoding, config, JSON framing).
+BODY_OVERHEAD_BYTES = 64 * 1024
+#: Kimina's default per-snippet timeout for /api/check, and for its older /verify.
+KIMINA_CHECK_TIMEOUT = 30.0
+KIMINA_VERIFY_TIMEOUT = 300.0
+
+_STATUS_OF_ERROR: tuple[tuple[type[LeanMCPError], int], ...] = (
+    (AuthenticationError, 401),
+    (JobNotFoundError, 404),
+    (ProofTooLargeError, 413),
+    (InvalidProofError, 400),
+    (BusyError, 429),
+    (ConfigurationError, 503),
+    (BackendUnavailableError, 503),
+    (RemoteError, 502),
+)
+
+
+def status_code_of(error: LeanMCPError) -> int:
+    """The HTTP status a lean-mcp error is answered with (500 when nothing more precise fits)."""
+    for kind, code in _STATUS_OF_ERROR:
+        if isinstance(error, kind):
+            return code
+    return 500
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+class _ProveRequest(BaseModel):
+    proof: str
+    config: ProofConfig
+
+
+class _Snippet(BaseModel):
+    id: str
+    code: str
+
+
+class _KiminaCheck(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    snippets: list[_Snippet] = Field(min_length=1)
+    timeout: float = Field(default=KIMINA_CHECK_TIMEOUT, gt=0)
+    debug: bool = False
+    reuse: bool = True
+    infotree: str | None = None
+
+
+class _KiminaCode(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    custom_id: str | int
+    proof: str | None = None
+    code: str | None = None
+
+
+class _KiminaVerify(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    codes: list[_KiminaCode] = Field(min_length=1)
+    timeout: float = Field(default=KIMINA_VERIFY_TIMEOUT, gt=0)
+    infotree_type: str | None = None
+    disable_cache: bool = False
+
+
+def _bad_request(detail: str, status_code: int = 400) -> HTTPException:
+    return HTTPException(status_code=status_code, detail=detail)
+
+
+def _describe_validation(error: ValidationError, prefix: str) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _bad_request(f"The request body is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _bad_request(f"The request body is over the limit of {limit:,} bytes.", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json_body(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise _bad_request(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise _bad_request("The request body must be a JSON object.")
+    return data
+
+
+def _parse_config(raw: Any) -> ProofConfig:
+    """`config` as lean-runner sends it (a JSON string) or as a JSON object; unknown keys are ignored."""
+    if raw is None or raw == "":
+        raw = {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise _bad_request(f"Field 'config' is not valid JSON: {exc}.") from None
+    if not isinstance(raw, dict):
+        raise _bad_request("Field 'config' must be a JSON object, e.g. {\"timeout\": 60}.")
+    try:
+        return ProofConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _bad_request(f"Field {_describe_validation(exc, 'config')}.") from None
+
+
+async def _prove_request(request: Request, limit: int) -> _ProveRequest:
+    """`proof` and `config` from a form-encoded, multipart or JSON body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fields: Mapping[str, Any]
+    if content_type == "multipart/form-data":
+        if int(request.headers.get("content-length") or 0) > limit:
+            raise _bad_request(f"The request body is over the limit of {limit:,} bytes.", 413)
+        form = await request.form(max_part_size=limit)
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    else:
+        body = await _read_body(request, limit)
+        if content_type == "application/json":
+            fields = _parse_json_body(body)
+        else:
+            fields = dict(urllib.parse.parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    proof = fields.get("proof")
+    if proof is None:
+        raise _bad_request("Field 'proof' is required: the Lean source text to check.", 422)
+    if not isinstance(proof, str):
+        raise _bad_request("Field 'proof' must be a string of Lean source text.", 422)
+    return _ProveRequest(proof=proof, config=_parse_config(fields.get("config")))
+
+
+def _json_model(data: BaseModel) -> JSONResponse:
+    return JSONResponse(data.model_dump(mode="json"))
+
+
+# --------------------------------------------------------------------------- Kimina mapping
+
+
+def _kimina_item(snippet_id: str, result: ProofResult, debug: bool) -> dict[str, Any]:
+    """One Kimina result: exactly one of `response` (Lean answered) and `error` (it could not)."""
+    item: dict[str, Any] = {
+        "id": snippet_id,
+        "time": result.lean_time or 0.0,
+        "response": None,
+        "error": None,
+        "diagnostics": {"proof_id": result.proof_id, "cached": result.cached} if debug else None,
+        "verdict": result.verdict,
+        "proof_id": result.proof_id,
+    }
+    if result.status == "finished" and result.result is not None:
+        item["response"] = result.result.model_dump(mode="json", by_alias=True)
+    else:
+        item["error"] = result.error_message or f"The proof could not be checked (status {result.status})."
+    return item
+
+
+def _kimina_invalid(snippet_id: str, error: LeanMCPError) -> dict[str, Any]:
+    message = str(error.args[0]) if error.args else str(error)
+    return {"id": snippet_id, "time": 0.0, "response": None, "error": message, "diagnostics": None, "verdict": None}
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class _Runner:
+    """The route handlers, over one ProofService (given, or opened by the app's lifespan)."""
+
+    def __init__(self, settings: Settings, service: ProofService | None) -> None:
+        self.settings = settings
+        self._service = service
+        self.body_limit = settings.max_proof_bytes * 3 + BODY_OVERHEAD_BYTES
+
+    @property
+    def service(self) -> ProofService:
+        if self._service is None:
+            raise BackendUnavailableError("The runner is starting or stopping; retry in a moment.")
+        return self._service
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        if self._service is not None:
+            yield
+            return
+        async with open_service(self.settings) as service:
+            self._service = service
+            try:
+                yield
+            finally:
+                self._service = None
+
+    async def health(self, _request: Request) -> Response:
+        stats = self.service.stats()
+        backend = stats.get("backend") or {}
+        return JSONResponse(
+            {
+                "status": "ok",
+                "message": "lean-mcp runner is up",
+                "version": __version__,
+                "backend": backend.get("backend") if isinstance(backend, dict) else backend,
+                "queue_length": stats.get("queued"),
+                "running": stats.get("running"),
+                "stats": stats,
+            }
+        )
+
+    async def check(self, request: Request) -> Response:
+        body = await _prove_request(request, self.body_limit)
+        return _json_model(await self.service.verify(body.proof, body.config))
+
+    async def submit(self, request: Request) -> Response:
+        body = await _prove_request(request, self.body_limit)
+        proof = await self.service.submit(body.proof, body.config)
+        return JSONResponse({"id": proof.id, "proof_id": proof.id, "status": str(proof.status)})
+
+    async def result(self, request: Request) -> Response:
+        proof_id = request.path_params["proof_id"]
+        result = await self.service.get_result(proof_id)
+        wait = _wait_seconds(request.query_params.get("wait"))
+        if wait > 0 and not result.done:
+            result = await self.service.wait(proof_id, timeout=wait)
+        return _json_model(result)
+
+    async def cancel(self, request: Request) -> Response:
+        return _json_model(await self.service.cancel(request.path_params["proof_id"]))
+
+    async def kimina_check(self, request: Request) -> Response:
+        body = _parse_kimina(_KiminaCheck, await self._json_body(request))
+        ids = [s.id for s in body.snippets]
+        if len(set(ids)) != len(ids):
+            raise _bad_request("Snippet ids must be unique within one request.")
+        config = ProofConfig(timeout=body.timeout)
+        items = await self._check_snippets([(s.id, s.code) for s in body.snippets], config, body.debug)
+        return JSONResponse({"results": items})
+
+    async def kimina_verify(self, request: Request) -> Response:
+        body = _parse_kimina(_KiminaVerify, await self._json_body(request))
+        snippets = [(str(c.custom_id), c.proof if c.proof is not None else c.code or "") for c in body.codes]
+        config = ProofConfig(timeout=body.timeout, use_cache=not body.disable_cache)
+        items = await self._check_snippets(snippets, config, debug=False)
+        results = []
+        for item in items:
+            response = item["response"]
+            if response is not None:
+                response = {**response, "time": item["time"]}
+            results.append({"custom_id": item["id"], "error": item["error"], "response": response})
+        return JSONResponse({"results": results})
+
+    async def _json_body(self, request: Request) -> dict[str, Any]:
+        return _parse_json_body(await _read_body(request, self.body_limit * 16))
+
+    async def _check_snippets(
+        self, snippets: Sequence[tuple[str, str]], config: ProofConfig, debug: bool
+    ) -> list[dict[str, Any]]:
+        """Check every snippet through the job service; invalid ones get an `error` of their own."""
+        items: list[dict[str, Any] | None] = [None] * len(snippets)
+        valid: list[int] = []
+        for index, (snippet_id, code) in enumerate(snippets):
+            try:
+                validate_proof_text(code, self.settings.max_proof_bytes)
+            except InvalidProofError as exc:
+                items[index] = _kimina_invalid(snippet_id, exc)
+            else:
+                valid.append(index)
+        proofs = await self.service.submit_many([snippets[i][1] for i in valid], config)
+
+        async def wait_one(index: int, proof_id: str) -> None:
+            items[index] = _kimina_item(snippets[index][0], await self.service.wait(proof_id), debug)
+
+        async with anyio.create_task_group() as group:
+            for index, proof in zip(valid, proofs, strict=True):
+                group.start_soon(wait_one, index, proof.id)
+        return [item for item in items if item is not None]
+
+
+def _wait_seconds(text: str | None) -> float:
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad_request(f"Query parameter 'wait' must be a number of seconds, got {text!r}.") from None
+    if not math.isfinite(value) or value < 0:
+        raise _bad_request(f"Query parameter 'wait' must be a non-negative number of seconds, got {text!r}.")
+    return min(value, MAX_RESULT_WAIT)
+
+
+def _parse_kimina(model: type[_M], data: dict[str, Any]) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _bad_request(f"Invalid request body: {_describe_validation(exc, '')}.", 422) from None
+
+
+class BearerAuth:
+    """ASGI middleware: every path outside PUBLIC_PATHS needs `Authorization: Bearer <api_key>`."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            given = Headers(scope=scope).get("authorization", "").encode()
+            if not hmac.compare_digest(given, self.expected):
+                response = JSONResponse(
+                    {"detail": "Missing or wrong API key: send `Authorization: Bearer <key>`."},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _lean_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LeanMCPError)
+    code = status_code_of(exc)
+    if code >= 500:
+        logger.warning("Request failed: %s", exc)
+    headers = {"Retry-After": "1"} if code == 429 else None
+    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(service: ProofService | None = None, settings: Settings | None = None) -> Starlette:
+    """The runner's ASGI app over `service`; with no service, its lifespan opens one from `settings`."""
+    settings = settings or Settings.load()
+    runner = _Runner(settings, service)
+    handlers: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+        ("/health", runner.health, ["GET"]),
+        ("/prove/check", runner.check, ["POST"]),
+        ("/prove/submit", runner.submit, ["POST"]),
+        ("/prove/result/{proof_id}", runner.result, ["GET"]),
+        ("/prove/cancel/{proof_id}", runner.cancel, ["POST"]),
+        ("/api/check", runner.kimina_check, ["POST"]),
+        ("/verify", runner.kimina_verify, ["POST"]),
+    ]
+    middleware = [Middleware(BearerAuth, api_key=settings.api_key)] if settings.api_key else []
+    return Starlette(
+        routes=[Route(path, handler, methods=methods) for path, handler, methods in handlers],
+        middleware=middleware,
+        exception_handlers={LeanMCPError: _lean_error, HTTPException: _http_error},
+        lifespan=runner.lifespan,
+    )
