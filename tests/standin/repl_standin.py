@@ -1,0 +1,689 @@
+#!/usr/bin/env python3
+"""A protocol-faithful stand-in for the Lean 4 REPL (leanprover-community/repl), for tests.
+
+It speaks the REPL's stdin/stdout protocol exactly (see shared/spec/repl-protocol.md): requests are
+read with `getLines` semantics, responses are Lean `Json.pretty` (width 80, keys in descending order)
+followed by a blank line, bad requests kill the process with exit status 1 and nothing on stdout.
+
+It does not know Lean. Its answers are scripted by the proof text:
+
+* a `sorry` token (outside comments and strings) is reported as a sorry with a proof state, plus the
+  warning ``declaration uses `sorry` `` on its declaration;
+* `import X` in the header of an env-less command costs `--import-seconds`; a module whose name starts
+  with `Nonexistent` gives the error `unknown module prefix 'X'`; `import` anywhere else is an error;
+* `theorem|lemma|def|abbrev|axiom|inductive|structure|instance NAME` declarations are tracked per env;
+  redeclaring a name of the env gives the error `'NAME' has already been declared`;
+* directive comments on their own line, `-- standin: VERB [ARG]`: `error TEXT`, `info TEXT`,
+  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`;
+* anything else elaborates cleanly: `{"env": n}`.
+
+Stdlib only; it must never import the code under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+# ---------------------------------------------------------------------------------------------------
+# Lean `Json.pretty`: a faithful port of `Json.render` and of `Std.Format`'s layout algorithm.
+# A document is a str (text), LINE, ("nest", n, doc), ("group", doc) or a list (concatenation).
+# ---------------------------------------------------------------------------------------------------
+
+LINE = ("line",)
+WIDTH = 80
+
+
+def escape_string(s: str) -> str:
+    """Lean's `Json.escape`: only `"`, `\\`, newline, CR and chars below 0x20 are escaped."""
+    out = []
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _bracket(left: str, body: Any, right: str) -> Any:
+    return ("group", ("nest", len(left), [left, body, right]))
+
+
+def _join_sep(docs: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for i, doc in enumerate(docs):
+        if i:
+            out += [",", LINE]
+        out.append(doc)
+    return out
+
+
+def render(value: Any) -> Any:
+    """Lean's `Json.render`: a JSON value as a Format document (object keys in descending order)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return escape_string(value)
+    if isinstance(value, list):
+        return _bracket("[", _join_sep([render(v) for v in value]), "]")
+    if isinstance(value, dict):
+        kvs = [("group", [escape_string(k), ":", LINE, render(value[k])]) for k in sorted(value, reverse=True)]
+        return _bracket("{", _join_sep(kvs), "}")
+    raise TypeError(f"cannot render {type(value).__name__}")
+
+
+def _space(doc: Any, flatten: bool, budget: int) -> tuple[bool, int]:
+    """Lean's `spaceUptoLine`: (found a line break, width) of `doc`, stopping once over `budget`."""
+    if isinstance(doc, str):
+        return False, len(doc)
+    if doc is LINE:
+        return (False, 1) if flatten else (True, 0)
+    if isinstance(doc, list):
+        total = 0
+        for part in doc:
+            found, width = _space(part, flatten, budget - total)
+            total += width
+            if found or total > budget:
+                return found, total
+        return False, total
+    if doc[0] == "nest":
+        return _space(doc[2], flatten, budget)
+    return _space(doc[1], True, budget)  # group
+
+
+@dataclass
+class _Group:
+    flatten: bool
+    items: list[tuple[Any, int]]  # a stack: the next item is the last one
+
+
+def _fits(group_doc: Any, stack: list[_Group], budget: int) -> bool:
+    """Lean's `pushGroup` test: the flattened group plus the rest up to the next line break fits."""
+    _, total = _space(group_doc, True, budget)
+    if total > budget:
+        return False
+    for group in reversed(stack):
+        for doc, _ in reversed(group.items):
+            found, width = _space(doc, group.flatten, budget - total)
+            total += width
+            if found or total > budget:
+                return total <= budget
+    return total <= budget
+
+
+def pretty(value: Any, width: int = WIDTH) -> str:
+    """Lean's `Json.pretty value width`: the exact text the REPL writes for a response."""
+    out: list[str] = []
+    column = 0
+    stack = [_Group(False, [(render(value), 0)])]
+    while stack:
+        group = stack[-1]
+        if not group.items:
+            stack.pop()
+            continue
+        doc, indent = group.items.pop()
+        if isinstance(doc, str):
+            out.append(doc)
+            column += len(doc)
+        elif doc is LINE:
+            if group.flatten:
+                out.append(" ")
+                column += 1
+            else:
+                out.append("\n" + " " * indent)
+                column = indent
+        elif isinstance(doc, list):
+            group.items.extend((part, indent) for part in reversed(doc))
+        elif doc[0] == "nest":
+            group.items.append((doc[2], indent + doc[1]))
+        elif group.flatten:
+            group.items.append((doc[1], indent))
+        else:
+            fits = _fits(doc[1], stack, max(width - column, 0))
+            stack.append(_Group(fits, [(doc[1], indent)]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Framing: `getLines`, fatal errors, responses.
+# ---------------------------------------------------------------------------------------------------
+
+LEAN_WS = " \t\r\n"
+
+
+def read_request(stdin: Any) -> str:
+    """The REPL's `getLines`: right-trimmed lines joined without separator, up to a blank line or EOF."""
+    parts: list[str] = []
+    while True:
+        line = stdin.readline().decode("utf-8", errors="replace")
+        if not line.strip(LEAN_WS):
+            parts.append(line)
+            return "".join(parts)
+        parts.append(line.rstrip(LEAN_WS))
+
+
+def write_response(value: Any) -> None:
+    """`IO.println (toString json)` then `printFlush "\\n"`."""
+    sys.stdout.buffer.write((pretty(value) + "\n\n").encode("utf-8", errors="replace"))
+    sys.stdout.buffer.flush()
+
+
+def die(message: str) -> NoReturn:
+    """An uncaught Lean exception: message on stderr, nothing on stdout, exit status 1."""
+    sys.stderr.write(f"uncaught exception: {message}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def io_error_text(exc: OSError, path: str) -> str:
+    """Lean's `IO.Error` text for a failed file operation."""
+    reason = (exc.strerror or "io error").lower()
+    return f"{reason} (error code: {exc.errno or 0})\n  file: {path}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Request decoding, by the precedence of the upstream `parse` (first matching shape wins).
+# ---------------------------------------------------------------------------------------------------
+
+
+class Mismatch(Exception):
+    """This request shape does not decode."""
+
+
+def _nat(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _check(v: Any, kind: str) -> bool:
+    if kind == "nat":
+        return _nat(v)
+    if kind == "str":
+        return isinstance(v, str)
+    return isinstance(v, bool)
+
+
+CMD_OPTIONS = {"env": "nat", "allTactics": "bool", "rootGoals": "bool", "infotree": "str"}
+SHAPES: list[tuple[str, dict[str, str], dict[str, str]]] = [
+    ("tactic", {"proofState": "nat", "tactic": "str"}, {}),
+    ("pickle_env", {"env": "nat", "pickleTo": "str"}, {}),
+    ("unpickle_env", {"unpickleEnvFrom": "str"}, {}),
+    ("pickle_proof_state", {"proofState": "nat", "pickleTo": "str"}, {}),
+    ("unpickle_proof_state", {"unpickleProofStateFrom": "str"}, {"env": "nat"}),
+    ("command", {"cmd": "str"}, CMD_OPTIONS),
+    ("file", {"path": "str"}, CMD_OPTIONS),
+]
+
+
+def _decode_shape(obj: Any, required: dict[str, str], optional: dict[str, str]) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise Mismatch("expected a JSON object")
+    fields: dict[str, Any] = {}
+    for key, kind in required.items():
+        if obj.get(key) is None:
+            raise Mismatch(f"property not found: {key}")
+        if not _check(obj[key], kind):
+            raise Mismatch(f"{key}: expected {kind}")
+        fields[key] = obj[key]
+    for key, kind in optional.items():
+        value = obj.get(key)
+        if value is not None and not _check(value, kind):
+            raise Mismatch(f"{key}: expected {kind}")
+        fields[key] = value
+    return fields
+
+
+def _fix_surrogates(value: Any) -> Any:
+    """Lone surrogate escapes decode to U+FFFD in Lean's JSON parser."""
+    if isinstance(value, str):
+        return re.sub("[\ud800-\udfff]", "\ufffd", value)
+    if isinstance(value, list):
+        return [_fix_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _fix_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def parse_request(query: str) -> tuple[str, dict[str, Any]]:
+    """Decode one request, or die like the REPL does."""
+    try:
+        obj = _fix_surrogates(json.loads(query, parse_constant=_reject_constant))
+    except (ValueError, RecursionError) as exc:
+        pos = getattr(exc, "pos", 0)
+        reason = getattr(exc, "msg", str(exc))
+        die(pretty({"message": f"Could not parse JSON:\noffset {pos}: {reason}"}))
+    error = "no request shape matches"
+    for kind, required, optional in SHAPES:
+        try:
+            return kind, _decode_shape(obj, required, optional)
+        except Mismatch as exc:
+            error = str(exc)
+    die(pretty({"message": f"Could not parse as a valid JSON command:\n{error}"}))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"unexpected constant {name}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# A tiny Lean lexer: comments, strings, identifiers and other characters, with line/column.
+# ---------------------------------------------------------------------------------------------------
+
+TOKEN = re.compile(
+    r"""(?P<comment>--[^\n]*)
+      | (?P<block>/-)
+      | (?P<string>"(?:[^"\\]|\\.)*"?)
+      | (?P<ident>[^\W\d][\w'.!?]*)
+      | (?P<space>\s+)
+      | (?P<other>:=|.)""",
+    re.S | re.X,
+)
+DIRECTIVE = re.compile(r"--\s*standin:\s*(?P<verb>[\w-]+)\s*(?P<arg>.*?)\s*$")
+DECL_KEYWORDS = {"theorem", "lemma", "def", "abbrev", "axiom", "inductive", "structure", "instance"}
+NONEXISTENT = "Nonexistent"
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    offset: int
+    line: int  # 1-based
+    column: int  # 0-based, code points
+
+    def pos(self) -> dict[str, int]:
+        return {"line": self.line, "column": self.column}
+
+    def end_pos(self) -> dict[str, int]:
+        return {"line": self.line, "column": self.column + len(self.text)}
+
+
+def _block_end(text: str, start: int) -> int:
+    """The offset just after the nested block comment starting at `start`."""
+    depth, i = 0, start
+    while i < len(text):
+        if text.startswith("/-", i):
+            depth, i = depth + 1, i + 2
+        elif text.startswith("-/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(text)
+
+
+def lex(text: str) -> list[Token]:
+    """Tokens of `text` (whitespace and block comments dropped)."""
+    tokens: list[Token] = []
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    line_no, i = 0, 0
+    while i < len(text):
+        match = TOKEN.match(text, i)
+        assert match is not None
+        kind = match.lastgroup or "other"
+        end = _block_end(text, i) if kind == "block" else match.end()
+        while line_no + 1 < len(line_starts) and line_starts[line_no + 1] <= i:
+            line_no += 1
+        if kind not in ("space", "block"):
+            tokens.append(Token(kind, text[i:end], i, line_no + 1, i - line_starts[line_no]))
+        i = end
+    return tokens
+
+
+def line_prefix_blank(text: str, token: Token) -> bool:
+    """Whether only whitespace precedes `token` on its line."""
+    return not text[token.offset - token.column : token.offset].strip()
+
+
+# ---------------------------------------------------------------------------------------------------
+# REPL state and the scripted "elaboration".
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    decls: frozenset[str]
+    imports: tuple[str, ...] = ()
+
+
+@dataclass
+class ProofState:
+    goals: list[str]
+    has_sorry: bool = False
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Decl:
+    keyword: Token
+    name: Token | None
+    goal: str
+    first_tactic: Token | None
+    sorries: list[Token] = field(default_factory=list)
+
+
+def message(severity: str, pos: dict[str, int], end_pos: dict[str, int] | None, data: str) -> dict[str, Any]:
+    return {"severity": severity, "pos": pos, "endPos": end_pos, "data": data}
+
+
+CLOSING_TACTICS = {
+    "rfl", "exact", "assumption", "decide", "simp", "simp_all", "omega", "trivial", "norm_num", "linarith",
+    "nlinarith", "aesop", "tauto", "contradiction", "ring", "positivity", "exact?", "apply?", "done", "sorry",
+    "admit", "exfalso", "native_decide",
+}  # fmt: skip
+PROGRESS_TACTICS = {
+    "intro", "intros", "apply", "have", "cases", "induction", "constructor", "refine", "use", "rw", "rewrite",
+    "unfold", "show", "calc", "obtain", "rcases", "specialize", "exists", "left", "right", "ext", "funext",
+    "by_cases", "split", "skip", "set", "let", "case", "next", "first", "try", "repeat", "focus", "conv", "change",
+    "generalize", "subst", "injection", "by_contra", "push_neg", "field_simp", "ring_nf", "all_goals",
+    "any_goals", "on_goal", "rintro", "simp_rw", "dsimp", "norm_cast", "push_cast", "symm", "trans", "clear",
+}  # fmt: skip
+
+
+class Repl:
+    """The REPL state: append-only environments and proof states, and the request handlers."""
+
+    def __init__(self, import_seconds: float, work_seconds: float) -> None:
+        self.import_seconds = import_seconds
+        self.work_seconds = work_seconds
+        self.envs: list[Env] = []
+        self.proof_states: list[ProofState] = []
+        self.memory: list[bytearray] = []
+
+    # -- commands ------------------------------------------------------------------------------------
+
+    def command(self, text: str, env_id: int | None, root_goals: bool = False) -> dict[str, Any]:
+        """Elaborate `text` (on env `env_id`, or fresh with a header) and record a new env."""
+        if env_id is not None and env_id >= len(self.envs):
+            return {"message": "Unknown environment."}
+        tokens = lex(text)
+        messages: list[dict[str, Any]] = []
+        self.run_directives(text, tokens, messages)
+        time.sleep(self.work_seconds)
+        if env_id is None:
+            imports, body = self.header(tokens, messages)
+            base = Env(frozenset(), imports)
+        else:
+            base, body = self.envs[env_id], tokens
+        decls = self.declarations(body, base, messages)
+        sorries = self.sorries(decls, root_goals, messages)
+        messages.sort(key=lambda m: (m["pos"]["line"], m["pos"]["column"]))
+        new_names = {d.name.text for d in decls if d.name is not None}
+        self.envs.append(Env(base.decls | new_names, base.imports))
+        response: dict[str, Any] = {"env": len(self.envs) - 1}
+        if messages:
+            response["messages"] = messages
+        if sorries:
+            response["sorries"] = sorries
+        return response
+
+    def header(self, tokens: list[Token], messages: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[Token]]:
+        """Parse leading `import M` pairs; pay the import cost; report unknown modules."""
+        code = [t for t in tokens if t.kind != "comment"]
+        imports: list[str] = []
+        i = 0
+        while i + 1 < len(code) and code[i].text == "import" and code[i + 1].kind == "ident":
+            imports.append(code[i + 1].text)
+            i += 2
+        if imports:
+            time.sleep(self.import_seconds)
+        for module in imports:
+            if module.startswith(NONEXISTENT):
+                prefix = module.split(".")[0]
+                messages.append(message("error", {"line": 1, "column": 0}, None, f"unknown module prefix '{prefix}'"))
+        rest = [t for t in tokens if t.offset >= code[i].offset] if i < len(code) else []
+        return tuple(imports), rest
+
+    def run_directives(self, text: str, tokens: list[Token], messages: list[dict[str, Any]]) -> None:
+        """Execute `-- standin:` directives: `stderr` ones first, then the others in order."""
+        directives = []
+        for tok in tokens:
+            match = DIRECTIVE.match(tok.text) if tok.kind == "comment" else None
+            if match and line_prefix_blank(text, tok):
+                directives.append((tok, match["verb"], match["arg"]))
+        for tok, verb, arg in sorted(directives, key=lambda d: d[1] != "stderr"):
+            self.directive(tok, verb, arg, messages)
+
+    def directive(self, tok: Token, verb: str, arg: str, messages: list[dict[str, Any]]) -> None:
+        if verb in ("error", "info"):
+            messages.append(message(verb, tok.pos(), tok.end_pos(), arg))
+        elif verb == "work":
+            time.sleep(float(arg))
+        elif verb == "hang":
+            while True:
+                time.sleep(3600)
+        elif verb == "crash" or (verb == "crash-once" and not os.path.exists(arg)):
+            if verb == "crash-once":
+                open(arg, "w").close()  # noqa: SIM115
+            sys.stderr.write("INTERNAL PANIC: stand-in crash directive\n")
+            sys.stderr.flush()
+            os._exit(134)
+        elif verb == "memory":
+            size = int(float(arg) * 1024 * 1024)
+            block = bytearray(size)
+            block[::4096] = b"\x01" * len(range(0, size, 4096))
+            self.memory.append(block)
+        elif verb == "stderr":
+            size = int(arg)
+            chunk = ("standin stderr noise " * 4)[:-1] + "\n"
+            noise = (chunk * (size // len(chunk) + 1))[:size]
+            sys.stderr.write(noise)
+            sys.stderr.flush()
+
+    def declarations(self, body: list[Token], base: Env, messages: list[dict[str, Any]]) -> list[Decl]:
+        """Find declarations; misplaced imports and redeclared names are errors."""
+        code = [t for t in body if t.kind != "comment"]
+        decls: list[Decl] = []
+        seen = set(base.decls)
+        for i, tok in enumerate(code):
+            if tok.text == "import" and tok.kind == "ident":
+                messages.append(
+                    message(
+                        "error",
+                        tok.pos(),
+                        tok.end_pos(),
+                        "invalid 'import' command, it must be used in the beginning of the file",
+                    )
+                )
+            if tok.kind == "ident" and (tok.text in DECL_KEYWORDS or tok.text == "example"):
+                name = code[i + 1] if tok.text != "example" and i + 1 < len(code) else None
+                name = name if name is not None and name.kind == "ident" else None
+                decls.append(Decl(tok, name, goal_of(code[i + 1 :]), first_tactic(code[i + 1 :])))
+                if name is not None:
+                    if name.text in seen:
+                        messages.append(
+                            message("error", name.pos(), name.end_pos(), f"'{name.text}' has already been declared")
+                        )
+                    seen.add(name.text)
+            if tok.kind == "ident" and tok.text == "sorry":
+                if not decls:
+                    decls.append(Decl(tok, None, "⊢ Prop", None))
+                decls[-1].sorries.append(tok)
+        return decls
+
+    def sorries(self, decls: list[Decl], root_goals: bool, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sorry entries (ids first for the sorries, then for root goals) and their warnings."""
+        entries = []
+        for decl in decls:
+            for tok in decl.sorries:
+                entries.append(self.sorry_entry(decl.goal, tok.pos(), tok.end_pos()))
+            if decl.sorries:
+                where = decl.name or decl.keyword
+                messages.append(message("warning", where.pos(), where.end_pos(), "declaration uses `sorry`"))
+        if root_goals:
+            for decl in decls:
+                if decl.first_tactic is not None:
+                    pos = decl.first_tactic.pos()
+                    entries.append(self.sorry_entry(decl.goal, pos, pos))
+        return entries
+
+    def sorry_entry(self, goal: str, pos: dict[str, int] | None, end: dict[str, int] | None) -> dict[str, Any]:
+        self.proof_states.append(ProofState([goal]))
+        entry: dict[str, Any] = {"proofState": len(self.proof_states) - 1, "goal": goal}
+        if pos is not None:
+            entry["pos"], entry["endPos"] = pos, end
+        return entry
+
+    # -- tactic mode ---------------------------------------------------------------------------------
+
+    def tactic(self, state_id: int, text: str) -> dict[str, Any]:
+        """Run a tactic on a proof state: sorry closes goals, closing tactics close the first goal."""
+        if state_id >= len(self.proof_states):
+            return {"message": "Unknown proof state."}
+        state = self.proof_states[state_id]
+        tokens = [t for t in lex(text) if t.kind != "comment"]
+        head = tokens[0].text if tokens else ""
+        if head not in CLOSING_TACTICS | PROGRESS_TACTICS:
+            return {"message": "Lean error:\n<input>:1:1: unknown tactic"}
+        has_sorry = any(t.kind == "ident" and t.text == "sorry" for t in tokens)
+        targets = len(state.goals) if head in ("all_goals", "any_goals") else min(1, len(state.goals))
+        sorries = [self.sorry_entry(goal, None, None) for goal in state.goals[:targets]] if has_sorry else []
+        closes = has_sorry or head in CLOSING_TACTICS or (len(tokens) > 1 and tokens[1].text in CLOSING_TACTICS)
+        goals = state.goals[targets:] if closes else list(state.goals)
+        return self.new_proof_state(ProofState(goals, state.has_sorry or has_sorry), sorries)
+
+    def new_proof_state(self, state: ProofState, sorries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        self.proof_states.append(state)
+        if state.goals:
+            status = "Incomplete: open goals remain"
+        elif state.has_sorry:
+            status = "Incomplete: contains sorry"
+        else:
+            status = "Completed"
+        response: dict[str, Any] = {
+            "proofState": len(self.proof_states) - 1,
+            "goals": state.goals,
+            "proofStatus": status,
+        }
+        if sorries:
+            response["sorries"] = sorries
+        return response
+
+    # -- pickling ------------------------------------------------------------------------------------
+
+    def pickle(self, path: str, payload: dict[str, Any]) -> None:
+        try:
+            with open(path, "w", encoding="utf-8") as out:
+                json.dump(payload, out)
+        except OSError as exc:
+            die(io_error_text(exc, path))
+
+    def unpickle(self, path: str, kind: str) -> dict[str, Any]:
+        try:
+            with open(path, encoding="utf-8") as src:
+                payload = json.load(src)
+        except (OSError, ValueError) as exc:
+            die(io_error_text(exc, path) if isinstance(exc, OSError) else f"failed to read {path}: {exc}")
+        if not isinstance(payload, dict) or payload.get("kind") != kind:
+            die(f"failed to read {path}: not a pickled {kind}")
+        return dict(payload)
+
+    def handle(self, kind: str, req: dict[str, Any]) -> dict[str, Any]:
+        """Dispatch one decoded request to its handler."""
+        if kind == "command":
+            return self.command(req["cmd"], req["env"], bool(req["rootGoals"]))
+        if kind == "file":
+            try:
+                with open(req["path"], encoding="utf-8", errors="replace") as src:
+                    text = src.read()
+            except OSError as exc:
+                return {"message": io_error_text(exc, req["path"])}
+            return self.command(text, req["env"], bool(req["rootGoals"]))
+        if kind == "tactic":
+            return self.tactic(req["proofState"], req["tactic"])
+        if kind == "pickle_env":
+            if req["env"] >= len(self.envs):
+                return {"message": "Unknown environment."}
+            env = self.envs[req["env"]]
+            self.pickle(req["pickleTo"], {"kind": "env", "decls": sorted(env.decls), "imports": list(env.imports)})
+            return {"env": req["env"]}
+        if kind == "unpickle_env":
+            payload = self.unpickle(req["unpickleEnvFrom"], "env")
+            self.envs.append(Env(frozenset(payload["decls"]), tuple(payload["imports"])))
+            return {"env": len(self.envs) - 1}
+        if kind == "pickle_proof_state":
+            if req["proofState"] >= len(self.proof_states):
+                return {"message": "Unknown proof State."}
+            state = self.proof_states[req["proofState"]]
+            self.pickle(req["pickleTo"], {"kind": "proofState", "goals": state.goals, "hasSorry": state.has_sorry})
+            return self.new_proof_state(ProofState(list(state.goals), state.has_sorry))
+        # unpickle_proof_state
+        if req["env"] is not None and req["env"] >= len(self.envs):
+            return {"message": "Unknown environment."}
+        payload = self.unpickle(req["unpickleProofStateFrom"], "proofState")
+        return self.new_proof_state(ProofState(list(payload["goals"]), bool(payload["hasSorry"])))
+
+
+def goal_of(rest: list[Token]) -> str:
+    """`⊢ TYPE` from a declaration's signature: the text after its top-level `:` up to `:=`."""
+    depth, start = 0, None
+    for i, tok in enumerate(rest):
+        if tok.text in ("(", "[", "{", "⟨"):
+            depth += 1
+        elif tok.text in (")", "]", "}", "⟩"):
+            depth -= 1
+        elif depth == 0 and tok.text == ":" and start is None:
+            start = i + 1
+        elif depth == 0 and (tok.text in (":=", "where", "|") or tok.text in DECL_KEYWORDS):
+            break
+    else:
+        i = len(rest)
+    if start is None or start >= i:
+        return "⊢ Prop"
+    return "⊢ " + " ".join(t.text for t in rest[start:i])
+
+
+def first_tactic(rest: list[Token]) -> Token | None:
+    """The first token after `:= by` in a declaration, if it has a tactic proof."""
+    for i, tok in enumerate(rest[:-2]):
+        if tok.text in DECL_KEYWORDS or tok.text == "example":
+            return None
+        if tok.text == ":=" and rest[i + 1].text == "by":
+            return rest[i + 2]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Main loop.
+# ---------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--import-seconds", type=float, default=0.0, help="cost of each env-less import header")
+    parser.add_argument("--work-seconds", type=float, default=0.0, help="cost of each command")
+    args = parser.parse_args(argv)
+    repl = Repl(args.import_seconds, args.work_seconds)
+    stdin = sys.stdin.buffer
+    while True:
+        query = read_request(stdin)
+        if query == "":
+            return 0
+        if query.startswith(("#", "--")):
+            continue
+        kind, req = parse_request(query)
+        write_response(repl.handle(kind, req))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
