@@ -321,7 +321,7 @@ class JobStore:
                     (max(0, max_jobs),),
                 ).rowcount
             if deleted:
-                conn.execute("PRAGMA incremental_vacuum")
+                conn.executescript("PRAGMA incremental_vacuum;")  # execute() would free only one page per step
                 if not self.in_memory:
                     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return int(deleted)

@@ -1,0 +1,73 @@
+"""`lean-mcp check FILE... [--json]`: verify Lean files; exit 0 iff every file is proved.
+
+Each file is one proof job through the proof service (so the result cache and the job store
+apply). Readable output is one verdict line per file, then Lean's messages as
+`path:line:col: severity: text` and the goal of each `sorry`; `--json` prints one ProofResult
+JSON per line instead, in the order the files were given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from ..jobs.service import open_service
+from ..models import ProofResult, Verdict
+from ..settings import Settings
+
+__all__ = ["format_result", "run"]
+
+EXIT_PROVED = 0
+EXIT_NOT_PROVED = 1
+EXIT_USAGE = 2
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Check every file in `args.files`; print verdicts; 0 iff all proved, 1 if not, 2 if a file is unreadable."""
+    paths = [str(p) for p in args.files]
+    sources: list[str] = []
+    for path in paths:
+        try:
+            sources.append(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"lean-mcp check: cannot read {path}: {reason}", file=sys.stderr)
+            return EXIT_USAGE
+    results: list[ProofResult] = anyio.run(_check_all, settings, sources, paths, bool(args.json))
+    return EXIT_PROVED if all(r.verdict == Verdict.PROVED for r in results) else EXIT_NOT_PROVED
+
+
+async def _check_all(
+    settings: Settings, sources: Sequence[str], paths: Sequence[str], as_json: bool
+) -> list[ProofResult]:
+    results: list[ProofResult] = []
+    async with open_service(settings) as service:
+        proofs = await service.submit_many(sources)
+        for path, proof in zip(paths, proofs, strict=True):
+            result = await service.wait(proof.id)
+            print(result.model_dump_json() if as_json else format_result(path, result), flush=True)
+            results.append(result)
+    return results
+
+
+def format_result(path: str, result: ProofResult) -> str:
+    """The readable report for one file: a verdict line, then messages and sorry goals."""
+    verdict = result.verdict.value if result.verdict else result.status.value
+    detail = "cached" if result.cached else f"{result.lean_time:.2f} s" if result.lean_time is not None else ""
+    lines = [f"{path}: {verdict}" + (f" ({detail})" if detail else "")]
+    for message in result.messages:
+        lines.append(f"{path}:{message.pos.line}:{message.pos.column}: {message.severity.value}: {message.data}")
+    for sorry in result.sorries:
+        where = f"{path}:{sorry.pos.line}:{sorry.pos.column}" if sorry.pos else path
+        lines.append(f"{where}: goal:\n" + _indent(sorry.goal))
+    if result.error_message and not result.messages:
+        lines.append(f"{path}: error: {result.error_message}")
+    return "\n".join(lines)
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
