@@ -1,0 +1,81 @@
+"""The `repl` backend: proofs checked by a pool of Lean REPL processes (`lean_mcp.repl.pool`)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..models import ProofConfig, ProofResult
+from ..repl.pool import ReplPool
+from ..settings import Settings
+from .base import Backend
+
+__all__ = ["ReplBackend"]
+
+
+class ReplBackend(Backend):
+    """A header-reusing pool of REPLs started with `command` in `project`."""
+
+    name = "repl"
+
+    def __init__(self, command: list[str], *, project: Path, **pool_options: Any) -> None:
+        if not command:
+            raise ConfigurationError("The REPL command is empty (--repl / LEAN_MCP_REPL).")
+        self.command = list(command)
+        self.project = project
+        self.pool = ReplPool(self.command, cwd=project, **pool_options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReplBackend:
+        """The pool `settings` describe: `repl`, `project`, `workers`, memory, recycling, prewarm, queue."""
+        if not settings.repl:
+            raise ConfigurationError(
+                "The repl backend needs a REPL command (--repl / LEAN_MCP_REPL), "
+                "e.g. `lake env /path/to/repl/.lake/build/bin/repl`."
+            )
+        project = settings.project_dir
+        if not project.is_dir():
+            raise ConfigurationError(f"The project directory {project} does not exist (--project / LEAN_MCP_PROJECT).")
+        return cls(
+            settings.repl,
+            project=project,
+            workers=settings.workers,
+            memory_mb=settings.memory_mb,
+            max_uses=settings.max_uses,
+            recycle_mb=settings.recycle_threshold_mb,
+            queue_timeout=settings.queue_timeout,
+            max_proof_bytes=settings.max_proof_bytes,
+            prewarm=settings.prewarm,
+            prewarm_timeout=settings.timeout,
+        )
+
+    @property
+    def toolchain(self) -> str | None:
+        """The project's `lean-toolchain` pin, if it has one."""
+        try:
+            return (self.project / "lean-toolchain").read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    @property
+    def identity(self) -> str:
+        return f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={self.toolchain}"
+
+    @property
+    def capacity(self) -> int:
+        return self.pool.workers
+
+    def health(self) -> dict[str, Any]:
+        return {"backend": self.name, "command": self.command, "project": str(self.project), **self.pool.health()}
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    async def check(self, code: str, config: ProofConfig) -> ProofResult:
+        """Check `code` on a REPL of its header; `config.timeout`/`memory_limit_mb` apply to it."""
+        return await self.pool.check(code, config)

@@ -1,0 +1,160 @@
+"""Splitting a proof into its import header and its body, and mapping positions back.
+
+The header is every line up to and including the last `import` line of the leading block of
+`import` lines, blank lines and comments (`--` lines and whole-line `/- ... -/` blocks, nested
+as Lean nests them). `prelude`, `module`, and the module-system forms `public import`,
+`meta import`, `import all` count as header lines too. Whole lines are removed, so a position
+in the body maps back to the user's text by adding the header's line count to its line; its
+column is unchanged. Lines are counted on `\\n` only, as Lean does (CRLF keeps its `\\r` on the
+line it ends).
+
+A text whose leading block cannot be read with certainty (e.g. an import line that runs into
+a block comment continuing on the next line) is not split: it is checked whole, as a fresh
+REPL command, which is always correct, only slower.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+__all__ = ["SplitProof", "split_header"]
+
+_IDENT = r"(?:«[^»\n]*»|[^\s«»/\-][^\s«»]*)(?:\.(?:«[^»\n]*»|[^\s.«»]+))*"
+_IMPORT = re.compile(rf"^(?:(?:public|private)\s+)?(?:meta\s+)?import(?:\s+all)?((?:\s+{_IDENT})+)$")
+_KEYWORD_LINE = re.compile(r"^(?:prelude|module)$")
+_LEAN_KEYWORDS = frozenset(
+    {
+        "theorem",
+        "lemma",
+        "def",
+        "abbrev",
+        "example",
+        "axiom",
+        "instance",
+        "inductive",
+        "structure",
+        "class",
+        "namespace",
+        "section",
+        "open",
+        "variable",
+        "universe",
+        "set_option",
+        "end",
+        "noncomputable",
+        "private",
+        "protected",
+        "attribute",
+        "macro",
+        "syntax",
+        "notation",
+        "where",
+        "by",
+        "fun",
+        "have",
+        "show",
+        "let",
+        "in",
+        "at",
+        "with",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitProof:
+    """A proof cut into `header` (imports) and `body`; `line_offset` is the header's line count.
+
+    `key` is the normalised header (one `import X` line per import line, comments and spacing
+    dropped): proofs with the same key can share a REPL whose environment ran the header.
+    `key` is None when the text could not be split safely: then `body` is the whole text and
+    it must be run as a fresh (env-less) command.
+    """
+
+    header: str
+    body: str
+    line_offset: int
+    key: str | None
+
+    @property
+    def whole(self) -> bool:
+        """True when the text is to be checked whole, without a shared header env."""
+        return self.key is None
+
+
+def _strip_line_comment(line: str) -> str:
+    index = line.find("--")
+    return line if index < 0 else line[:index]
+
+
+class _BlockComments:
+    """Tracks `/- ... -/` nesting across lines."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    def consume(self, line: str) -> str:
+        """The part of `line` outside comments; remembers a block comment left open."""
+        outside: list[str] = []
+        i = 0
+        while i < len(line):
+            if self.depth == 0 and line.startswith("--", i):
+                break
+            if line.startswith("/-", i):
+                self.depth += 1
+                i += 2
+                continue
+            if self.depth > 0 and line.startswith("-/", i):
+                self.depth -= 1
+                i += 2
+                continue
+            if self.depth == 0:
+                outside.append(line[i])
+            i += 1
+        return "".join(outside)
+
+
+def _import_modules(code: str) -> list[str] | None:
+    """The module names of an import line's code (comments already removed), or None."""
+    match = _IMPORT.match(code)
+    if not match:
+        return None
+    modules = match.group(1).split()
+    if any(m in _LEAN_KEYWORDS for m in modules):
+        return None
+    return modules
+
+
+def _normalise(code: str) -> str:
+    return " ".join(code.split())
+
+
+def split_header(text: str) -> SplitProof:
+    """Cut `text` after the last line of its leading import block (see the module docstring)."""
+    lines = text.split("\n")
+    comments = _BlockComments()
+    key_lines: list[str] = []
+    header_end = 0  # number of lines in the header
+    for index, line in enumerate(lines):
+        stripped = comments.consume(line).strip()
+        if not stripped:
+            continue
+        if _KEYWORD_LINE.match(stripped):
+            key_lines.append(stripped)
+            header_end = index + 1
+            continue
+        if _import_modules(stripped) is None:
+            if re.match(r"^(?:(?:public|private)\s+)?(?:meta\s+)?import\b", stripped):
+                return SplitProof(header="", body=text, line_offset=0, key=None)
+            break
+        if comments.depth > 0:
+            # an import line that opens a comment running onto the next lines
+            return SplitProof(header="", body=text, line_offset=0, key=None)
+        key_lines.append(_normalise(stripped))
+        header_end = index + 1
+    header = "\n".join(lines[:header_end])
+    body = "\n".join(lines[header_end:])
+    if header_end:
+        header += "\n"
+    return SplitProof(header=header, body=body, line_offset=header_end, key="\n".join(key_lines))

@@ -1,0 +1,411 @@
+"""A pool of Lean REPLs that pays each import header once.
+
+A proof is cut into its `import` header and its body (`header.split_header`). Each REPL runs one
+header as a fresh command, which gives environment H, and then runs every proof body with that
+header as `{"cmd": body, "env": H}`: the import is paid once per REPL, and every proof starts from
+H itself, so no proof sees another's declarations.
+
+At most `workers` REPLs live at once. A proof takes an idle REPL that already ran its header;
+else an empty slot (a new REPL); else the least recently used idle REPL of another header is
+evicted. When every REPL is busy the proof waits, first come first served (a waiter whose header
+matches the REPL just freed may go first, a bounded number of times), at most `queue_timeout`
+seconds, then gets a BusyError. A REPL is recycled after `max_uses` proofs or once its resident
+memory passes `recycle_mb`; it is replaced lazily, when a proof next needs the slot.
+
+Failures become results: past the timeout or the memory cap the REPL's process group is killed
+(verdict `timeout` / `memory_limit`); a REPL that dies mid-proof is replaced and the proof tried
+once more; a proof that kills two REPLs gets verdict `error` quoting the REPL's stderr. A
+cancelled check kills its REPL and leaves the pool healthy.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..errors import BackendUnavailableError, BusyError
+from ..models import LeanOutput, ProofConfig, ProofResult, Verdict, validate_proof_text
+from .header import SplitProof, split_header
+from .process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout, install_signal_cleanup
+from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions, to_lean_output
+
+__all__ = ["ReplPool"]
+
+logger = logging.getLogger(__name__)
+
+#: How many times the longest waiter may be passed over by waiters whose header matches a freed REPL.
+MAX_SKIPS = 8
+
+
+@dataclasses.dataclass(eq=False)
+class _Slot:
+    """A place for one REPL: its process, the header its env ran, and its bookkeeping."""
+
+    index: int
+    process: ReplProcess | None = None
+    key: str | None = None
+    env: int | None = None
+    busy: bool = False
+    uses: int = 0
+    last_used: float = 0.0
+
+    @property
+    def live(self) -> bool:
+        return self.process is not None and self.process.alive
+
+    def ready_for(self, split: SplitProof) -> bool:
+        """True when this REPL can run `split`'s body as it is."""
+        if not self.live:
+            return False
+        return split.whole or (self.env is not None and self.key == split.key)
+
+
+@dataclasses.dataclass(eq=False)
+class _Waiter:
+    split: SplitProof
+    event: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    slot: _Slot | None = None
+    skipped: int = 0
+
+
+class _HeaderRejected(Exception):
+    """The header's own command had Lean errors: the proof's answer is that result."""
+
+    def __init__(self, result: ProofResult) -> None:
+        super().__init__("header rejected")
+        self.result = result
+
+
+class ReplPool:
+    """Header-keyed REPL processes behind one `check(code, config)` call. Use `async with`."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        workers: int = 1,
+        memory_mb: int = 8192,
+        max_uses: int = 500,
+        recycle_mb: float = 0.0,
+        queue_timeout: float = 600.0,
+        max_proof_bytes: int = 4 * 1024 * 1024,
+        prewarm: Sequence[str] = (),
+        prewarm_timeout: float = 300.0,
+    ) -> None:
+        self.command = list(command)
+        self.cwd = cwd
+        self.env = env
+        self.workers = max(1, workers)
+        self.memory_mb = memory_mb
+        self.max_uses = max_uses
+        self.recycle_mb = recycle_mb or memory_mb * 0.8
+        self.queue_timeout = queue_timeout
+        self.max_proof_bytes = max_proof_bytes
+        self.prewarm = list(prewarm)
+        self.prewarm_timeout = prewarm_timeout
+        self._slots = [_Slot(i) for i in range(self.workers)]
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._closed = False
+        self.counts: dict[str, int] = dict.fromkeys(
+            (
+                "proofs",
+                "repl_starts",
+                "header_runs",
+                "restarts",
+                "timeouts",
+                "memory_kills",
+                "crashes",
+                "retries",
+                "recycled",
+                "evictions",
+                "busy_errors",
+            ),
+            0,
+        )
+
+    async def __aenter__(self) -> ReplPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Arm the exit-time cleanup and import the prewarm headers (in parallel, one REPL each)."""
+        self._closed = False
+        install_signal_cleanup()
+        headers = [split_header(text if text.endswith("\n") else text + "\n") for text in self.prewarm]
+        headers = [h for h in headers if not h.whole][: self.workers]
+        if not headers:
+            return
+        async with anyio.create_task_group() as group:
+            for slot, split in zip(self._slots, headers, strict=False):
+                slot.busy = True
+                group.start_soon(self._prewarm, slot, split)
+
+    async def _prewarm(self, slot: _Slot, split: SplitProof) -> None:
+        try:
+            await self._prepare(slot, split, self.prewarm_timeout, self.memory_mb)
+        except (ReplFailure, _HeaderRejected) as exc:
+            logger.warning("Prewarming %r failed: %s", split.key, exc)
+            await self._retire(slot)
+        finally:
+            self._release(slot)
+
+    async def aclose(self) -> None:
+        """Kill every REPL's process group and reap it; waiting proofs get BackendUnavailableError."""
+        self._closed = True
+        while self._waiters:
+            self._waiters.popleft().event.set()
+        processes = [slot.process for slot in self._slots if slot.process is not None]
+        for process in processes:
+            process.kill()
+        with anyio.CancelScope(shield=True):
+            for process in processes:
+                await process.aclose()
+
+    # -- checking ----------------------------------------------------------------------------
+
+    async def check(self, code: str, config: ProofConfig) -> ProofResult:
+        """Check `code`: Lean's answer, or a timeout / memory_limit / error result."""
+        validate_proof_text(code, self.max_proof_bytes)
+        if self._closed:
+            raise BackendUnavailableError("The REPL pool is shut down.")
+        split = split_header(code)
+        memory_mb = min(config.memory_limit_mb, self.memory_mb)
+        slot = await self._acquire(split)
+        try:
+            return await self._check_on(slot, split, config, memory_mb)
+        finally:
+            if slot.process is not None and not slot.process.alive:
+                await self._retire(slot)
+                self.counts["restarts"] += 1
+            self._release(slot)
+
+    async def _check_on(self, slot: _Slot, split: SplitProof, config: ProofConfig, memory_mb: int) -> ProofResult:
+        crash: ReplCrashed | None = None
+        for attempt in range(2):
+            stage, started = "import", time.monotonic()
+            try:
+                await self._prepare(slot, split, config.timeout, memory_mb)
+                stage, started = "proof", time.monotonic()
+                result = await self._run_body(slot, split, config, memory_mb)
+            except _HeaderRejected as rejected:
+                return rejected.result
+            except ReplTimeout as exc:
+                self.counts["timeouts"] += 1
+                return _timeout_result(exc, stage, time.monotonic() - started)
+            except ReplMemoryExceeded as exc:
+                self.counts["memory_kills"] += 1
+                return _memory_result(exc, stage, time.monotonic() - started)
+            except ReplCrashed as exc:
+                self.counts["crashes"] += 1
+                self.counts["restarts"] += 1
+                crash = exc
+                await self._retire(slot)
+                if self._closed:
+                    return ProofResult.failure(
+                        Verdict.ERROR, "The REPL pool was shut down while checking this proof.", error_type="shutdown"
+                    )
+                if attempt == 0:
+                    self.counts["retries"] += 1
+                    logger.warning("During the %s %s; retrying the proof once on a new REPL.", stage, exc)
+                continue
+            await self._after_proof(slot)
+            return result
+        assert crash is not None
+        return _crash_result(crash)
+
+    async def _run_body(self, slot: _Slot, split: SplitProof, config: ProofConfig, memory_mb: int) -> ProofResult:
+        assert slot.process is not None
+        env = None if split.whole else slot.env
+        request = command_request(split.body, env, all_tactics=config.all_tactics)
+        started = time.monotonic()
+        raw = await slot.process.request(request, seconds=config.timeout, memory_mb=memory_mb)
+        lean_time = round(time.monotonic() - started, 6)
+        response = classify_or_none(raw)
+        if isinstance(response, CommandResponse):
+            output = to_lean_output(shift_positions(raw, split.line_offset))
+            return ProofResult.from_output(output, lean_time=lean_time)
+        text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
+        return ProofResult.failure(
+            Verdict.ERROR, f"The REPL did not check the proof: {text}", lean_time=lean_time, error_type="repl_error"
+        )
+
+    async def _prepare(self, slot: _Slot, split: SplitProof, seconds: float, memory_mb: int) -> None:
+        """Give `slot` a live REPL whose env ran `split`'s header (raises on failure)."""
+        if slot.ready_for(split):
+            return
+        if slot.live:
+            self.counts["evictions"] += 1
+        await self._retire(slot)
+        with anyio.CancelScope(shield=True):
+            process = slot.process = await ReplProcess.start(self.command, cwd=self.cwd, env=self.env)
+        self.counts["repl_starts"] += 1
+        slot.key, slot.env, slot.uses = split.key, None, 0
+        if split.whole:
+            return
+        raw = await process.request(command_request(split.header), seconds=seconds, memory_mb=memory_mb)
+        self.counts["header_runs"] += 1
+        response = classify_or_none(raw)
+        if isinstance(response, CommandResponse):
+            output = to_lean_output(raw)
+            if not output.errors:
+                slot.env = response.env
+                return
+            result = ProofResult.from_output(LeanOutput(messages=output.errors))
+        else:
+            text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
+            result = ProofResult.failure(
+                Verdict.ERROR, f"The REPL could not run the import header: {text}", error_type="repl_error"
+            )
+        await self._retire(slot)
+        raise _HeaderRejected(result)
+
+    async def _after_proof(self, slot: _Slot) -> None:
+        self.counts["proofs"] += 1
+        slot.uses += 1
+        assert slot.process is not None
+        if slot.uses >= self.max_uses or slot.process.last_rss_mb > self.recycle_mb:
+            logger.debug(
+                "Recycling REPL %d after %d proofs, %.0f MB", slot.process.pid, slot.uses, slot.process.last_rss_mb
+            )
+            self.counts["recycled"] += 1
+            await self._retire(slot)
+
+    async def _retire(self, slot: _Slot) -> None:
+        """Kill and reap the slot's REPL (the slot keeps its header key as a preference)."""
+        process, slot.process, slot.env = slot.process, None, None
+        if process is not None:
+            await process.aclose()
+
+    # -- slots -------------------------------------------------------------------------------
+
+    def _pick(self, split: SplitProof) -> _Slot | None:
+        """The best idle slot for `split` (marked busy), or None when all are busy."""
+        idle = [slot for slot in self._slots if not slot.busy]
+        if not idle:
+            return None
+        ready = [slot for slot in idle if slot.ready_for(split)]
+        empty = [slot for slot in idle if not slot.live]
+        if ready:
+            chosen = max(ready, key=lambda s: s.last_used)
+        elif empty:
+            chosen = max(empty, key=lambda s: s.key == split.key)
+        else:
+            chosen = min(idle, key=lambda s: s.last_used)
+        chosen.busy = True
+        return chosen
+
+    async def _acquire(self, split: SplitProof) -> _Slot:
+        if not self._waiters:
+            slot = self._pick(split)
+            if slot is not None:
+                return slot
+        waiter = _Waiter(split)
+        self._waiters.append(waiter)
+        try:
+            with anyio.fail_after(self.queue_timeout):
+                await waiter.event.wait()
+        except BaseException as exc:
+            if waiter.slot is not None:
+                self._release(waiter.slot)
+            else:
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                self.counts["busy_errors"] += 1
+                raise BusyError(
+                    f"All {self.workers} REPLs stayed busy for {self.queue_timeout:g} s; the proof was not checked."
+                ) from None
+            raise
+        if waiter.slot is None:
+            raise BackendUnavailableError("The REPL pool was shut down before a REPL was free.")
+        return waiter.slot
+
+    def _release(self, slot: _Slot) -> None:
+        slot.busy = False
+        slot.last_used = time.monotonic()
+        if self._closed or not self._waiters:
+            return
+        head = self._waiters[0]
+        chosen = head
+        if head.skipped < MAX_SKIPS and not slot.ready_for(head.split):
+            chosen = next((w for w in self._waiters if slot.ready_for(w.split)), head)
+        if chosen is not head:
+            head.skipped += 1
+        self._waiters.remove(chosen)
+        slot.busy = True
+        chosen.slot = slot
+        chosen.event.set()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Live REPLs, busy/idle, headers held, waiting proofs, totals since start."""
+        live = [slot for slot in self._slots if slot.live]
+        headers: dict[str, int] = collections.Counter(s.key if s.key is not None else "(whole)" for s in live)
+        return {
+            "workers": self.workers,
+            "live": len(live),
+            "busy": sum(1 for slot in self._slots if slot.busy),
+            "idle": sum(1 for slot in live if not slot.busy),
+            "waiting": len(self._waiters),
+            "headers": dict(headers),
+            "pids": [slot.process.pid for slot in live if slot.process is not None],
+            "rss_mb": [math.ceil(slot.process.last_rss_mb) for slot in live if slot.process is not None],
+            **self.counts,
+        }
+
+
+def classify_or_none(raw: dict[str, Any]) -> CommandResponse | ReplMessage | None:
+    """`classify`, with anything but a command reply or a REPL message as None."""
+    try:
+        response = classify(raw)
+    except ValueError:
+        return None
+    return response if isinstance(response, CommandResponse | ReplMessage) else None
+
+
+def _timeout_result(exc: ReplTimeout, stage: str, elapsed: float) -> ProofResult:
+    what = "importing the proof's header" if stage == "import" else "checking the proof"
+    return ProofResult.failure(
+        Verdict.TIMEOUT,
+        f"Lean did not finish {what} within the {exc.seconds:g} s timeout; the REPL was killed and will be "
+        "replaced. Simplify the proof, or raise the request's `timeout` (server default: --timeout).",
+        lean_time=round(elapsed, 6),
+        error_type="timeout",
+    )
+
+
+def _memory_result(exc: ReplMemoryExceeded, stage: str, elapsed: float) -> ProofResult:
+    what = "importing the proof's header" if stage == "import" else "checking the proof"
+    return ProofResult.failure(
+        Verdict.MEMORY_LIMIT,
+        f"Lean went past the {exc.limit_mb:g} MB memory limit while {what} (resident {math.ceil(exc.rss_mb)} MB); "
+        "the REPL was killed and will be replaced. Simplify the proof, or raise `memory_limit_mb` / --memory-mb.",
+        lean_time=round(elapsed, 6),
+        error_type="memory_limit",
+    )
+
+
+def _crash_result(exc: ReplCrashed) -> ProofResult:
+    tail = exc.stderr_tail.strip()
+    return ProofResult.failure(
+        Verdict.ERROR,
+        f"This proof crashed the Lean REPL twice ({exc}); it was retried once on a fresh REPL."
+        + (f" The REPL's stderr ended with:\n{tail}" if tail else " The REPL wrote nothing to stderr."),
+        return_code=exc.returncode,
+        error_type="crash",
+    )
