@@ -215,6 +215,7 @@ class ProofService:
         """The rows to store and the jobs to run (cache hits are stored already finished)."""
         config_json = config.model_dump_json()
         use_cache = self.cache.enabled and config.use_cache
+        owner = self._owner.owner
         rows: list[JobRow] = []
         jobs: list[_Job] = []
         for code in codes:
@@ -223,7 +224,8 @@ class ProofService:
             now = time.time()
             hit = await self.cache.lookup(key) if use_cache else None
             if hit is None:
-                rows.append(JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, created=now))
+                row = JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, owner=owner, created=now)
+                rows.append(row)
                 jobs.append(_Job(job_id, code, config, key))
                 continue
             hit = hit.model_copy(update={"proof_id": job_id})

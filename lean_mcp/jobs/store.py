@@ -26,6 +26,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from ..errors import ConfigurationError
+
 __all__ = ["SCHEMA_VERSION", "JobRow", "JobStore", "OwnerLock", "uuid7"]
 
 SCHEMA_VERSION = 1
@@ -165,6 +167,14 @@ class JobStore:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         path = self.path if self.in_memory else str(Path(self.path).expanduser())
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout = 30000")
         # auto_vacuum must be chosen before the first table exists; it lets prune() give pages back.
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -180,8 +190,10 @@ class JobStore:
             if row is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} was written by a newer lean-mcp (schema {row[0]} > {SCHEMA_VERSION}).")
-        return conn
+                raise ConfigurationError(
+                    f"{self.path} was written by a newer lean-mcp (schema {row[0]} > {SCHEMA_VERSION}).",
+                    hint="Upgrade lean-mcp, or point --db (LEAN_MCP_DB) at another file.",
+                )
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         def locked() -> Any:

@@ -1,0 +1,166 @@
+"""The SQLite job store: ids, schema, durability across a killed process, retention, owner locks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lean_mcp.errors import ConfigurationError
+from lean_mcp.jobs.store import SCHEMA_VERSION, JobRow, JobStore, OwnerLock, uuid7
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _row(
+    job_id: str | None = None, *, status: str = "finished", finished: float | None = None, code: str = "x"
+) -> JobRow:
+    now = time.time()
+    done = status in ("finished", "error")
+    return JobRow(
+        job_id or uuid7(),
+        code,
+        "{}",
+        status,
+        result='{"status": "finished"}' if done else None,
+        verdict="proved" if done else None,
+        created=now,
+        finished=(finished if finished is not None else now) if done else None,
+    )
+
+
+def test_uuid7_is_a_time_ordered_version_7_uuid() -> None:
+    before = time.time()
+    ids = [uuid7() for _ in range(20_000)]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids), "ids made later must sort later"
+    millis = int(ids[0].replace("-", "")[:12], 16)
+    assert abs(millis / 1000 - before) < 60
+
+
+async def test_open_creates_directories_schema_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "jobs.sqlite3"
+    async with JobStore(str(path)) as store:
+        await store.insert([_row()])
+        assert await store.count() == 1
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    async with JobStore(str(path)):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(ConfigurationError, match="newer lean-mcp"):
+        await JobStore(str(path)).open()
+
+
+async def test_rows_round_trip_and_list_newest_first(tmp_path: Path) -> None:
+    async with JobStore(str(tmp_path / "jobs.sqlite3")) as store:
+        rows = [_row(code=f"theorem t{i} : True := trivial\n") for i in range(5)]
+        await store.insert(rows)
+        got = await store.get(rows[2].id)
+        assert got == rows[2]
+        assert got.first_line == "theorem t2 : True := trivial"
+        assert [r.id for r in await store.recent(3)] == [r.id for r in reversed(rows[2:])]
+        assert await store.get("no-such-id") is None
+
+
+async def test_memory_store_works(tmp_path: Path) -> None:
+    async with JobStore(":memory:") as store:
+        await store.insert([_row()])
+        assert await store.count() == 1
+        assert store.file_bytes() == 0
+
+
+def test_an_acknowledged_insert_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    child = textwrap.dedent(
+        f"""
+        import anyio, os, signal, sys, time
+        from lean_mcp.jobs.store import JobRow, JobStore
+        async def main():
+            store = JobStore({str(path)!r})
+            await store.open()
+            await store.insert([JobRow("acked", "code", "{{}}", "pending", created=time.time())])
+            os.kill(os.getpid(), signal.SIGKILL)
+        anyio.run(main)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT status FROM jobs WHERE id = 'acked'").fetchall() == [("pending",)]
+
+
+async def test_prune_keeps_open_jobs_and_the_newest_finished(tmp_path: Path) -> None:
+    async with JobStore(str(tmp_path / "jobs.sqlite3")) as store:
+        old = _row(finished=time.time() - 40 * 86400)
+        finished = [_row() for _ in range(20)]
+        open_jobs = [_row(status="pending"), _row(status="running")]
+        await store.insert([old, *finished, *open_jobs])
+        deleted = await store.prune(max_age_days=30, max_jobs=5)
+        assert deleted == 1 + 15
+        left = {r.id for r in await store.recent(100)}
+        assert left == {r.id for r in finished[-5:]} | {r.id for r in open_jobs}
+
+
+async def test_prune_shrinks_the_file(tmp_path: Path) -> None:
+    async with JobStore(str(tmp_path / "jobs.sqlite3")) as store:
+        big = "-- padding\n" * 2000
+        for _ in range(10):
+            await store.insert([_row(code=big) for _ in range(100)])
+        full = store.file_bytes()
+        assert full > 10_000_000
+        assert await store.prune(max_age_days=30, max_jobs=10) == 990
+        assert store.file_bytes() < full / 20
+
+
+def test_owner_lock_is_alive_exactly_while_its_holder_lives(tmp_path: Path) -> None:
+    db = str(tmp_path / "jobs.sqlite3")
+    mine, other = OwnerLock(db, in_memory=False), OwnerLock(db, in_memory=False)
+    mine.acquire()
+    other.acquire()
+    assert mine.alive(other.owner) and other.alive(mine.owner)
+    other.release()
+    assert not mine.alive(other.owner)
+    assert not mine.alive(None) and not mine.alive("never-existed")
+
+    child = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from lean_mcp.jobs.store import OwnerLock
+        lock = OwnerLock({db!r}, in_memory=False)
+        lock.acquire()
+        print(lock.owner, flush=True)
+        sys.stdin.read()
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        owner = proc.stdout.readline().strip()
+        assert mine.alive(owner)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert not mine.alive(owner)
+    finally:
+        proc.kill()
+        proc.wait()
+    mine.release()
