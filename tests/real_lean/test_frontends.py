@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,19 @@ def test_check_cli_with_the_lean_backend(lean_exe: Path, project: Path) -> None:
 
     ok = lean_mcp("check", *flags, str(good), cwd=project, env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"{good}: proved" in ok.stdout
+
+    column = proofs.REJECTED.splitlines()[8].index("Eq.refl")
+    rejected = lean_mcp("check", *flags, str(bad), cwd=project, env=env)
+    assert rejected.returncode == 1
+    assert f"{bad}:9:{column}: error: Type mismatch" in rejected.stdout
 
     done = lean_mcp("check", *flags, "--json", str(good), str(bad), str(sorry), cwd=project, env=env)
     assert done.returncode != 0
     results = [ProofResult.model_validate_json(line) for line in done.stdout.splitlines() if line.strip()]
     assert [r.verdict for r in results] == [Verdict.PROVED, Verdict.REJECTED, Verdict.SORRY]
-    rejected = results[1].messages[0]
-    assert (rejected.pos.line, rejected.pos.column) == (9, proofs.REJECTED.splitlines()[8].index("Eq.refl"))
+    first = results[1].messages[0]
+    assert (first.pos.line, first.pos.column) == (9, column)
 
 
 def _proof_argument(schema: dict[str, Any]) -> str:
@@ -53,11 +58,11 @@ def _proof_argument(schema: dict[str, Any]) -> str:
 
 
 def _tool_result(result: Any) -> dict[str, Any]:
-    if isinstance(result.structured_content, dict):
-        data: dict[str, Any] = result.structured_content
-        return data.get("result", data) if "verdict" not in data else data
-    parsed: dict[str, Any] = json.loads(result.content[0].text)
-    return parsed
+    """The tool's structured ProofResult."""
+    assert not result.is_error, result.content
+    data: dict[str, Any] = result.structured_content
+    assert isinstance(data, dict), result
+    return data
 
 
 @pytest.mark.timeout(120)
