@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from typing import Any
 
@@ -78,7 +79,7 @@ def _proof_report(checked: tuple[ProofResult, float]) -> dict[str, Any]:
 
 
 def _proof_problem(name: str, proof: dict[str, Any], found: Toolchain) -> str:
-    said = "; ".join(m["data"] for m in proof["messages"]) or "no message"
+    said = "; ".join(m["data"].rstrip(".") for m in proof["messages"]) or "no message"
     fix = (
         "Check that the REPL is built for the project's toolchain and that `lake build` succeeded in the project."
         if name == "repl"
@@ -102,7 +103,7 @@ def _format(report: dict[str, Any]) -> str:
         row("project", project)
         row("toolchain", found.get("toolchain") or "(no lean-toolchain file)")
     repl = found.get("repl")
-    row("REPL", f"{' '.join(repl)} (from {found.get('repl_source')})" if repl else None)
+    row("REPL", f"{shlex.join(repl)} (from {found.get('repl_source')})" if repl else None)
     row("backend", report.get("backend") or "none could be chosen")
     row("store", report.get("store"))
     proof = report.get("proof")
