@@ -88,7 +88,12 @@ async def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
     elif settings.host not in _LOOPBACK:
         logger.warning("Serving on %s with no --api-key: anyone who can reach it can use it.", settings.host)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level.lower()
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=5,
     )
     http = _UvicornServer(config)
 

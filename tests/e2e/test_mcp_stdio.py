@@ -58,11 +58,11 @@ async def test_verdicts_come_back_structured_and_readable(tmp_path: Path) -> Non
 
     data = structured(sorry)
     assert (data["verdict"], data["success"]) == ("sorry", False)
-    assert data["result"]["sorries"][0]["goal"].startswith("⊢")
+    assert data["result"]["sorries"][0]["goal"] == "n : Nat\n⊢ 0 + n = n"
     text = text_of(sorry)
     assert text.startswith("SORRY:")
     assert "warning: declaration uses `sorry`" in text
-    assert "Goal left at the sorry at 2:2:\n  ⊢" in text
+    assert "Goal left at the sorry at 2:2:\n  n : Nat\n  ⊢ 0 + n = n" in text
 
     data = structured(rejected)
     assert (data["verdict"], data["success"]) == ("rejected", False)
