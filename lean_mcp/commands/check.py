@@ -57,7 +57,11 @@ async def _check_all(
 def format_result(path: str, result: ProofResult) -> str:
     """The readable report for one file: a verdict line, then messages and sorry goals."""
     verdict = result.verdict.value if result.verdict else result.status.value
-    detail = "cached" if result.cached else f"{result.lean_time:.2f} s" if result.lean_time is not None else ""
+    detail = ""
+    if result.cached:
+        detail = "cached"
+    elif result.verdict == Verdict.PROVED and result.lean_time is not None:
+        detail = f"{result.lean_time:.2f} s"
     lines = [f"{path}: {verdict}" + (f" ({detail})" if detail else "")]
     for message in result.messages:
         lines.append(f"{path}:{message.pos.line}:{message.pos.column}: {message.severity.value}: {message.data}")
