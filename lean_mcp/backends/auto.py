@@ -48,7 +48,8 @@ def create_backend(settings: Settings) -> Backend:
 def choose_backend(settings: Settings, found: Toolchain | None = None) -> tuple[str, Settings]:
     """The concrete backend name for `settings`, and the settings to build it with.
 
-    For `auto` and for `repl` without `--repl`, a discovered REPL's command is filled in.
+    For `auto` and for `repl` without `--repl`, a discovered REPL's command is filled in; the
+    returned settings name the concrete backend, so building from them needs no second discovery.
     """
     name = settings.backend
     if name not in ("auto", "repl") or (name == "repl" and settings.repl):
@@ -59,12 +60,11 @@ def choose_backend(settings: Settings, found: Toolchain | None = None) -> tuple[
     if found.repl:
         if not settings.repl:
             logger.info("Using the REPL found in %s: %s", found.repl_source, " ".join(found.repl))
-            settings = dataclasses.replace(settings, repl=list(found.repl))
-        return "repl", settings
+        return "repl", dataclasses.replace(settings, backend="repl", repl=list(settings.repl or found.repl))
     if name == "repl":
         raise ConfigurationError(f"--backend repl needs a Lean REPL and none was configured or found. {INSTALL_HINT}")
     if found.lean is not None:
-        return "lean", settings
+        return "lean", dataclasses.replace(settings, backend="lean")
     raise ConfigurationError(
         f"No Lean found: no REPL (--repl / LEAN_MCP_REPL) and no `lean` executable. {INSTALL_HINT}"
     )
