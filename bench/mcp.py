@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import anyio
-from lean_mcp.jobs.service import open_service
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from lean_mcp.jobs.service import open_service
 from lean_mcp.settings import Settings
 from tests.standin import standin_command
 
