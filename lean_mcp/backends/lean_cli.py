@@ -41,7 +41,7 @@ from ..settings import Settings
 from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version
 from .base import Backend
 
-__all__ = ["LeanCliBackend", "parse_lean_json"]
+__all__ = ["GOAL_NOT_REPORTED", "LeanCliBackend", "parse_lean_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ MEMORY_POLL_SECONDS = 0.05
 STDERR_TAIL_BYTES = 4096
 #: Most of Lean's stdout kept for one proof; past it the process is killed (verdict error).
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+#: The `goal` of a sorry found by the lean backend: `lean --json` does not print goals.
+GOAL_NOT_REPORTED = "(goal not reported: the lean backend sees only Lean's warning; the repl backend shows goals)"
 
 _SEVERITIES = {
     "information": Severity.INFO,
@@ -89,7 +91,8 @@ def parse_lean_json(stdout: str) -> LeanOutput:
     """Lean's `--json` output (one message per line) as our LeanOutput.
 
     Lines that are not Lean messages (e.g. what `#eval` prints) become info messages, so nothing
-    Lean said is lost. A `hasSorry` message also yields a Sorry entry (Lean's CLI gives no goal).
+    Lean said is lost. A `hasSorry` message also yields a Sorry entry; Lean's CLI reports no goal,
+    so its `goal` says so (GOAL_NOT_REPORTED).
     """
     output = LeanOutput()
     for line in stdout.splitlines():
@@ -102,7 +105,7 @@ def parse_lean_json(stdout: str) -> LeanOutput:
         message, is_sorry = parsed
         output.messages.append(message)
         if is_sorry:
-            output.sorries.append(Sorry(pos=message.pos, end_pos=message.end_pos, goal=""))
+            output.sorries.append(Sorry(pos=message.pos, end_pos=message.end_pos, goal=GOAL_NOT_REPORTED))
     return output
 
 
