@@ -265,7 +265,12 @@ _HEADLINES = {
 def describe_result(result: ProofResult) -> str:
     """A summary a model can read on its own: verdict line, Lean's messages, goals left at sorries."""
     lines = [_headline(result)]
-    lines.extend(f"{m.pos} {m.severity.value}: {_indent(m.data)}" for m in result.messages)
+    # A failure's synthesised message has no real position: say it plainly.
+    if result.error_message:
+        lines.append(result.error_message)
+    lines.extend(
+        f"{m.pos} {m.severity.value}: {_indent(m.data)}" for m in result.messages if m.data != result.error_message
+    )
     for sorry in result.sorries:
         where = f" at {sorry.pos}" if sorry.pos else ""
         lines.append(f"Goal left at the sorry{where}:\n  {_indent(sorry.goal)}")

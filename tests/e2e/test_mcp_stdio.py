@@ -74,6 +74,7 @@ async def test_verdicts_come_back_structured_and_readable(tmp_path: Path) -> Non
     data = structured(timeout)
     assert (data["verdict"], data["success"], data["status"]) == ("timeout", False, "error")
     assert text_of(timeout).startswith("TIMEOUT:")
+    assert text_of(timeout).splitlines()[1] == data["error_message"]
     assert not any(r.is_error for r in (proved, sorry, rejected, timeout))
 
 
