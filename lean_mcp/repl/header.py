@@ -20,7 +20,8 @@ import re
 
 __all__ = ["SplitProof", "split_header"]
 
-_IDENT = r"(?:«[^»\n]*»|[^\s«»/\-][^\s«»]*)(?:\.(?:«[^»\n]*»|[^\s.«»]+))*"
+_PART = r"(?:«[^»\n]*»|[^\W\d][\w'!?]*)"
+_IDENT = rf"{_PART}(?:\.{_PART})*"
 _IMPORT = re.compile(rf"^(?:(?:public|private)\s+)?(?:meta\s+)?import(?:\s+all)?((?:\s+{_IDENT})+)$")
 _KEYWORD_LINE = re.compile(r"^(?:prelude|module)$")
 _LEAN_KEYWORDS = frozenset(

@@ -1,0 +1,173 @@
+"""The REPL wire protocol: requests stay one line whatever the proof holds; replies are read robustly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lean_mcp.models import ProofConfig, Severity, Verdict
+from lean_mcp.repl.pool import ReplPool
+from lean_mcp.repl.protocol import (
+    CommandResponse,
+    ProofStepResponse,
+    ReplMessage,
+    ResponseReader,
+    classify,
+    command_request,
+    encode_request,
+    sanitize_text,
+    shift_positions,
+    to_lean_output,
+)
+from tests.standin import standin_command
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+HOSTILE = [
+    pytest.param("theorem a : True := trivial\n\n\n\ntheorem b : True := trivial", id="blank-lines"),
+    pytest.param("theorem a : True := trivial\r\n\r\n\r\ntheorem b : True := trivial\r\n", id="crlf"),
+    pytest.param("theorem a : True :=\n\ttrivial\t\t\n", id="tabs"),
+    pytest.param("theorem a : True := trivial -- nul \x00 here\n", id="nul"),
+    pytest.param("theorem a : True := trivial -- 𝓝 𝕜 ∀ ε > 0\n", id="astral"),
+    pytest.param("theorem a : True := trivial -- lone \ud835 surrogate \udc00\n", id="lone-surrogates"),
+    pytest.param('theorem a : True := trivial -- "}\\n\\n{" \u2028 \u0085 \x1b[0m\n', id="json-and-separators"),
+]
+
+
+@pytest.mark.parametrize("code", HOSTILE)
+def test_request_is_one_line_then_one_blank_line(code: str) -> None:
+    wire = encode_request(command_request(code, 3))
+    assert wire.endswith(b"\n\n")
+    assert b"\n" not in wire[:-2]
+    assert json.loads(wire.decode("utf-8")) == {"cmd": sanitize_text(code), "env": 3}
+
+
+def test_lone_surrogates_become_replacement_characters_one_for_one() -> None:
+    assert sanitize_text("a\ud835b") == "a\ufffdb"
+    assert sanitize_text("\udc00") == "\ufffd"
+    # a surrogate pair held as two code points is the astral character it encodes
+    assert sanitize_text("x\ud835\udcdd") == "x𝓝"
+    assert sanitize_text("plain 𝓝") == "plain 𝓝"
+
+
+def _directive_after(code: str) -> str:
+    return code + "\n-- standin: error after the hostile text\n"
+
+
+@pytest.mark.parametrize("code", HOSTILE)
+async def test_hostile_text_keeps_the_repl_in_step(code: str) -> None:
+    """Lean sees the text as sent (the error is on the right line) and the next proof still works."""
+    async with ReplPool(standin_command(), workers=1) as pool:
+        text = _directive_after(code)
+        result = await pool.check(text, ProofConfig(timeout=20))
+        assert result.verdict == Verdict.REJECTED, result
+        [error] = result.result.errors if result.result else []
+        assert error.pos.line == text.count("\n")
+        assert error.data == "after the hostile text"
+        after = await pool.check("theorem c : True := trivial", ProofConfig(timeout=20))
+        assert after.verdict == Verdict.PROVED
+        assert pool.health()["repl_starts"] == 1
+
+
+async def test_columns_count_code_points_after_astral_and_surrogates() -> None:
+    async with ReplPool(standin_command(), workers=1) as pool:
+        for prefix in ("𝓝𝕜", "\ud835\ud835"):
+            text = f"theorem a : True := by -- {prefix}\n  sorry"
+            result = await pool.check(text, ProofConfig(timeout=20))
+            assert result.verdict == Verdict.SORRY
+            [sorry] = result.sorries
+            assert sorry.pos is not None and (sorry.pos.line, sorry.pos.column) == (2, 2)
+
+
+async def test_a_megabyte_proof_round_trips() -> None:
+    filler = "".join(f"-- filler line {i} with some text to make it long enough 𝓝\n" for i in range(17_000))
+    text = filler + "theorem big : True := by\n  sorry\n"
+    assert len(text.encode()) > 1_000_000
+    async with ReplPool(standin_command(), workers=1) as pool:
+        result = await pool.check(text, ProofConfig(timeout=60))
+        assert result.verdict == Verdict.SORRY
+        assert result.sorries[0].pos is not None and result.sorries[0].pos.line == 17_002
+        again = await pool.check("theorem small : True := trivial", ProofConfig(timeout=20))
+        assert again.verdict == Verdict.PROVED
+
+
+PRETTY = b"""{"sorries":
+ [{"proofState": 0,
+   "pos": {"line": 1, "column": 23},
+   "goal": "\xe2\x8a\xa2 True",
+   "endPos": {"line": 1, "column": 28}}],
+ "messages":
+ [{"severity": "warning",
+   "pos": {"line": 1, "column": 8},
+   "endPos": {"line": 1, "column": 9},
+   "data": "declaration uses `sorry`"}],
+ "env": 0}
+
+"""
+
+
+def test_reader_assembles_multi_line_pretty_json_fed_byte_by_byte() -> None:
+    reader = ResponseReader()
+    responses = []
+    for byte in PRETTY + b'{"env": 1}\n\n':
+        reader.feed(bytes([byte]))
+        response = reader.next_response()
+        if response is not None:
+            responses.append(response)
+    assert [r["env"] for r in responses] == [0, 1]
+    assert responses[0]["sorries"][0]["goal"] == "⊢ True"
+
+
+def test_reader_skips_noise_lines_and_noise_blocks() -> None:
+    noise: list[str] = []
+    reader = ResponseReader(on_noise=noise.append)
+    reader.feed(b"hello from IO.println\n\nmore noise\n" + PRETTY + b"garbage {not json\n\n" + b'oops{"env": 7}\n\n')
+    first = reader.next_response()
+    second = reader.next_response()
+    assert first is not None and first["env"] == 0
+    assert second == {"env": 7}
+    assert reader.next_response() is None
+    assert noise == ["hello from IO.println", "garbage {not json"]
+
+
+def test_reader_waits_for_the_blank_line() -> None:
+    reader = ResponseReader()
+    reader.feed(b'{"env": 0}\n')
+    assert reader.next_response() is None
+    reader.feed(b"\n")
+    assert reader.next_response() == {"env": 0}
+
+
+def test_classify_the_three_reply_shapes() -> None:
+    assert isinstance(classify({"env": 2, "messages": []}), CommandResponse)
+    step = classify({"proofState": 3, "goals": ["⊢ True"], "proofStatus": "Incomplete: open goals remain"})
+    assert isinstance(step, ProofStepResponse) and step.goals == ["⊢ True"]
+    assert classify({"message": "Unknown environment."}) == ReplMessage("Unknown environment.")
+    with pytest.raises(ValueError):
+        classify({"something": "else"})
+
+
+def test_command_reply_becomes_lean_output() -> None:
+    raw = json.loads(PRETTY)
+    raw["messages"].append({"severity": "trace", "pos": {"line": 2, "column": 0}, "endPos": None, "data": "t"})
+    raw["newKey"] = [1]
+    output = to_lean_output(raw)
+    assert output.env == 0
+    assert [m.severity for m in output.messages] == [Severity.WARNING, Severity.INFO]
+    assert output.sorries[0].proof_state == 0 and output.sorries[0].goal == "⊢ True"
+    assert output.model_dump()["newKey"] == [1]
+
+
+def test_shift_positions_moves_every_position_but_line_zero() -> None:
+    raw = {
+        "messages": [{"pos": {"line": 1, "column": 4}, "endPos": None, "data": "x"}],
+        "sorries": [{"pos": {"line": 0, "column": 0}, "goal": "g"}],
+        "tactics": [{"pos": {"line": 2, "column": 1}, "endPos": {"line": 3, "column": 0}, "tactic": "rfl"}],
+        "infotree": [{"node": {"stx": {"range": {"start": {"line": 5, "column": 2}}}}, "children": []}],
+    }
+    shifted = shift_positions(raw, 3)
+    assert shifted["messages"][0]["pos"] == {"line": 4, "column": 4}
+    assert shifted["sorries"][0]["pos"] == {"line": 0, "column": 0}
+    assert shifted["tactics"][0]["endPos"] == {"line": 6, "column": 0}
+    assert shifted["infotree"][0]["node"]["stx"]["range"]["start"] == {"line": 8, "column": 2}
