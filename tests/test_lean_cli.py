@@ -5,6 +5,7 @@ the real Lean is exercised in tests/real_lean/."""
 from __future__ import annotations
 
 import stat
+import sys
 from pathlib import Path
 
 import anyio
@@ -188,3 +189,19 @@ def test_death_by_signal_after_an_error_message_is_still_a_crash(tmp_path: Path)
     result = run_check(lean, tmp_path)
     assert result.verdict == Verdict.ERROR
     assert "SIGABRT" in (result.error_message or "")
+
+
+@pytest.mark.timeout(30)
+def test_memory_of_lean_child_processes_counts_toward_the_limit(tmp_path: Path) -> None:
+    # Like `lake env lean`: the process we start is a wrapper; the memory is in its child.
+    hog = f"{sys.executable} -c 'b = bytearray(300 * 2**20); import time; time.sleep(30)'"
+    lean = fake_lean(tmp_path, f"{hog}\n")
+
+    async def main() -> ProofResult:
+        backend = LeanCliBackend.from_settings(Settings(lean=str(lean), project=str(tmp_path), memory_mb=150))
+        async with backend:
+            return await backend.check("x", ProofConfig(timeout=25))
+
+    result = anyio.run(main)
+    assert result.verdict == Verdict.MEMORY_LIMIT
+    assert "150 MB" in (result.error_message or "")

@@ -109,20 +109,58 @@ def parse_lean_json(stdout: str) -> LeanOutput:
     return output
 
 
-def _group_rss_mb(pgid: int) -> float:
-    """Resident memory of every process in the process group `pgid`, in MB."""
-    total_pages = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """`/proc/PID/stat` after the command name: [state, ppid, pgrp, ...] (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _tree_pids(pid: int) -> list[int] | None:
+    """`pid` and its descendants via /proc/PID/task/TID/children (None where the kernel lacks it)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+            tids = os.listdir(f"/proc/{current}/task")
         except OSError:
             continue
-        # fields[0] is the state (field 3 of stat); pgrp is field 5, rss field 24.
-        if len(fields) > 21 and int(fields[2]) == pgid:
-            total_pages += int(fields[21])
+        for tid in tids:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
+                    todo.extend(int(child) for child in f.read().split())
+            except FileNotFoundError:
+                if current == pid:
+                    return None
+            except OSError:
+                continue
+    return pids
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """Every process in the process group `pgid` (a scan of /proc)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields is not None and len(fields) > 2 and int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
+
+
+def _group_rss_mb(leader: int) -> float:
+    """Resident memory of Lean's process tree (or, failing that, its process group), in MB."""
+    pids = _tree_pids(leader)
+    if pids is None:
+        pids = _group_pids(leader)
+    total_pages = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None and len(fields) > 21:
+            total_pages += int(fields[21])  # rss, field 24 of stat
     return total_pages * _PAGE_KB / 1024
 
 
