@@ -1,0 +1,142 @@
+"""One REPL process: request/response, deadline, crash report, stderr, memory of the process tree."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lean_mcp.errors import BackendUnavailableError
+from lean_mcp.repl.process import (
+    ReplCrashed,
+    ReplMemoryExceeded,
+    ReplProcess,
+    ReplTimeout,
+    group_rss_mb,
+    kill_all_groups,
+)
+from lean_mcp.repl.protocol import command_request
+from tests.standin import standin_command
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+PROVED = "theorem t : True := trivial"
+#: Runs the REPL as a child, the way `lake env repl` does.
+WRAPPER = [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def first_child(pid: int) -> int:
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        if children:
+            return int(children[0])
+    raise AssertionError(f"{pid} has no child")
+
+
+async def test_request_and_response_with_env_chaining() -> None:
+    repl = await ReplProcess.start(standin_command())
+    try:
+        first = await repl.request(command_request("import Foo"), seconds=20)
+        assert first == {"env": 0}
+        second = await repl.request(command_request("theorem t : True := trivial", 0), seconds=20)
+        assert second == {"env": 1}
+        unknown = await repl.request(command_request(PROVED, 99), seconds=20)
+        assert unknown == {"message": "Unknown environment."}
+        assert repl.requests == 3 and repl.alive
+    finally:
+        await repl.aclose()
+    assert not pid_alive(repl.pid)
+
+
+async def test_deadline_kills_the_group_and_raises_timeout() -> None:
+    repl = await ReplProcess.start([*WRAPPER, *standin_command()])
+    try:
+        await repl.request(command_request(PROVED), seconds=20)
+        child = first_child(repl.pid)
+        with pytest.raises(ReplTimeout) as caught:
+            await repl.request(command_request("-- standin: hang\n"), seconds=0.3)
+        assert caught.value.seconds == 0.3
+        assert not repl.alive
+    finally:
+        await repl.aclose()
+    assert not pid_alive(repl.pid)
+    with anyio.fail_after(10):
+        while pid_alive(child):  # noqa: ASYNC110 - polling /proc
+            await anyio.sleep(0.01)
+
+
+async def test_exit_without_answer_is_a_crash_with_status_and_stderr_tail() -> None:
+    repl = await ReplProcess.start(standin_command())
+    try:
+        with pytest.raises(ReplCrashed) as caught:
+            await repl.request(command_request("-- standin: crash\n"), seconds=20)
+        assert caught.value.returncode == 134
+        assert "INTERNAL PANIC" in caught.value.stderr_tail
+        assert "exited with status 134" in str(caught.value)
+        with pytest.raises(ReplCrashed, match="not running"):
+            await repl.request(command_request(PROVED), seconds=20)
+    finally:
+        await repl.aclose()
+
+
+async def test_a_bad_request_kills_the_real_repl_and_reads_as_a_crash() -> None:
+    """The REPL dies on a request it cannot decode (repl-protocol §1.3): the driver must see a crash."""
+    repl = await ReplProcess.start(standin_command())
+    try:
+        with pytest.raises(ReplCrashed) as caught:
+            await repl.request({"cmd": 5}, seconds=20)
+        assert caught.value.returncode == 1
+        assert "uncaught exception" in caught.value.stderr_tail
+    finally:
+        await repl.aclose()
+
+
+async def test_megabytes_of_stderr_never_block_the_repl() -> None:
+    repl = await ReplProcess.start(standin_command())
+    try:
+        for _ in range(3):
+            response = await repl.request(command_request("-- standin: stderr 3000000\n" + PROVED), seconds=20)
+            assert "env" in response
+        assert "standin stderr noise" in repl.stderr_tail()
+        assert len(repl.stderr_tail(10_000_000)) < 4_000_000  # trimmed after each request
+    finally:
+        await repl.aclose()
+
+
+async def test_memory_of_the_whole_tree_is_watched() -> None:
+    repl = await ReplProcess.start([*WRAPPER, *standin_command()])
+    try:
+        await repl.request(command_request("-- standin: memory 150\n" + PROVED), seconds=20)
+        assert repl.last_rss_mb > 150 and group_rss_mb(repl.pid) > 150  # the REPL is the child
+        with pytest.raises(ReplMemoryExceeded) as caught:
+            await repl.request(command_request("-- standin: memory 100\n" + PROVED), seconds=20, memory_mb=200)
+        assert caught.value.rss_mb > 200 and caught.value.limit_mb == 200
+        assert not repl.alive
+    finally:
+        await repl.aclose()
+
+
+async def test_the_exit_handler_kills_live_repls() -> None:
+    repl = await ReplProcess.start(standin_command())
+    try:
+        await repl.request(command_request(PROVED), seconds=20)
+        kill_all_groups()
+        with pytest.raises(ReplCrashed, match="SIGKILL"):
+            await repl.request(command_request(PROVED), seconds=20)
+    finally:
+        await repl.aclose()
+
+
+async def test_a_missing_executable_is_backend_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="Cannot start the REPL"):
+        await ReplProcess.start([str(tmp_path / "repl")])
