@@ -378,7 +378,7 @@ class Decl:
     keyword: Token
     name: Token | None
     goal: str
-    first_tactic: Token | None
+    tactics: list[list[Token]]  # the top-level tactics of its `by` block
     sorries: list[Token] = field(default_factory=list)
 
 
@@ -389,14 +389,20 @@ def message(severity: str, pos: dict[str, int], end_pos: dict[str, int] | None, 
 CLOSING_TACTICS = {
     "rfl", "exact", "assumption", "decide", "simp", "simp_all", "omega", "trivial", "norm_num", "linarith",
     "nlinarith", "aesop", "tauto", "contradiction", "ring", "positivity", "exact?", "apply?", "done", "sorry",
-    "admit", "exfalso", "native_decide",
+    "admit", "native_decide", "simpa",
 }  # fmt: skip
+SPLITTING_TACTICS = {
+    "by_cases": ("pos", "neg"), "cases": ("zero", "succ"), "induction": ("zero", "succ"),
+    "constructor": ("left", "right"), "split": ("isTrue", "isFalse"),
+}  # fmt: skip
+TACTIC_SEPARATORS = {";", "=>", "·", "<;>", "all_goals", "any_goals", "try", "first", "|", "focus", "next"}
 PROGRESS_TACTICS = {
-    "intro", "intros", "apply", "have", "cases", "induction", "constructor", "refine", "use", "rw", "rewrite",
+    "intro", "intros", "apply", "have", "cases'", "induction'", "refine", "trace", "use", "rw", "rewrite",
     "unfold", "show", "calc", "obtain", "rcases", "specialize", "exists", "left", "right", "ext", "funext",
-    "by_cases", "split", "skip", "set", "let", "case", "next", "first", "try", "repeat", "focus", "conv", "change",
+    "skip", "set", "let", "case", "next", "first", "try", "repeat", "focus", "conv", "change",
     "generalize", "subst", "injection", "by_contra", "push_neg", "field_simp", "ring_nf", "all_goals",
     "any_goals", "on_goal", "rintro", "simp_rw", "dsimp", "norm_cast", "push_cast", "symm", "trans", "clear",
+    "exfalso", "·",
 }  # fmt: skip
 
 
@@ -412,7 +418,7 @@ class Repl:
 
     # -- commands ------------------------------------------------------------------------------------
 
-    def command(self, text: str, env_id: int | None, root_goals: bool = False) -> dict[str, Any]:
+    def command(self, text: str, env_id: int | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Elaborate `text` (on env `env_id`, or fresh with a header) and record a new env."""
         if env_id is not None and env_id >= len(self.envs):
             return {"message": "Unknown environment."}
@@ -425,8 +431,10 @@ class Repl:
             base = Env(frozenset(), imports)
         else:
             base, body = self.envs[env_id], tokens
-        decls = self.declarations(body, base, messages)
-        sorries = self.sorries(decls, root_goals, messages)
+        decls = self.declarations(text, body, base, messages)
+        options = options or {}
+        sorries = self.sorries(decls, bool(options.get("rootGoals")), messages)
+        tactics = self.all_tactics(text, decls) if options.get("allTactics") else []
         messages.sort(key=lambda m: (m["pos"]["line"], m["pos"]["column"]))
         new_names = {d.name.text for d in decls if d.name is not None}
         self.envs.append(Env(base.decls | new_names, base.imports))
@@ -435,13 +443,15 @@ class Repl:
             response["messages"] = messages
         if sorries:
             response["sorries"] = sorries
+        if tactics:
+            response["tactics"] = tactics
         return response
 
     def header(self, tokens: list[Token], messages: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[Token]]:
         """Parse leading `import M` pairs; pay the import cost; report unknown modules."""
         code = [t for t in tokens if t.kind != "comment"]
         imports: list[str] = []
-        i = 0
+        i = 1 if code and code[0].text == "prelude" else 0
         while i + 1 < len(code) and code[i].text == "import" and code[i + 1].kind == "ident":
             imports.append(code[i + 1].text)
             i += 2
@@ -465,6 +475,13 @@ class Repl:
             self.directive(tok, verb, arg, messages)
 
     def directive(self, tok: Token, verb: str, arg: str, messages: list[dict[str, Any]]) -> None:
+        """Execute one directive; a malformed one is reported as an error message."""
+        try:
+            self._directive(tok, verb, arg, messages)
+        except ValueError:
+            messages.append(message("error", tok.pos(), tok.end_pos(), f"bad stand-in directive: {verb} {arg}".strip()))
+
+    def _directive(self, tok: Token, verb: str, arg: str, messages: list[dict[str, Any]]) -> None:
         if verb in ("error", "info"):
             messages.append(message(verb, tok.pos(), tok.end_pos(), arg))
         elif verb == "work":
@@ -474,7 +491,7 @@ class Repl:
                 time.sleep(3600)
         elif verb == "crash" or (verb == "crash-once" and not os.path.exists(arg)):
             if verb == "crash-once":
-                open(arg, "w").close()  # noqa: SIM115
+                open(arg, "w").close()
             sys.stderr.write("INTERNAL PANIC: stand-in crash directive\n")
             sys.stderr.flush()
             os._exit(134)
@@ -489,8 +506,10 @@ class Repl:
             noise = (chunk * (size // len(chunk) + 1))[:size]
             sys.stderr.write(noise)
             sys.stderr.flush()
+        else:
+            raise ValueError(verb)
 
-    def declarations(self, body: list[Token], base: Env, messages: list[dict[str, Any]]) -> list[Decl]:
+    def declarations(self, text: str, body: list[Token], base: Env, messages: list[dict[str, Any]]) -> list[Decl]:
         """Find declarations; misplaced imports and redeclared names are errors."""
         code = [t for t in body if t.kind != "comment"]
         decls: list[Decl] = []
@@ -508,16 +527,20 @@ class Repl:
             if tok.kind == "ident" and (tok.text in DECL_KEYWORDS or tok.text == "example"):
                 name = code[i + 1] if tok.text != "example" and i + 1 < len(code) else None
                 name = name if name is not None and name.kind == "ident" else None
-                decls.append(Decl(tok, name, goal_of(code[i + 1 :]), first_tactic(code[i + 1 :])))
+                decls.append(Decl(tok, name, goal_of(text, code[i + 1 :]), tactic_block(code[i + 1 :])))
                 if name is not None:
                     if name.text in seen:
                         messages.append(
                             message("error", name.pos(), name.end_pos(), f"'{name.text}' has already been declared")
                         )
                     seen.add(name.text)
-            if tok.kind == "ident" and tok.text == "sorry":
+            if tok.kind == "ident" and tok.text == "sorry" and tok.column == 0:
+                messages.append(
+                    message("error", tok.pos(), tok.end_pos(), "unexpected token 'sorry'; expected command")
+                )
+            elif tok.kind == "ident" and tok.text == "sorry":
                 if not decls:
-                    decls.append(Decl(tok, None, "⊢ Prop", None))
+                    decls.append(Decl(tok, None, "⊢ Prop", []))
                 decls[-1].sorries.append(tok)
         return decls
 
@@ -532,9 +555,27 @@ class Repl:
                 messages.append(message("warning", where.pos(), where.end_pos(), "declaration uses `sorry`"))
         if root_goals:
             for decl in decls:
-                if decl.first_tactic is not None:
-                    pos = decl.first_tactic.pos()
+                if decl.tactics:
+                    pos = decl.tactics[0][0].pos()
                     entries.append(self.sorry_entry(decl.goal, pos, pos))
+        return entries
+
+    def all_tactics(self, text: str, decls: list[Decl]) -> list[dict[str, Any]]:
+        """`allTactics`: one entry per top-level tactic of each `by` block, each with a new proof state."""
+        entries = []
+        for decl in decls:
+            for tactic in decl.tactics:
+                self.proof_states.append(ProofState([decl.goal]))
+                first, last = tactic[0], tactic[-1]
+                entry = {
+                    "tactic": text[first.offset : last.offset + len(last.text)],
+                    "proofState": len(self.proof_states) - 1,
+                    "pos": first.pos(),
+                    "endPos": last.end_pos(),
+                    "goals": decl.goal,
+                    "usedConstants": [],
+                }
+                entries.append(entry)
         return entries
 
     def sorry_entry(self, goal: str, pos: dict[str, int] | None, end: dict[str, int] | None) -> dict[str, Any]:
@@ -547,22 +588,46 @@ class Repl:
     # -- tactic mode ---------------------------------------------------------------------------------
 
     def tactic(self, state_id: int, text: str) -> dict[str, Any]:
-        """Run a tactic on a proof state: sorry closes goals, closing tactics close the first goal."""
+        """Run a tactic. A closing tactic (or `sorry`) in tactic position closes the first goal (every goal
+        after `all_goals`/`any_goals`); a splitting tactic turns the first goal into two cases; other
+        known tactics leave the goals as they are; an unknown head is a parse error."""
         if state_id >= len(self.proof_states):
             return {"message": "Unknown proof state."}
         state = self.proof_states[state_id]
-        tokens = [t for t in lex(text) if t.kind != "comment"]
-        head = tokens[0].text if tokens else ""
-        if head not in CLOSING_TACTICS | PROGRESS_TACTICS:
+        tokens = lex(text)
+        messages: list[dict[str, Any]] = []
+        self.run_directives(text, tokens, messages)
+        for msg in messages:  # messages logged in tactic mode sit at 0:0
+            msg["pos"] = msg["endPos"] = {"line": 0, "column": 0}
+        code = [t for t in tokens if t.kind != "comment" and t.text not in ("{", "(")]
+        head = code[0].text if code else ""
+        if head not in CLOSING_TACTICS | PROGRESS_TACTICS | SPLITTING_TACTICS.keys():
             return {"message": "Lean error:\n<input>:1:1: unknown tactic"}
-        has_sorry = any(t.kind == "ident" and t.text == "sorry" for t in tokens)
-        targets = len(state.goals) if head in ("all_goals", "any_goals") else min(1, len(state.goals))
-        sorries = [self.sorry_entry(goal, None, None) for goal in state.goals[:targets]] if has_sorry else []
-        closes = has_sorry or head in CLOSING_TACTICS or (len(tokens) > 1 and tokens[1].text in CLOSING_TACTICS)
-        goals = state.goals[targets:] if closes else list(state.goals)
-        return self.new_proof_state(ProofState(goals, state.has_sorry or has_sorry), sorries)
+        first_goal = state.goals[0] if state.goals else "⊢ Prop"
+        sorry_count = sum(t.kind == "ident" and t.text == "sorry" for t in code)
+        every_goal = head in ("all_goals", "any_goals")
+        if every_goal and sorry_count:
+            sorries = [self.sorry_entry(goal, None, None) for goal in state.goals]
+        else:
+            sorries = [self.sorry_entry(first_goal, None, None) for _ in range(sorry_count)]
+        errors = any(m["severity"] == "error" for m in messages)
+        closes = errors or any(
+            t.text in CLOSING_TACTICS and (i == 0 or code[i - 1].text in TACTIC_SEPARATORS) for i, t in enumerate(code)
+        )
+        goals = list(state.goals)
+        if closes:
+            goals = [] if every_goal else goals[1:]
+        elif head in SPLITTING_TACTICS and goals:
+            goals[:1] = [f"case {case}\n{goals[0]}" for case in SPLITTING_TACTICS[head]]
+        has_sorry = state.has_sorry or bool(sorry_count) or errors
+        return self.new_proof_state(ProofState(goals, has_sorry), sorries, messages)
 
-    def new_proof_state(self, state: ProofState, sorries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def new_proof_state(
+        self,
+        state: ProofState,
+        sorries: list[dict[str, Any]] | None = None,
+        messages: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         self.proof_states.append(state)
         if state.goals:
             status = "Incomplete: open goals remain"
@@ -577,6 +642,8 @@ class Repl:
         }
         if sorries:
             response["sorries"] = sorries
+        if messages:
+            response["messages"] = messages
         return response
 
     # -- pickling ------------------------------------------------------------------------------------
@@ -601,14 +668,14 @@ class Repl:
     def handle(self, kind: str, req: dict[str, Any]) -> dict[str, Any]:
         """Dispatch one decoded request to its handler."""
         if kind == "command":
-            return self.command(req["cmd"], req["env"], bool(req["rootGoals"]))
+            return self.command(req["cmd"], req["env"], req)
         if kind == "file":
             try:
                 with open(req["path"], encoding="utf-8", errors="replace") as src:
                     text = src.read()
             except OSError as exc:
                 return {"message": io_error_text(exc, req["path"])}
-            return self.command(text, req["env"], bool(req["rootGoals"]))
+            return self.command(text, req["env"], req)
         if kind == "tactic":
             return self.tactic(req["proofState"], req["tactic"])
         if kind == "pickle_env":
@@ -634,33 +701,51 @@ class Repl:
         return self.new_proof_state(ProofState(list(payload["goals"]), bool(payload["hasSorry"])))
 
 
-def goal_of(rest: list[Token]) -> str:
-    """`⊢ TYPE` from a declaration's signature: the text after its top-level `:` up to `:=`."""
-    depth, start = 0, None
+OPEN, CLOSE = ("(", "[", "{", "⟨", "⦃"), (")", "]", "}", "⟩", "⦄")
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def goal_of(text: str, rest: list[Token]) -> str:
+    """A plausible goal from a declaration's signature: `x : T` per binder, then `⊢ TYPE`."""
+    depth, colon, hyps, binder = 0, None, [], 0
+    end = len(rest)
     for i, tok in enumerate(rest):
-        if tok.text in ("(", "[", "{", "⟨"):
+        if tok.text in OPEN:
             depth += 1
-        elif tok.text in (")", "]", "}", "⟩"):
+            binder = i if depth == 1 else binder
+        elif tok.text in CLOSE:
             depth -= 1
-        elif depth == 0 and tok.text == ":" and start is None:
-            start = i + 1
+            if depth == 0 and colon is None:
+                hyps.append(_squash(text[rest[binder].offset + 1 : tok.offset]))
+        elif depth == 0 and tok.text == ":" and colon is None:
+            colon = i + 1
         elif depth == 0 and (tok.text in (":=", "where", "|") or tok.text in DECL_KEYWORDS):
+            end = i
             break
-    else:
-        i = len(rest)
-    if start is None or start >= i:
+    if colon is None or colon >= end:
         return "⊢ Prop"
-    return "⊢ " + " ".join(t.text for t in rest[start:i])
+    target = _squash(text[rest[colon].offset : rest[end - 1].offset + len(rest[end - 1].text)])
+    return "\n".join([h for h in hyps if " : " in h] + [f"⊢ {target}"])
 
 
-def first_tactic(rest: list[Token]) -> Token | None:
-    """The first token after `:= by` in a declaration, if it has a tactic proof."""
-    for i, tok in enumerate(rest[:-2]):
-        if tok.text in DECL_KEYWORDS or tok.text == "example":
-            return None
-        if tok.text == ":=" and rest[i + 1].text == "by":
-            return rest[i + 2]
-    return None
+def tactic_block(rest: list[Token]) -> list[list[Token]]:
+    """The top-level tactics after `:= by` in a declaration: split at `;` and at lines that start at or
+    left of the first tactic's column."""
+    end = next((i for i, t in enumerate(rest) if t.text in DECL_KEYWORDS or t.text == "example"), len(rest))
+    start = next((i + 2 for i in range(end - 1) if rest[i].text == ":=" and rest[i + 1].text == "by"), end)
+    tactics: list[list[Token]] = []
+    for tok in rest[start:end]:
+        new_line = bool(tactics) and tactics[-1] and tok.line > tactics[-1][-1].line
+        if not tactics or (new_line and tok.column <= tactics[0][0].column):
+            tactics.append([])
+        if tok.text == ";":
+            tactics.append([])
+        else:
+            tactics[-1].append(tok)
+    return [t for t in tactics if t]
 
 
 # ---------------------------------------------------------------------------------------------------
