@@ -22,7 +22,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import __version__
-from .errors import LeanMCPError
+from .errors import BackendUnavailableError, LeanMCPError
 from .jobs.service import ProofService, open_service
 from .models import Proof, ProofConfig, ProofResult, Verdict
 from .settings import Settings
@@ -117,6 +117,10 @@ class ServiceSlot:
         except LeanMCPError as exc:
             logger.warning("No proof service: %s", exc)
             self.fail(exc)
+        except Exception as exc:  # e.g. an unwritable job store: keep serving, and say why
+            logger.exception("The proof service failed")
+            error = f"The proof service could not start or stopped: {exc}"
+            self.fail(BackendUnavailableError(error, hint="See the server log (stderr), and run `lean-mcp doctor`."))
         finally:
             if self._service is not None:
                 self.fail(LeanMCPError("The server is shutting down."))
@@ -237,7 +241,7 @@ async def _cancel_quietly(service: ProofService, proof_id: str) -> None:
     with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_GRACE):
         try:
             await service.cancel(proof_id)
-            logger.info("Cancelled proof %s: the client cancelled the call.", proof_id)
+            logger.info("Cancelled proof %s: its call was cancelled (by the client, or at shutdown).", proof_id)
         except Exception:
             logger.exception("Could not cancel proof %s", proof_id)
 

@@ -195,13 +195,13 @@ class _PipeLines:
 def _claimed_stdin() -> Iterator[_PipeLines | None]:
     """Take the protocol pipe off fd 0 (children see /dev/null) and read it without threads.
 
-    Yields None when stdin is not a pipe or socket; the SDK then reads it its own way.
+    Yields None when stdin is not a pipe, socket or terminal (e.g. a file); the SDK then reads it.
     """
     try:
         mode = os.fstat(0).st_mode
     except OSError:
         mode = 0
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(0)):
         yield None
         return
     private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
