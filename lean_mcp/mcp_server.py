@@ -119,7 +119,7 @@ class ServiceSlot:
             self.fail(exc)
         except Exception as exc:  # e.g. an unwritable job store: keep serving, and say why
             logger.exception("The proof service failed")
-            error = f"The proof service could not start or stopped: {exc}"
+            error = f"The proof service could not start or stopped: {exc}."
             self.fail(BackendUnavailableError(error, hint="See the server log (stderr), and run `lean-mcp doctor`."))
         finally:
             if self._service is not None:

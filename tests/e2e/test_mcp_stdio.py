@@ -212,6 +212,19 @@ async def test_without_lean_the_server_lists_its_tools_and_explains_how_to_confi
 
 
 @pytest.mark.timeout(60)
+async def test_a_job_store_that_cannot_be_opened_is_reported_by_every_call(tmp_path: Path) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    env = server_env(tmp_path, LEAN_MCP_DB=str(tmp_path / "not-a-directory" / "jobs.sqlite3"))
+    async with stdio_session(tmp_path, env) as session:
+        tools = (await session.list_tools()).tools
+        verify = await session.call_tool("verify_proof", {"proof": PROVED})
+    assert len(tools) == 3
+    assert verify.is_error
+    assert "The proof service could not start" in text_of(verify)
+    assert "not-a-directory" in text_of(verify)
+
+
+@pytest.mark.timeout(60)
 async def test_stdout_carries_only_protocol_and_stdin_eof_stops_the_server_with_no_repl_left(
     tmp_path: Path,
 ) -> None:
