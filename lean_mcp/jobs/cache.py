@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from ..models import ProofConfig, ProofResult
 from .store import JobStore
@@ -43,16 +44,25 @@ class ResultCache:
 
     async def lookup(self, key: str) -> ProofResult | None:
         """Lean's earlier answer for `key` (marked `cached`), or None."""
-        text = self._memory.get(key)
-        if text is None:
-            text = await self.store.cached_result(key)
-            if text is None:
-                self.misses += 1
-                return None
-            self._remember_text(key, text)
-        else:
+        return (await self.lookup_many([key])).get(key)
+
+    async def lookup_many(self, keys: Sequence[str]) -> dict[str, ProofResult]:
+        """Lean's earlier answers for those of `keys` that have one (one store query for the rest)."""
+        texts = {key: self._memory[key] for key in keys if key in self._memory}
+        for key in texts:
             self._memory.move_to_end(key)
-        self.hits += 1
+        missing = [key for key in keys if key not in texts]
+        if missing:
+            stored = await self.store.cached_results(missing)
+            for key, text in stored.items():
+                self._remember_text(key, text)
+            texts.update(stored)
+        self.hits += sum(1 for key in keys if key in texts)
+        self.misses += sum(1 for key in keys if key not in texts)
+        return {key: self._as_cached(text) for key, text in texts.items()}
+
+    @staticmethod
+    def _as_cached(text: str) -> ProofResult:
         result = ProofResult.model_validate_json(text)
         return result.model_copy(update={"cached": True, "proof_id": None})
 

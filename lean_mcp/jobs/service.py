@@ -186,6 +186,10 @@ class ProofService:
             config = config.model_copy(update={"timeout": self.default_timeout})
         return config
 
+    def cache_key(self, code: str, config: ProofConfig | None = None) -> str:
+        """The result-cache key of `code` under `config` on this service's backend."""
+        return cache_key(code, self.effective_config(config), self.backend.identity)
+
     async def submit(self, code: str, config: ProofConfig | None = None) -> Proof:
         """Queue one proof; returns its handle once the job is durably stored."""
         return (await self.submit_many([code], config))[0]
@@ -203,7 +207,7 @@ class ProofService:
         try:
             rows, jobs = await self._prepare(codes, config)
             with anyio.CancelScope(shield=True):  # once stored, it must be queued too
-                await self.store.insert(rows)
+                await self.store.insert(rows, durable=bool(jobs))  # cache hits need no fsync: see store.py
         finally:
             self._queued -= len(codes)
         for job in jobs:
@@ -214,18 +218,18 @@ class ProofService:
     async def _prepare(self, codes: Sequence[str], config: ProofConfig) -> tuple[list[JobRow], list[_Job]]:
         """The rows to store and the jobs to run (cache hits are stored already finished)."""
         config_json = config.model_dump_json()
-        use_cache = self.cache.enabled and config.use_cache
         owner = self._owner.owner
+        keys = [self.cache_key(code, config) for code in codes]
+        hits = await self.cache.lookup_many(keys) if self.cache.enabled and config.use_cache else {}
         rows: list[JobRow] = []
         jobs: list[_Job] = []
-        for code in codes:
-            key = cache_key(code, config, self.backend.identity)
-            job_id = uuid7()
-            now = time.time()
-            hit = await self.cache.lookup(key) if use_cache else None
+        for code, key in zip(codes, keys, strict=True):
+            job_id, now = uuid7(), time.time()
+            hit = hits.get(key)
             if hit is None:
-                row = JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, owner=owner, created=now)
-                rows.append(row)
+                rows.append(
+                    JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, owner=owner, created=now)
+                )
                 jobs.append(_Job(job_id, code, config, key))
                 continue
             hit = hit.model_copy(update={"proof_id": job_id})

@@ -4,10 +4,13 @@ All SQLite work runs off the event loop on one connection guarded by a lock. Wri
 tasks are group-committed: a writer that finds others queued behind it commits them all in one
 transaction, so a burst of submits costs one fsync, not one each.
 
-Durability: `synchronous=FULL`. In WAL mode NORMAL already survives a killed process (kill -9),
-but a commit can be lost to a power cut or kernel crash; a submit is acknowledged to the caller as
-"accepted", so we pay the WAL fsync per commit (amortised by group commit) to make that promise
-hold across a machine crash too.
+Durability: a new job (a submit) is committed with `synchronous=FULL`: the caller is told "accepted",
+so the WAL is fsynced before that answer, and it survives a power cut, not just a killed process.
+Status updates, results and cache hits (jobs stored already answered) are committed with
+`synchronous=NORMAL`: in WAL mode that still survives kill -9 and OOM kills; the most a power cut can
+lose is the last few such commits, which makes those jobs run again at recovery (or, for a cache hit,
+forgets an id whose proof the cache answers again at once). That keeps a cache hit well under a
+millisecond. Group commit amortises the fsync over every submit in a burst.
 """
 
 from __future__ import annotations
@@ -121,10 +124,11 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 
 
 class _PendingWrite:
-    __slots__ = ("done", "error", "statements")
+    __slots__ = ("done", "durable", "error", "statements")
 
-    def __init__(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+    def __init__(self, statements: list[tuple[str, Sequence[Any]]], durable: bool) -> None:
         self.statements = statements
+        self.durable = durable
         self.done = False
         self.error: BaseException | None = None
 
@@ -209,12 +213,12 @@ class JobStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def write(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+    async def write(self, statements: list[tuple[str, Sequence[Any]]], *, durable: bool = False) -> None:
         """Run `statements` in a committed transaction (possibly shared with concurrent writers).
 
-        Returns once the transaction is durably committed.
+        Returns once committed; `durable` also waits for the fsync that makes it survive a power cut.
         """
-        pending = _PendingWrite(statements)
+        pending = _PendingWrite(statements, durable)
         self._queued.append(pending)
         async with self._write_lock:
             if not pending.done:
@@ -233,6 +237,7 @@ class JobStore:
 
     def _commit(self, batch: list[_PendingWrite]) -> None:
         conn = self._require()
+        conn.execute(f"PRAGMA synchronous = {'FULL' if any(item.durable for item in batch) else 'NORMAL'}")
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
@@ -245,9 +250,9 @@ class JobStore:
         values = dataclasses.astuple(row)
         return f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", values
 
-    async def insert(self, rows: Sequence[JobRow]) -> None:
-        """Durably add new jobs."""
-        await self.write([self.insert_statement(row) for row in rows])
+    async def insert(self, rows: Sequence[JobRow], *, durable: bool = True) -> None:
+        """Add new jobs (fsynced before returning unless `durable` is false)."""
+        await self.write([self.insert_statement(row) for row in rows], durable=durable)
 
     async def mark_running(self, job_id: str, started: float, attempts: int) -> None:
         """Record that a worker picked the job up."""
@@ -270,16 +275,21 @@ class JobStore:
         """The newest `limit` jobs, newest first."""
         return await self._select(f"{_SELECT} ORDER BY id DESC LIMIT ?", (limit,))
 
-    async def cached_result(self, cache_key: str) -> str | None:
-        """The stored result JSON of the newest Lean answer with this cache key, if any."""
+    async def cached_results(self, cache_keys: Sequence[str]) -> dict[str, str]:
+        """The stored result JSON of the newest Lean answer for each key that has one."""
         sql = f"SELECT result FROM jobs WHERE cache_key = ? AND verdict IN {_LEAN_VERDICTS} ORDER BY id DESC LIMIT 1"
 
-        def query() -> str | None:
-            row = self._require().execute(sql, (cache_key,)).fetchone()
-            return None if row is None else str(row[0])
+        def query() -> dict[str, str]:
+            conn = self._require()
+            found = {}
+            for key in set(cache_keys):
+                row = conn.execute(sql, (key,)).fetchone()
+                if row is not None:
+                    found[key] = str(row[0])
+            return found
 
-        result: str | None = await self._run(query)
-        return result
+        results: dict[str, str] = await self._run(query)
+        return results
 
     async def count(self) -> int:
         """How many jobs the file holds."""
