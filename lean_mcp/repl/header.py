@@ -97,6 +97,8 @@ class _BlockComments:
 
     def consume(self, line: str) -> str:
         """The part of `line` outside comments; remembers a block comment left open."""
+        if self.depth == 0 and "/-" not in line:
+            return _strip_line_comment(line)
         outside: list[str] = []
         i = 0
         while i < len(line):
