@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -161,8 +162,22 @@ async def test_a_cancelled_call_stops_the_lean_work_and_the_next_call_works(tmp_
 
         after = await session.call_tool("verify_proof", {"proof": PROVED})
         assert structured(after)["verdict"] == "proved"
-    log = (tmp_path / "server.log").read_text()
-    assert "its call was cancelled" in log
+
+        proof_id = await _logged_cancellation(tmp_path / "server.log")
+        job = await session.call_tool("get_proof_result", {"proof_id": proof_id})
+    data = structured(job)
+    assert (data["status"], data["success"]) == ("error", False)
+    assert "cancelled" in data["error_message"]
+
+
+async def _logged_cancellation(log: Path) -> str:
+    """The id of the proof the server logged as cancelled (waiting for the line if need be)."""
+    for _ in range(200):
+        found = re.search(r"Cancelled proof (\S+): its call was cancelled", await anyio.Path(log).read_text())
+        if found:
+            return found.group(1)
+        await anyio.sleep(0.05)
+    raise AssertionError("the server did not log the proof it cancelled")
 
 
 @pytest.mark.timeout(60)
