@@ -377,3 +377,16 @@ async def test_from_settings_uses_the_settings(backend: ScriptedBackend, tmp_pat
     assert backend.calls[0][1].timeout == 9.0
     assert (service.max_queue, service.cache.enabled) == (5, False)
     assert stats["queued"] == 0 and stats["running"] == 0 and stats["backend"]["backend"] == "scripted"
+
+
+async def test_jobs_orphaned_while_running_are_adopted(backend: ScriptedBackend, tmp_path: Path) -> None:
+    db = tmp_path / "j.sqlite3"
+    async with make_service(backend, db, prune_interval=0.05) as service:
+        with sqlite3.connect(db) as conn:  # a job whose process died after we started
+            conn.execute(
+                "INSERT INTO jobs (id, code, config, status, owner, created) VALUES (?, ?, ?, ?, ?, ?)",
+                ("orphan", "theorem o : True := sorry", "{}", "pending", "dead-owner", time.time()),
+            )
+        await until(lambda: "orphan" in service._active or backend.calls, "the orphan to be adopted")
+        result = await service.wait("orphan")
+    assert result.verdict == Verdict.SORRY and result.proof_id == "orphan"

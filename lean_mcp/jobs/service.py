@@ -310,12 +310,14 @@ class ProofService:
         job = self._active.get(proof_id)
         if job is None:
             return _row_result(await self._row(proof_id))
-        if job.status == JobStatus.PENDING:
-            job.status = JobStatus.ERROR  # the worker that pulls it will skip it
+        if job.cancel_requested:
+            pass  # another cancel is already under way
+        elif job.status == JobStatus.PENDING:
+            job.cancel_requested = True  # the worker that pulls it will skip it
             self._queued -= 1
             self._counts["cancelled"] += 1
             await self._finish(job, _cancelled())
-        elif job.status == JobStatus.RUNNING and not job.cancel_requested:
+        elif job.status == JobStatus.RUNNING:
             job.cancel_requested = True
             self._counts["cancelled"] += 1
             if job.scope is not None:
@@ -329,7 +331,7 @@ class ProofService:
         assert self._receive is not None
         while True:
             job = await self._receive.receive()
-            if job.status == JobStatus.PENDING:
+            if job.status == JobStatus.PENDING and not job.cancel_requested:
                 await self._run(job)
 
     async def _run(self, job: _Job) -> None:
@@ -412,6 +414,7 @@ class ProofService:
             self._prune_soon = anyio.Event()
             try:
                 await self.prune()
+                await self._recover()  # jobs of a process that died since we started
             except Exception:
                 logger.exception("Pruning the job store failed")
 
