@@ -126,7 +126,7 @@ async def test_lru_eviction_when_a_new_header_needs_a_slot() -> None:
 
 
 async def test_prewarm_imports_headers_at_start() -> None:
-    async with pool(workers=2, prewarm=["import Mathlib", "import Aesop\nimport Mathlib"]) as p:
+    async with pool(workers=2, prewarm=["import Mathlib", "import Aesop\nimport Mathlib\nopen Nat"]) as p:
         health = p.health()
         assert health["headers"] == {"import Mathlib": 1, "import Aesop\nimport Mathlib": 1}
         assert health["header_runs"] == 2
@@ -171,6 +171,7 @@ async def test_timeout_kills_the_repl_and_the_next_proof_works(one: ReplPool) ->
     assert result.verdict == Verdict.TIMEOUT
     assert result.status == JobStatus.ERROR and result.success is False
     assert "0.5 s timeout" in (result.error_message or "")
+    assert result.result is not None and result.result.return_code == -9  # as lean-runner reports a kill
     assert not pid_alive(pid)
     after = await one.check(PROVED, CFG)
     assert after.verdict == Verdict.PROVED

@@ -24,6 +24,7 @@ import collections
 import dataclasses
 import logging
 import math
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -146,8 +147,14 @@ class ReplPool:
         """Arm the exit-time cleanup and import the prewarm headers (in parallel, one REPL each)."""
         self._closed = False
         install_signal_cleanup()
-        headers = [split_header(text if text.endswith("\n") else text + "\n") for text in self.prewarm]
-        headers = [h for h in headers if not h.whole][: self.workers]
+        headers = []
+        for text in self.prewarm:
+            split = split_header(text if text.endswith("\n") else text + "\n")
+            if split.whole or split.body.strip():
+                logger.warning("Prewarm entry %r is not only import lines; only its imports are prewarmed.", text)
+            if not split.whole and split.key:
+                headers.append(split)
+        headers = headers[: self.workers]
         if not headers:
             return
         async with anyio.create_task_group() as group:
@@ -355,7 +362,7 @@ class ReplPool:
     def health(self) -> dict[str, Any]:
         """Live REPLs, busy/idle, headers held, waiting proofs, totals since start."""
         live = [slot for slot in self._slots if slot.live]
-        headers: dict[str, int] = collections.Counter(s.key if s.key is not None else "(whole)" for s in live)
+        headers: dict[str, int] = collections.Counter(_header_label(s.key) for s in live)
         return {
             "workers": self.workers,
             "live": len(live),
@@ -367,6 +374,12 @@ class ReplPool:
             "rss_mb": [math.ceil(slot.process.last_rss_mb) for slot in live if slot.process is not None],
             **self.counts,
         }
+
+
+def _header_label(key: str | None) -> str:
+    if key is None:
+        return "(whole texts)"
+    return key or "(no imports)"
 
 
 def classify_or_none(raw: dict[str, Any]) -> CommandResponse | ReplMessage | None:
@@ -385,6 +398,7 @@ def _timeout_result(exc: ReplTimeout, stage: str, elapsed: float) -> ProofResult
         f"Lean did not finish {what} within the {exc.seconds:g} s timeout; the REPL was killed and will be "
         "replaced. Simplify the proof, or raise the request's `timeout` (server default: --timeout).",
         lean_time=round(elapsed, 6),
+        return_code=-signal.SIGKILL,
         error_type="timeout",
     )
 
@@ -396,6 +410,7 @@ def _memory_result(exc: ReplMemoryExceeded, stage: str, elapsed: float) -> Proof
         f"Lean went past the {exc.limit_mb:g} MB memory limit while {what} (resident {math.ceil(exc.rss_mb)} MB); "
         "the REPL was killed and will be replaced. Simplify the proof, or raise `memory_limit_mb` / --memory-mb.",
         lean_time=round(elapsed, 6),
+        return_code=-signal.SIGKILL,
         error_type="memory_limit",
     )
 

@@ -105,7 +105,7 @@ def _signal_name(number: int) -> str:
 # Process groups alive in this interpreter, killed on exit whatever happens to the event loop.
 
 _LIVE_GROUPS: set[int] = set()
-_LIVE_LOCK = threading.Lock()
+_LIVE_LOCK = threading.RLock()  # re-entrant: the SIGTERM handler may run while the main thread holds it
 
 
 def _kill_group(pgid: int) -> None:
