@@ -113,11 +113,12 @@ async def test_submit_then_poll_then_long_poll(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 async def test_twenty_concurrent_verify_calls_all_get_their_own_answer(tmp_path: Path) -> None:
-    # Every proof declares the same name: a leak between proofs would show as "already declared".
+    # Every proof declares the same name (and the texts differ, so no cache answers): a leak
+    # between proofs would show as "already declared".
     proofs = [
         f"theorem shared_name : True := by\n-- standin: error failure number {i}\n  trivial\n"
         if i % 2
-        else "theorem shared_name : True := trivial\n"
+        else f"-- copy {i}\ntheorem shared_name : True := trivial\n"
         for i in range(20)
     ]
     results: dict[int, Any] = {}
