@@ -294,7 +294,7 @@ TOKEN = re.compile(
       | (?P<string>"(?:[^"\\]|\\.)*"?)
       | (?P<ident>[^\W\d][\w'.!?]*)
       | (?P<space>\s+)
-      | (?P<other>:=|.)""",
+      | (?P<other>:=|=>|<;>|.)""",
     re.S | re.X,
 )
 DIRECTIVE = re.compile(r"--\s*standin:\s*(?P<verb>[\w-]+)\s*(?P<arg>.*?)\s*$")
@@ -489,7 +489,9 @@ class Repl:
         elif verb == "hang":
             while True:
                 time.sleep(3600)
-        elif verb == "crash" or (verb == "crash-once" and not os.path.exists(arg)):
+        elif verb == "crash-once" and os.path.exists(arg):
+            pass
+        elif verb in ("crash", "crash-once"):
             if verb == "crash-once":
                 open(arg, "w").close()
             sys.stderr.write("INTERNAL PANIC: stand-in crash directive\n")
