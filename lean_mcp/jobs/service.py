@@ -149,6 +149,7 @@ class ProofService:
         for _ in range(max(1, self.backend.capacity)):
             self._task_group.start_soon(self._worker)
         self._task_group.start_soon(self._prune_loop)
+        self._task_group.start_soon(self.store.run_checkpoints)
 
     async def aclose(self) -> None:
         """Stop the workers (unfinished jobs stay open in the store for the next start), close the store."""

@@ -143,6 +143,7 @@ class JobStore:
         self._limiter = anyio.CapacityLimiter(1)
         self._write_lock = anyio.Lock()
         self._queued: list[_PendingWrite] = []
+        self._commits = 0
 
     @property
     def in_memory(self) -> bool:
@@ -243,6 +244,7 @@ class JobStore:
             for item in batch:
                 for sql, params in item.statements:
                     conn.execute(sql, params)
+        self._commits += 1
 
     @staticmethod
     def insert_statement(row: JobRow) -> tuple[str, Sequence[Any]]:
@@ -263,6 +265,41 @@ class JobStore:
         """Record the job's final result."""
         sql = "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ? WHERE id = ?"
         await self.write([(sql, (status, result_json, verdict, finished, job_id))])
+
+    async def run_checkpoints(self, interval: float = 1.0) -> None:
+        """Checkpoint the WAL from a second connection every `interval` seconds, until cancelled.
+
+        Meanwhile commits skip SQLite's automatic checkpoint, so no submit waits for one (they
+        cost milliseconds: the database file is fsynced). A passive checkpoint never blocks writers.
+        """
+        if self.in_memory:
+            return
+        await self._set_autocheckpoint(0)
+        side = await anyio.to_thread.run_sync(self._side_connection)
+        try:
+            done = self._commits
+            while True:
+                await anyio.sleep(interval)
+                if self._commits != done:
+                    done = self._commits
+                    await anyio.to_thread.run_sync(lambda: side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(side.close)
+                await self._set_autocheckpoint(1000)
+
+    async def _set_autocheckpoint(self, pages: int) -> None:
+        def pragma() -> None:
+            if self._conn is not None:
+                self._conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
+
+        await self._run(pragma)
+
+    def _side_connection(self) -> sqlite3.Connection:
+        path = str(Path(self.path).expanduser())
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
 
     # -- reads --------------------------------------------------------------------------------
 
