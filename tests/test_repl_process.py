@@ -137,6 +137,26 @@ async def test_the_exit_handler_kills_live_repls() -> None:
         await repl.aclose()
 
 
+NOISY_REPL = [
+    sys.executable,
+    "-c",
+    "import sys\n"
+    "for line in sys.stdin:\n"
+    "    if line.strip():\n"
+    "        print('text a Lean program printed with IO.println')\n"
+    "        print('{\"env\":\\n 0}\\n', flush=True)\n",
+]
+
+
+async def test_stdout_noise_before_a_response_is_skipped() -> None:
+    repl = await ReplProcess.start(NOISY_REPL)
+    try:
+        for _ in range(3):
+            assert await repl.request(command_request(PROVED), seconds=20) == {"env": 0}
+    finally:
+        await repl.aclose()
+
+
 async def test_a_missing_executable_is_backend_unavailable(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError, match="Cannot start the REPL"):
         await ReplProcess.start([str(tmp_path / "repl")])

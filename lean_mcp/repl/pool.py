@@ -196,9 +196,9 @@ class ReplPool:
         try:
             return await self._check_on(slot, split, config, memory_mb)
         finally:
-            if slot.process is not None and not slot.process.alive:
-                await self._retire(slot)
-                self.counts["restarts"] += 1
+            if slot.process is not None and (self._closed or not slot.process.alive):
+                self.counts["restarts"] += not self._closed
+                await self._retire(slot)  # a REPL started while the pool was closing dies here too
             self._release(slot)
 
     async def _check_on(self, slot: _Slot, split: SplitProof, config: ProofConfig, memory_mb: int) -> ProofResult:
