@@ -140,10 +140,16 @@ class ProofService:
             return
         await self.backend.start()
         await self.store.open()
-        self._owner.acquire()
-        await self.prune()
-        self._send, self._receive = anyio.create_memory_object_stream[_Job](math.inf)
-        await self._recover()
+        try:
+            self._owner.acquire()
+            await self.prune()
+            self._send, self._receive = anyio.create_memory_object_stream[_Job](math.inf)
+            await self._recover()
+        except BaseException:
+            self._owner.release()
+            with anyio.CancelScope(shield=True):
+                await self.store.aclose()
+            raise
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         for _ in range(max(1, self.backend.capacity)):
@@ -157,6 +163,8 @@ class ProofService:
         if task_group is not None:
             task_group.cancel_scope.cancel()
             await task_group.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):
+            await self._release_running()
         for job in list(self._active.values()):
             job.done.set()  # wake waiters: they get the job's current (unfinished) state
         self._active.clear()
@@ -165,6 +173,13 @@ class ProofService:
                 stream.close()
         self._owner.release()
         await self.store.aclose()
+
+    async def _release_running(self) -> None:
+        """Put the jobs we stopped back to pending; stopping them is not an attempt that failed."""
+        stopped = [job for job in self._active.values() if job.status == JobStatus.RUNNING and job.result is None]
+        sql = "UPDATE jobs SET status = 'pending', started = NULL, attempts = ? WHERE id = ? AND status = 'running'"
+        if stopped and self.store.is_open:
+            await self.store.write([(sql, (max(0, job.attempts - 1), job.id)) for job in stopped])
 
     async def _recover(self) -> None:
         rows = await self.store.adopt_open_jobs(self._owner.owner, self._owner.alive)

@@ -149,6 +149,10 @@ class JobStore:
     def in_memory(self) -> bool:
         return self.path == ":memory:" or self.path.startswith("file::memory:")
 
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
     async def __aenter__(self) -> JobStore:
         await self.open()
         return self
