@@ -314,6 +314,14 @@ def test_unknown_import_is_an_error_message_with_null_end(start: Any) -> None:
     assert (error["pos"], error["endPos"]) == ({"line": 1, "column": 0}, None)
 
 
+def test_header_forms_pay_the_import_and_check_every_module(start: Any) -> None:
+    repl = start()
+    clean = "import Foo\n-- a comment\n/- a block -/\n\nimport Bar.Baz Qux\ntheorem t : True := trivial"
+    assert repl.cmd(clean) == {"env": 0}
+    response = repl.cmd("module\npublic import Foo.Bar Nonexistent.X\nimport all Baz\ndef a := 1")
+    assert error_texts(response) == ["unknown module prefix 'Nonexistent'"]
+
+
 def test_import_with_env_or_after_the_header_is_an_error(start: Any) -> None:
     repl = start()
     assert repl.cmd("import Mathlib\nopen Nat") == {"env": 0}
@@ -508,6 +516,20 @@ def test_memory_directive_really_grows_rss(start: Any) -> None:
     assert rss_kb(repl.proc.pid) - before >= 60 * 1024
     assert repl.cmd("def c := 1") == {"env": 2}
     assert rss_kb(repl.proc.pid) - before >= 60 * 1024  # kept, not freed
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS semantics")
+def test_memory_beyond_the_address_space_limit_dies_like_lean() -> None:
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (512 * 2**20, 512 * 2**20))
+
+    request = b'{"cmd": "def a := 1"}\n\n{"cmd": "-- standin: memory 1024"}\n\n'
+    run = subprocess.run(standin_command(), input=request, capture_output=True, timeout=30, preexec_fn=limit)
+    assert run.returncode == 1
+    assert run.stdout == b'{"env": 0}\n\n'
+    assert run.stderr == b"INTERNAL PANIC: out of memory\n"
 
 
 def test_stderr_directive_writes_that_many_bytes_before_answering() -> None:

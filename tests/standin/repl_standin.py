@@ -448,13 +448,25 @@ class Repl:
         return response
 
     def header(self, tokens: list[Token], messages: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[Token]]:
-        """Parse leading `import M` pairs; pay the import cost; report unknown modules."""
+        """Parse the header (`prelude`/`module`, then `[public|meta] import [all] A B ...` lines); pay the
+        import cost once; report unknown modules."""
         code = [t for t in tokens if t.kind != "comment"]
         imports: list[str] = []
-        i = 1 if code and code[0].text == "prelude" else 0
-        while i + 1 < len(code) and code[i].text == "import" and code[i + 1].kind == "ident":
-            imports.append(code[i + 1].text)
-            i += 2
+        i = 0
+        while i < len(code) and code[i].text in ("prelude", "module"):
+            i += 1
+        while True:
+            j = i
+            while j < len(code) and code[j].text in ("public", "meta"):
+                j += 1
+            if j >= len(code) or code[j].text != "import":
+                break
+            line, j = code[j].line, j + 1
+            j += j < len(code) and code[j].text == "all"
+            while j < len(code) and code[j].kind == "ident" and code[j].line == line:
+                imports.append(code[j].text)
+                j += 1
+            i = j
         if imports:
             time.sleep(self.import_seconds)
         for module in imports:
@@ -499,8 +511,13 @@ class Repl:
             os._exit(134)
         elif verb == "memory":
             size = int(float(arg) * 1024 * 1024)
-            block = bytearray(size)
-            block[::4096] = b"\x01" * len(range(0, size, 4096))
+            try:
+                block = bytearray(size)
+                block[::4096] = b"\x01" * len(range(0, size, 4096))  # touch every page so RSS grows
+            except MemoryError:  # e.g. under RLIMIT_AS: die like Lean's allocator does
+                sys.stderr.write("INTERNAL PANIC: out of memory\n")
+                sys.stderr.flush()
+                os._exit(1)
             self.memory.append(block)
         elif verb == "stderr":
             size = int(arg)
