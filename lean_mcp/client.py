@@ -66,6 +66,9 @@ ProofInput = str | os.PathLike[str]
 ConfigInput = ProofConfig | Mapping[str, Any] | None
 
 DEFAULT_URL = "http://localhost:8000"
+#: Connections a client keeps open at most. Each check in flight holds one, so this also caps
+#: `verify_all`'s concurrency; more makes httpx's pool bookkeeping (quadratic in connections) the cost.
+DEFAULT_MAX_CONNECTIONS = 64
 #: Longest string that may be read as a file path (a longer one is always Lean text).
 MAX_PATH_CHARS = 1024
 #: Read timeout of the short requests (submit, result, health), in seconds.
@@ -375,6 +378,7 @@ class LeanClient:
 
     `timeout` is the longest one proof check is expected to take (seconds); a check's HTTP read
     timeout is `max(timeout, config.timeout) + headroom`. `api_key` is sent as a bearer token.
+    `max_connections` caps the connections, hence the checks in flight (`verify_all` included).
     """
 
     def __init__(
@@ -385,10 +389,11 @@ class LeanClient:
         api_key: str | None = None,
         retries: int = 3,
         headroom: float = 120.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._protocol = _Protocol(base_url, timeout, api_key, retries, headroom)
         self.base_url = self._protocol.base_url
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(base_url=self.base_url, headers=self._protocol.headers, limits=limits)
 
     def __enter__(self) -> Self:
@@ -515,10 +520,11 @@ class AsyncLeanClient:
         api_key: str | None = None,
         retries: int = 3,
         headroom: float = 120.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._protocol = _Protocol(base_url, timeout, api_key, retries, headroom)
         self.base_url = self._protocol.base_url
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._protocol.headers, limits=limits)
 
     async def __aenter__(self) -> Self:

@@ -1,0 +1,252 @@
+"""`lean-mcp runner` end to end: a real uvicorn subprocess over the REPL stand-in and a SQLite file.
+
+Driven with raw httpx requests shaped exactly like lean-runner's client sends them (form fields
+`proof` and `config`, the config a JSON string), with JSON bodies, Kimina batches, and with our
+own LeanClient / AsyncLeanClient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lean_mcp import (
+    AsyncLeanClient,
+    AuthenticationError,
+    JobNotFoundError,
+    LeanClient,
+    ProofConfig,
+    ProofTooLargeError,
+    Verdict,
+)
+from tests.e2e.runner_support import RunnerProcess, runner_env, running_runner
+
+pytestmark = pytest.mark.timeout(120)
+
+PROVED = "theorem two : 2 + 2 = 4 := by norm_num\n"
+SORRY = "theorem later : 1 + 1 = 2 := by\n  sorry\n"
+REJECTED = "theorem wrong : 1 = 2 := by\n  -- standin: error type mismatch\n  rfl\n"
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+MAX_PROOF_BYTES = 100_000
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerProcess]:
+    tmp_path = tmp_path_factory.mktemp("runner")
+    env = runner_env(tmp_path, LEAN_MCP_MAX_PROOF_BYTES=str(MAX_PROOF_BYTES))
+    with running_runner(tmp_path, env) as process:
+        yield process
+
+
+def lean_runner_form(proof: str, config: ProofConfig | None = None) -> dict[str, str]:
+    """The form fields lean-runner's own client posts."""
+    return {"proof": proof, "config": (config or ProofConfig()).model_dump_json()}
+
+
+# --------------------------------------------------------------------------- lean-runner routes
+
+
+def test_health_reports_the_real_state(runner: RunnerProcess) -> None:
+    answer = httpx.get(f"{runner.url}/health").json()
+    assert answer["status"] == "ok"
+    assert answer["version"]
+    assert answer["backend"] == "repl"
+    assert isinstance(answer["queue_length"], int)
+    assert answer["stats"]["store"].endswith("jobs.sqlite3")
+
+
+def test_check_with_lean_runners_form_body(runner: RunnerProcess) -> None:
+    response = httpx.post(f"{runner.url}/prove/check", data=lean_runner_form(PROVED, ProofConfig(timeout=30)))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["success"], body["status"], body["verdict"], body["error_message"]) == (
+        True,
+        "finished",
+        "proved",
+        None,
+    )
+    assert body["result"]["messages"] == []
+    assert UUID7.match(body["proof_id"])
+
+
+def test_a_sorry_is_never_success_and_its_warning_is_kept(runner: RunnerProcess) -> None:
+    body = httpx.post(f"{runner.url}/prove/check", data=lean_runner_form(SORRY)).json()
+    assert (body["success"], body["status"], body["verdict"]) == (False, "finished", "sorry")
+    assert body["result"]["sorries"][0]["pos"] == {"line": 2, "column": 2}
+    assert any("sorry" in m["data"] and m["severity"] == "warning" for m in body["result"]["messages"])
+
+
+def test_a_rejected_proof_carries_lean_message(runner: RunnerProcess) -> None:
+    body = httpx.post(f"{runner.url}/prove/check", json={"proof": REJECTED, "config": {"timeout": 30}}).json()
+    assert (body["success"], body["verdict"]) == (False, "rejected")
+    [error] = [m for m in body["result"]["messages"] if m["severity"] == "error"]
+    assert error["data"] == "type mismatch"
+    assert error["pos"]["line"] == 2
+
+
+def test_submit_then_result(runner: RunnerProcess) -> None:
+    submitted = httpx.post(f"{runner.url}/prove/submit", data=lean_runner_form(PROVED)).json()
+    assert submitted["id"] == submitted["proof_id"]
+    assert UUID7.match(submitted["id"])
+    body = httpx.get(f"{runner.url}/prove/result/{submitted['id']}", params={"wait": 30}).json()
+    assert (body["status"], body["success"], body["proof_id"]) == ("finished", True, submitted["id"])
+
+
+def test_bad_requests_get_precise_status_codes(runner: RunnerProcess) -> None:
+    url = runner.url
+    missing = httpx.post(f"{url}/prove/check", data={"config": "{}"})
+    assert missing.status_code == 422
+    assert "proof" in missing.json()["detail"]
+    malformed = httpx.post(f"{url}/prove/check", data={"proof": PROVED, "config": "{timeout: 3"})
+    assert malformed.status_code == 400
+    assert "config" in malformed.json()["detail"]
+    negative = httpx.post(f"{url}/prove/submit", data={"proof": PROVED, "config": '{"timeout": -1}'})
+    assert negative.status_code == 400
+    assert "config.timeout" in negative.json()["detail"]
+    unknown = httpx.get(f"{url}/prove/result/0190a4b2-0000-7000-8000-000000000000")
+    assert unknown.status_code == 404
+    assert "detail" in unknown.json()
+    too_large = httpx.post(f"{url}/prove/check", data={"proof": "-- x\n" * (MAX_PROOF_BYTES // 4)})
+    assert too_large.status_code == 413
+    assert f"{MAX_PROOF_BYTES:,}" in too_large.json()["detail"]
+    huge_body = httpx.post(f"{url}/prove/submit", data={"proof": "x" * (MAX_PROOF_BYTES * 4)})
+    assert huge_body.status_code == 413
+    unknown_config_keys = httpx.post(f"{url}/prove/check", data={"proof": PROVED, "config": '{"shiny": true}'})
+    assert unknown_config_keys.status_code == 200
+
+
+# --------------------------------------------------------------------------- our clients
+
+
+def test_sync_client_verify_submit_and_get_result(runner: RunnerProcess, tmp_path: Path) -> None:
+    proof_file = tmp_path / "proof.lean"
+    proof_file.write_text(PROVED, encoding="utf-8")
+    with LeanClient(runner.url) as client:
+        assert client.verify(str(proof_file)).verdict == Verdict.PROVED
+        assert client.verify(SORRY, {"timeout": 30}).verdict == Verdict.SORRY
+        submitted = client.submit(REJECTED)
+        assert client.get_result(submitted).proof_id == submitted.id
+        final = client.wait(submitted, timeout=60)
+        assert (final.status, final.verdict) == ("finished", Verdict.REJECTED)
+        with pytest.raises(JobNotFoundError):
+            client.get_result("not-a-job")
+        with pytest.raises(ProofTooLargeError):
+            client.verify("-- x\n" * MAX_PROOF_BYTES)
+
+
+def test_verify_all_over_http_keeps_every_input(runner: RunnerProcess) -> None:
+    proofs = [PROVED.replace("two", f"two{n}") for n in range(30)] + [SORRY, REJECTED, "/no/such/file.lean"]
+    with LeanClient(runner.url) as client:
+        results = list(client.verify_all(proofs, max_workers=16, progress_bar=False))
+    by_index = {r.index: r.verdict for r in results}
+    assert len(results) == len(proofs) == len(by_index)
+    assert all(by_index[n] == Verdict.PROVED for n in range(30))
+    assert [by_index[30], by_index[31], by_index[32]] == [Verdict.SORRY, Verdict.REJECTED, Verdict.ERROR]
+
+
+def test_200_concurrent_submits_all_finish(runner: RunnerProcess) -> None:
+    async def run() -> list[str]:
+        async with AsyncLeanClient(runner.url) as client:
+            proofs = await asyncio.gather(
+                *(client.submit(f"theorem t{n} : {n} + 0 = {n} := rfl\n") for n in range(200))
+            )
+            results = await asyncio.gather(*(client.wait(p, timeout=100) for p in proofs))
+            assert [r.proof_id for r in results] == [p.id for p in proofs]
+            return [r.status for r in results]
+
+    statuses = asyncio.run(run())
+    assert statuses == ["finished"] * 200
+
+
+# --------------------------------------------------------------------------- Kimina routes
+
+
+def test_kimina_check_with_a_100_snippet_batch(runner: RunnerProcess) -> None:
+    codes = {"proved": PROVED, "sorry": SORRY, "rejected": REJECTED}
+    snippets = [{"id": f"{kind}-{n}", "code": codes[kind]} for n in range(32) for kind in codes]
+    snippets += [{"id": f"timeout-{n}", "code": "-- standin: hang\ntheorem h : True"} for n in range(4)]
+    response = httpx.post(
+        f"{runner.url}/api/check",
+        json={"snippets": snippets, "timeout": 1, "debug": False, "reuse": True, "infotree": None},
+        timeout=120,
+    )
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 100
+    assert [r["id"] for r in results] == [s["id"] for s in snippets]
+    for item in results:
+        assert (item["response"] is None) != (item["error"] is None), item
+        kind = item["id"].split("-")[0]
+        assert item["verdict"] == kind
+        if kind == "timeout":
+            assert item["error"]
+        else:
+            assert isinstance(item["response"]["messages"], list)
+            assert item["time"] >= 0
+
+
+def test_kimina_ids_must_be_unique_and_the_body_well_formed(runner: RunnerProcess) -> None:
+    twice = [{"id": "a", "code": PROVED}, {"id": "a", "code": PROVED}]
+    duplicate = httpx.post(f"{runner.url}/api/check", json={"snippets": twice})
+    assert duplicate.status_code == 400
+    assert "unique" in duplicate.json()["detail"]
+    empty = httpx.post(f"{runner.url}/api/check", json={"snippets": []})
+    assert empty.status_code == 422
+
+
+def test_kimina_verify_older_shape(runner: RunnerProcess) -> None:
+    body = {"codes": [{"custom_id": 7, "proof": PROVED}, {"custom_id": "s", "code": SORRY}], "timeout": 30}
+    results = httpx.post(f"{runner.url}/verify", json=body).json()["results"]
+    assert [r["custom_id"] for r in results] == ["7", "s"]
+    assert results[0]["error"] is None
+    assert results[0]["response"]["messages"] == []
+    assert any(s["goal"] for s in results[1]["response"]["sorries"])
+
+
+# --------------------------------------------------------------------------- auth and back-pressure
+
+
+def test_bearer_token_guards_everything_but_health(tmp_path: Path) -> None:
+    env = runner_env(tmp_path, LEAN_MCP_API_KEY="s3cret")
+    with running_runner(tmp_path, env) as runner:
+        assert httpx.get(f"{runner.url}/health").status_code == 200
+        for method, path in (
+            ("POST", "/prove/check"),
+            ("POST", "/prove/submit"),
+            ("GET", "/prove/result/x"),
+            ("POST", "/api/check"),
+            ("POST", "/verify"),
+        ):
+            answer = httpx.request(method, f"{runner.url}{path}", data={"proof": PROVED})
+            assert answer.status_code == 401, path
+            assert "detail" in answer.json()
+        wrong = httpx.post(
+            f"{runner.url}/prove/check", data={"proof": PROVED}, headers={"Authorization": "Bearer nope"}
+        )
+        assert wrong.status_code == 401
+        with LeanClient(runner.url, api_key="s3cret") as client:
+            assert client.verify(PROVED).verdict == Verdict.PROVED
+        with LeanClient(runner.url, api_key="wrong") as client, pytest.raises(AuthenticationError):
+            client.verify(PROVED)
+
+
+def test_a_full_queue_answers_429(tmp_path: Path) -> None:
+    env = runner_env(tmp_path, LEAN_MCP_WORKERS="1", LEAN_MCP_MAX_QUEUE="2")
+    with running_runner(tmp_path, env) as runner:
+        busy = "-- standin: work 30\ntheorem slow{n} : True := trivial\n"
+        codes = [httpx.post(f"{runner.url}/prove/submit", data={"proof": busy.format(n=n)}) for n in range(6)]
+        statuses = [c.status_code for c in codes]
+        assert statuses.count(200) >= 2
+        assert 429 in statuses
+        refused = codes[statuses.index(429)]
+        assert "queue" in refused.json()["detail"]
+        assert refused.headers["retry-after"]
+        kimina = httpx.post(f"{runner.url}/api/check", json={"snippets": [{"id": "a", "code": PROVED}] * 1})
+        assert kimina.status_code == 429
+        assert json.loads(kimina.text)["detail"]
