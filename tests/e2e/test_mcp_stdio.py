@@ -80,6 +80,26 @@ async def test_verdicts_come_back_structured_and_readable(tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(90)
+async def test_memory_limit_and_crash_are_results_and_the_next_proof_still_works(tmp_path: Path) -> None:
+    big = "theorem big : True := by\n-- standin: memory 400\n-- standin: work 30\n  trivial\n"
+    crash = "theorem boom : True := by\n-- standin: crash\n  trivial\n"
+    async with stdio_session(tmp_path) as session:
+        memory = await session.call_tool("verify_proof", {"proof": big, "memory_limit_mb": 150})
+        crashed = await session.call_tool("verify_proof", {"proof": crash})
+        after = await session.call_tool("verify_proof", {"proof": PROVED})
+
+    data = structured(memory)
+    assert (data["verdict"], data["success"], data["status"]) == ("memory_limit", False, "error")
+    assert text_of(memory).startswith("MEMORY LIMIT:")
+    assert "150 MB" in text_of(memory)
+    data = structured(crashed)
+    assert (data["verdict"], data["success"], data["status"]) == ("error", False, "error")
+    assert text_of(crashed).startswith("ERROR:")
+    assert "INTERNAL PANIC" in text_of(crashed)
+    assert structured(after)["verdict"] == "proved"
+
+
+@pytest.mark.timeout(90)
 async def test_submit_then_poll_then_long_poll(tmp_path: Path) -> None:
     async with stdio_session(tmp_path) as session:
         submitted = await session.call_tool("submit_proof", {"proof": SLOW.format(seconds=1)})
