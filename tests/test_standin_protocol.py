@@ -378,10 +378,19 @@ def test_pickling_envs_and_proof_states_round_trips(start: Any, tmp_path: Path) 
     assert other.request({"tactic": "rfl", "proofState": 0})["proofStatus"] == "Completed"
 
 
-def test_unpickling_a_missing_file_kills_the_process(tmp_path: Path) -> None:
-    run = run_raw(b'{"unpickleEnvFrom": "nope.olean"}\n\n', cwd=tmp_path)
-    assert run.returncode == 1 and run.stdout == b""
-    assert run.stderr.startswith(b"uncaught exception: no such file or directory")
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        b'{"unpickleEnvFrom": "nope.olean"}',
+        b'{"unpickleProofStateFrom": "nope.olean"}',
+        b'{"cmd": "def a := 1"}\n\n{"pickleTo": "no/such/dir/a.olean", "env": 0}',
+    ],
+)
+def test_unpickling_a_missing_file_or_pickling_nowhere_kills_the_process(tmp_path: Path, request_text: bytes) -> None:
+    run = run_raw(request_text + b"\n\n", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stdout in (b"", b'{"env": 0}\n\n')
+    assert run.stderr.startswith(b"uncaught exception: no such file or directory (error code: 2)\n  file: ")
 
 
 # --- tactic mode ------------------------------------------------------------------------------------------
