@@ -370,7 +370,6 @@ class Env:
 class ProofState:
     goals: list[str]
     has_sorry: bool = False
-    messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -462,7 +461,8 @@ class Repl:
             if j >= len(code) or code[j].text != "import":
                 break
             line, j = code[j].line, j + 1
-            j += j < len(code) and code[j].text == "all"
+            if j < len(code) and code[j].text == "all":
+                j += 1
             while j < len(code) and code[j].kind == "ident" and code[j].line == line:
                 imports.append(code[j].text)
                 j += 1
