@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+from lean_mcp.backends.auto import create_backend
 from lean_mcp.backends.repl import ReplBackend
 from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationError, ProofTooLargeError
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Verdict
@@ -395,6 +396,11 @@ async def test_backend_from_settings(tmp_path: Path) -> None:
         assert result.lean_time is not None and result.lean_time >= 0
         assert result.result is not None and result.result.tactics
         assert backend.health()["repl_starts"] == 1
+
+
+def test_create_backend_builds_the_pool_for_backend_repl() -> None:
+    backend = create_backend(Settings(backend="repl", repl=standin_command(), workers=3))
+    assert isinstance(backend, ReplBackend) and backend.capacity == 3
 
 
 def test_backend_needs_a_repl_command() -> None:
