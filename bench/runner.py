@@ -73,7 +73,7 @@ def run(quick: bool) -> list[Row]:
             kimina_wall, batch_latencies = anyio.run(_kimina_batches, runner.url, batches, size)
         finally:
             runner.stop()
-    note = f"zero-cost stand-in, {workers} REPLs, cache off"
+    note = f"zero-cost stand-in, {workers} REPLs, cache off, client on the same machine"
     return [
         Row(
             SECTION,

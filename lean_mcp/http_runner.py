@@ -268,13 +268,15 @@ class _Runner:
 
     async def health(self, _request: Request) -> Response:
         stats = self.service.stats()
-        backend = stats.get("backend") or {}
+        backend = stats.get("backend")
+        backend = backend if isinstance(backend, dict) else {"backend": backend}
         return JSONResponse(
             {
                 "status": "ok",
                 "message": "lean-mcp runner is up",
                 "version": __version__,
-                "backend": backend.get("backend") if isinstance(backend, dict) else backend,
+                "backend": backend.get("backend"),
+                "live_repls": backend.get("live"),
                 "queue_length": stats.get("queued"),
                 "running": stats.get("running"),
                 "stats": stats,

@@ -57,6 +57,7 @@ def test_health_reports_the_real_state(runner: RunnerProcess) -> None:
     assert answer["status"] == "ok"
     assert answer["version"]
     assert answer["backend"] == "repl"
+    assert answer["live_repls"] == answer["stats"]["backend"]["live"]
     assert isinstance(answer["queue_length"], int)
     assert answer["stats"]["store"].endswith("jobs.sqlite3")
 
