@@ -390,3 +390,18 @@ async def test_jobs_orphaned_while_running_are_adopted(backend: ScriptedBackend,
         await until(lambda: "orphan" in service._active or backend.calls, "the orphan to be adopted")
         result = await service.wait("orphan")
     assert result.verdict == Verdict.SORRY and result.proof_id == "orphan"
+
+
+async def test_a_failing_store_write_still_answers_the_caller(
+    service: ProofService, backend: ScriptedBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(service.store, "mark_running", broken)
+    monkeypatch.setattr(service.store, "finish", broken)
+    result = await service.verify("theorem a : True := sorry")
+    assert result.verdict == Verdict.SORRY
+    assert (await service.get_result(result.proof_id or "")) == result
+    monkeypatch.undo()
+    assert (await service.verify("theorem b : True := trivial")).verdict == Verdict.PROVED

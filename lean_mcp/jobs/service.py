@@ -348,7 +348,13 @@ class ProofService:
         while True:
             job = await self._receive.receive()
             if job.status == JobStatus.PENDING and not job.cancel_requested:
-                await self._run(job)
+                try:
+                    await self._run(job)
+                except Exception as exc:  # a bug must not stop the other jobs, nor leave waiters hanging
+                    logger.exception("Job %s failed inside the proof service", job.id)
+                    if job.result is None:
+                        message = f"Internal error in the proof service: {exc!r}"
+                        await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="internal"))
 
     async def _run(self, job: _Job) -> None:
         job.status = JobStatus.RUNNING
@@ -356,7 +362,10 @@ class ProofService:
         self._queued -= 1
         self._running += 1
         try:
-            await self.store.mark_running(job.id, time.time(), job.attempts)
+            try:
+                await self.store.mark_running(job.id, time.time(), job.attempts)
+            except Exception:
+                logger.exception("Could not record that job %s started; checking it anyway", job.id)
             result = await self._check(job)
             if result is not None:
                 await self._finish(job, result)
@@ -400,11 +409,18 @@ class ProofService:
         """Store the final result, then wake the waiters."""
         result = result.model_copy(update={"proof_id": job.id, "cached": False})
         verdict = result.verdict.value if result.verdict else None
-        await self.store.finish(job.id, result.status.value, result.model_dump_json(), verdict, time.time())
+        try:
+            await self.store.finish(job.id, result.status.value, result.model_dump_json(), verdict, time.time())
+        except Exception:  # answer from memory; the stored job stays open and runs again after a restart
+            logger.exception("Could not store the result of job %s", job.id)
+            stored = False
+        else:
+            stored = True
         self.cache.remember(job.cache_key, result)
         job.result = result
         job.status = result.status
-        self._active.pop(job.id, None)
+        if stored:
+            self._active.pop(job.id, None)
         self._counts["checked"] += 1
         job.done.set()
         self._finished_since_prune += 1
