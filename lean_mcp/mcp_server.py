@@ -11,8 +11,9 @@ not serve the call (bad input, unknown id, no Lean configured), with a message s
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -22,15 +23,17 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import __version__
-from .errors import BackendUnavailableError, LeanMCPError
+from .errors import BackendUnavailableError, InvalidProofError, LeanMCPError, ProofTooLargeError
 from .jobs.service import ProofService, open_service
 from .models import Proof, ProofConfig, ProofResult, Verdict
 from .settings import Settings
 
-__all__ = ["PROGRESS_INTERVAL", "ServiceSlot", "build_server", "describe_proof", "describe_result"]
+__all__ = ["PROGRESS_INTERVAL", "ProofSources", "ServiceSlot", "build_server", "describe_proof", "describe_result"]
 
 logger = logging.getLogger(__name__)
 
+#: The proof size limit when none is given (the settings' default).
+DEFAULT_MAX_PROOF_BYTES = Settings.max_proof_bytes
 #: Seconds between progress notifications while a call waits for Lean.
 PROGRESS_INTERVAL = 2.0
 #: The longest `get_proof_result` long-poll, in seconds.
@@ -51,7 +54,8 @@ Check a Lean 4 proof with Lean and wait for the answer.
 
 `proof` is the full Lean source text, e.g.
     theorem two_eq : 1 + 1 = 2 := by decide
-(add `import Mathlib` etc. at the top when the proof needs it). The result's `verdict` is:
+(add `import Mathlib` etc. at the top when the proof needs it), or the path of a `.lean` file
+in the server's project (e.g. `MyProject/Basic.lean`). The result's `verdict` is:
 - proved: Lean accepted the proof with no error and no `sorry`. Only this is a success.
 - sorry: no errors, but a `sorry` remains; the text lists the goal left at each sorry.
 - rejected: Lean reported errors; each is listed as `line:col error: message`.
@@ -126,12 +130,21 @@ class ServiceSlot:
                 self.fail(LeanMCPError("The server is shutting down."))
 
 
-def build_server(slot: ServiceSlot | ProofService) -> MCPServer[Any]:
-    """The MCP server with the three proof tools, backed by `slot` (or a ready service)."""
+def build_server(
+    slot: ServiceSlot | ProofService,
+    *,
+    allowed_roots: Sequence[str | Path] = (),
+    max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
+) -> MCPServer[Any]:
+    """The MCP server with the three proof tools, backed by `slot` (or a ready service).
+
+    `proof` may also be the path of a `.lean` file inside one of `allowed_roots` (none: text only).
+    """
     if not isinstance(slot, ServiceSlot):
         ready = ServiceSlot()
         ready.set(slot)
         slot = ready
+    sources = ProofSources(allowed_roots, max_proof_bytes)
     server: MCPServer[Any] = MCPServer(
         "lean-mcp",
         title="Lean 4 proof checker",
@@ -139,15 +152,23 @@ def build_server(slot: ServiceSlot | ProofService) -> MCPServer[Any]:
         version=__version__,
     )
     read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-    server.add_tool(_verify_tool(slot), name="verify_proof", description=VERIFY_DESCRIPTION, annotations=read_only)
-    server.add_tool(_submit_tool(slot), name="submit_proof", description=SUBMIT_DESCRIPTION)
+    server.add_tool(
+        _verify_tool(slot, sources), name="verify_proof", description=VERIFY_DESCRIPTION, annotations=read_only
+    )
+    server.add_tool(_submit_tool(slot, sources), name="submit_proof", description=SUBMIT_DESCRIPTION)
     server.add_tool(
         _get_result_tool(slot), name="get_proof_result", description=GET_RESULT_DESCRIPTION, annotations=read_only
     )
     return server
 
 
-ProofText = Annotated[str, Field(description="The full Lean 4 source text of the proof (imports first).")]
+ProofText = Annotated[
+    str,
+    Field(
+        description="The full Lean 4 source text of the proof (imports first), "
+        "or the path of a .lean file in the server's project."
+    ),
+]
 Timeout = Annotated[
     float | None, Field(default=None, gt=0, description="Seconds Lean may spend (default: the server's limit).")
 ]
@@ -163,7 +184,46 @@ ResultOutput = Annotated[CallToolResult, ProofResult]
 ProofOutput = Annotated[CallToolResult, Proof]
 
 
-def _verify_tool(slot: ServiceSlot) -> Any:
+class ProofSources:
+    """Turns a tool's `proof` argument into Lean text: the text itself, or a `.lean` file's contents.
+
+    A file is read only when it resolves (symlinks followed) inside one of the allowed roots, and
+    only when it is within the proof size limit.
+    """
+
+    def __init__(self, allowed_roots: Sequence[str | Path], max_bytes: int = DEFAULT_MAX_PROOF_BYTES) -> None:
+        self.roots = [Path(root).expanduser().resolve() for root in allowed_roots]
+        self.max_bytes = max_bytes
+
+    @staticmethod
+    def looks_like_path(proof: str) -> bool:
+        """A single line naming a `.lean` file (never valid Lean source on its own)."""
+        text = proof.strip()
+        return "\n" not in text and text.endswith(".lean") and not text.startswith("import ")
+
+    async def text_of(self, proof: str) -> str:
+        """The Lean text to check. Raises InvalidProofError for a path that may not be read."""
+        if not self.looks_like_path(proof):
+            return proof
+        path = await anyio.Path(proof.strip()).expanduser()
+        if not path.is_absolute() and self.roots:
+            path = anyio.Path(self.roots[0]) / path
+        resolved = await path.resolve()
+        if not any(resolved.is_relative_to(root) for root in self.roots):
+            allowed = ", ".join(str(root) for root in self.roots) or "none"
+            raise InvalidProofError(
+                f"{proof.strip()} is not inside a directory this server may read (allowed: {allowed}).",
+                hint="Send the proof's text instead, or start the server with --allowed-roots including it.",
+            )
+        if not await resolved.is_file():
+            raise InvalidProofError(f"{resolved} is not a file.", hint="Send the proof's text, or an existing path.")
+        size = (await resolved.stat()).st_size
+        if size > self.max_bytes:
+            raise ProofTooLargeError(f"{resolved} is {size:,} bytes; the limit is {self.max_bytes:,} bytes.")
+        return await resolved.read_text(encoding="utf-8")
+
+
+def _verify_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
     async def verify_proof(
         proof: ProofText,
         ctx: Context,
@@ -173,8 +233,9 @@ def _verify_tool(slot: ServiceSlot) -> Any:
         options: dict[str, Any] = {"timeout": timeout, "memory_limit_mb": memory_limit_mb}
         config = ProofConfig(**{k: v for k, v in options.items() if v is not None})
         async with _tool_errors():
+            text = await sources.text_of(proof)
             service = await slot.get()
-            submitted = await service.submit(proof, config)
+            submitted = await service.submit(text, config)
             try:
                 result = await _await_result(service, submitted.id, ctx, wait_seconds=None)
             except anyio.get_cancelled_exc_class():
@@ -185,11 +246,12 @@ def _verify_tool(slot: ServiceSlot) -> Any:
     return verify_proof
 
 
-def _submit_tool(slot: ServiceSlot) -> Any:
+def _submit_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
     async def submit_proof(proof: ProofText, config: ProofConfig | None = None) -> ProofOutput:
         async with _tool_errors():
+            text = await sources.text_of(proof)
             service = await slot.get()
-            submitted = await service.submit(proof, config)
+            submitted = await service.submit(text, config)
         return _structured(describe_proof(submitted), submitted)
 
     return submit_proof

@@ -52,7 +52,8 @@ async def serve(settings: Settings) -> None:
     """
     slot = ServiceSlot()
     stop_service = anyio.Event()
-    server = build_server(slot)
+    roots = settings.allowed_roots or [str(settings.project_dir)]
+    server = build_server(slot, allowed_roots=roots, max_proof_bytes=settings.max_proof_bytes)
     async with anyio.create_task_group() as services:
         services.start_soon(slot.provide, settings, stop_service)
         try:

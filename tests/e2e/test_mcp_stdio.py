@@ -234,6 +234,36 @@ async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_kee
 
 
 @pytest.mark.timeout(60)
+async def test_a_lean_file_in_the_project_can_be_sent_by_path_and_nothing_outside_it(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "Proofs").mkdir(parents=True)
+    (project / "Proofs" / "Good.lean").write_text(PROVED)
+    (project / "Bad.lean").write_text(REJECTED)
+    outside = tmp_path / "Secret.lean"
+    outside.write_text(PROVED)
+    (project / "Link.lean").symlink_to(outside)
+    env = server_env(tmp_path, LEAN_MCP_PROJECT=str(project))
+    async with stdio_session(tmp_path, env) as session:
+        relative = await session.call_tool("verify_proof", {"proof": "Proofs/Good.lean"})
+        absolute = await session.call_tool("verify_proof", {"proof": str(project / "Bad.lean")})
+        submitted = await session.call_tool("submit_proof", {"proof": "Proofs/Good.lean"})
+        escaped = await session.call_tool("verify_proof", {"proof": str(outside)})
+        dotdot = await session.call_tool("verify_proof", {"proof": "../Secret.lean"})
+        linked = await session.call_tool("verify_proof", {"proof": "Link.lean"})
+        missing = await session.call_tool("verify_proof", {"proof": "Nope.lean"})
+
+    assert structured(relative)["verdict"] == "proved"
+    assert structured(absolute)["verdict"] == "rejected"
+    assert "2:0 error: The rfl tactic failed." in text_of(absolute)
+    assert structured(submitted)["status"] in ("pending", "running", "finished")
+    for refused in (escaped, dotdot, linked):
+        assert refused.is_error
+        assert "is not inside a directory this server may read" in text_of(refused)
+        assert "--allowed-roots" in text_of(refused)
+    assert missing.is_error and "is not a file" in text_of(missing)
+
+
+@pytest.mark.timeout(60)
 async def test_without_lean_the_server_lists_its_tools_and_explains_how_to_configure_lean(tmp_path: Path) -> None:
     env = server_env(tmp_path, repl=False, PATH="/usr/bin:/bin")
     async with stdio_session(tmp_path, env) as session:
