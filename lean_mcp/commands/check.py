@@ -47,10 +47,15 @@ async def _check_all(
     results: list[ProofResult] = []
     async with open_service(settings) as service:
         proofs = await service.submit_many(sources)
-        for path, proof in zip(paths, proofs, strict=True):
-            result = await service.wait(proof.id)
-            print(result.model_dump_json() if as_json else format_result(path, result), flush=True)
-            results.append(result)
+        try:
+            for path, proof in zip(paths, proofs, strict=True):
+                result = await service.wait(proof.id)
+                print(result.model_dump_json() if as_json else format_result(path, result), flush=True)
+                results.append(result)
+        finally:
+            with anyio.CancelScope(shield=True):  # interrupted (Ctrl-C): nobody wants the rest any more
+                for proof in proofs[len(results) :]:
+                    await service.cancel(proof.id)
     return results
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,39 @@ def test_jobs_without_a_store_says_so(tmp_path: Path) -> None:
     done = lean_mcp(tmp_path, "jobs")
     assert done.returncode == 0 and "No jobs yet" in done.stderr
     assert not (tmp_path / "jobs.sqlite3").exists()
+
+
+def test_ctrl_c_cancels_the_unfinished_jobs(tmp_path: Path) -> None:
+    path = write(tmp_path, "hang.lean", "theorem h : True := trivial\n-- standin: hang\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lean_mcp.cli", "check", path],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and running_jobs(tmp_path / "jobs.sqlite3") == 0:
+            time.sleep(0.05)
+        assert running_jobs(tmp_path / "jobs.sqlite3") == 1
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, proc.stderr.read() if proc.stderr else ""
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
+        status, result = conn.execute("SELECT status, result FROM jobs").fetchone()
+    assert status == "error" and "cancelled" in json.loads(result)["error_message"]
+
+
+def running_jobs(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()[0])
+    except sqlite3.OperationalError:  # the schema is being created
+        return 0
