@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import signal
+import socket
 import stat
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -28,6 +29,7 @@ from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..errors import ConfigurationError
 from ..mcp_server import ServiceSlot, build_server
 from ..settings import Settings
 
@@ -54,13 +56,14 @@ async def serve(settings: Settings) -> None:
     stop_service = anyio.Event()
     roots = settings.allowed_roots or [str(settings.project_dir)]
     server = build_server(slot, allowed_roots=roots, max_proof_bytes=settings.max_proof_bytes)
+    listener = None if settings.transport == "stdio" else _listen(settings.host, settings.port)
     async with anyio.create_task_group() as services:
         services.start_soon(slot.provide, settings, stop_service)
         try:
-            if settings.transport == "stdio":
+            if listener is None:
                 await _serve_stdio(server)
             else:
-                await _serve_http(server, settings)
+                await _serve_http(server, settings, listener)
         finally:
             stop_service.set()
     logger.info("lean-mcp stopped.")
@@ -79,7 +82,22 @@ async def _serve_stdio(server: MCPServer[Any]) -> None:
             tg.cancel_scope.cancel()
 
 
-async def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """The HTTP server's socket, bound now so that a busy port is a clear error, not a traceback."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Choose another --port / LEAN_MCP_PORT (or --host), or stop what is using it.",
+        ) from None
+    return sock
+
+
+async def _serve_http(server: MCPServer[Any], settings: Settings, listener: socket.socket) -> None:
     app: ASGIApp = server.streamable_http_app(
         host=settings.host,
         max_request_body_size=max(DEFAULT_MAX_REQUEST_BODY_SIZE, 3 * settings.max_proof_bytes),
@@ -104,8 +122,9 @@ async def _serve_http(server: MCPServer[Any], settings: Settings) -> None:
     with anyio.CancelScope() as serving:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, graceful, serving.cancel)
-            logger.info("lean-mcp serving MCP on http://%s:%s/mcp", settings.host, settings.port)
-            await http.serve()
+            port = listener.getsockname()[1]
+            logger.info("lean-mcp serving MCP on http://%s:%s/mcp", settings.host, port)
+            await http.serve(sockets=[listener])
             tg.cancel_scope.cancel()
 
 

@@ -87,3 +87,17 @@ async def test_http_needs_the_bearer_token_and_serves_proofs_with_it(tmp_path: P
                 await process.wait()
             await process.aclose()
     assert not processes_of(tmp_path)
+
+
+@pytest.mark.timeout(60)
+async def test_a_busy_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = [*SERVE, "--transport", "streamable-http", "--port", str(port)]
+        done = await anyio.run_process(args, env=server_env(tmp_path), cwd=tmp_path, check=False)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2
+    assert f"Cannot listen on 127.0.0.1:{port}" in stderr and "--port" in stderr
+    assert "Traceback" not in stderr
