@@ -286,7 +286,7 @@ async def test_waiting_proofs_get_the_next_free_repl() -> None:
             results.append((await p.check(code, CFG)).verdict)
 
         async with anyio.create_task_group() as group:
-            group.start_soon(run, "-- standin: work 0.3\n" + PROVED)
+            group.start_soon(run, "-- standin: work 1\n" + PROVED)
             await wait_until(lambda: p.health()["busy"] == 1)
             for _ in range(3):
                 group.start_soon(run, PROVED)
