@@ -258,6 +258,18 @@ async def test_a_repl_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None
                 await p.check(PROVED, CFG)
 
 
+async def test_prewarm_with_a_repl_that_cannot_start_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="Cannot start the REPL"):
+        async with ReplPool([str(tmp_path / "no-such-repl")], workers=1, prewarm=["import Mathlib"]):
+            pass
+
+
+async def test_a_prewarm_header_lean_rejects_is_skipped() -> None:
+    async with pool(workers=1, prewarm=["import Nonexistent.Thing"]) as p:
+        assert p.health()["live"] == 0
+        assert (await p.check(PROVED, CFG)).verdict == Verdict.PROVED
+
+
 async def test_too_large_proofs_are_refused(one: ReplPool) -> None:
     async with pool(workers=1, max_proof_bytes=100) as p:
         with pytest.raises(ProofTooLargeError):

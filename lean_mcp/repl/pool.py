@@ -157,17 +157,23 @@ class ReplPool:
         headers = headers[: self.workers]
         if not headers:
             return
+        unavailable: list[BackendUnavailableError] = []
         async with anyio.create_task_group() as group:
             for slot, split in zip(self._slots, headers, strict=False):
                 slot.busy = True
-                group.start_soon(self._prewarm, slot, split)
+                group.start_soon(self._prewarm, slot, split, unavailable)
+        if unavailable:
+            raise unavailable[0]
 
-    async def _prewarm(self, slot: _Slot, split: SplitProof) -> None:
+    async def _prewarm(self, slot: _Slot, split: SplitProof, unavailable: list[BackendUnavailableError]) -> None:
+        """Import one header on `slot`; a REPL that cannot start at all is reported in `unavailable`."""
         try:
             await self._prepare(slot, split, self.prewarm_timeout, self.memory_mb)
         except (ReplFailure, _HeaderRejected) as exc:
             logger.warning("Prewarming %r failed: %s", split.key, exc)
             await self._retire(slot)
+        except BackendUnavailableError as exc:
+            unavailable.append(exc)
         finally:
             self._release(slot)
 
