@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import anyio
 import pytest
 
 from lean_mcp.errors import ConfigurationError
@@ -164,3 +165,19 @@ def test_owner_lock_is_alive_exactly_while_its_holder_lives(tmp_path: Path) -> N
         proc.kill()
         proc.wait()
     mine.release()
+
+
+async def test_checkpoints_move_the_wal_into_the_database_when_idle(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    async with JobStore(str(path)) as store, anyio.create_task_group() as group:
+        group.start_soon(store.run_checkpoints, 0.02)
+        await anyio.sleep(0.05)  # let it switch the automatic checkpoints off
+        empty = path.stat().st_size
+        await store.insert([_row(code="-- padding\n" * 1000) for _ in range(200)])
+        assert path.stat().st_size == empty, "commits must not checkpoint by themselves"
+        with anyio.fail_after(30):
+            while path.stat().st_size <= empty + 1_000_000:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        group.cancel_scope.cancel()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 200

@@ -270,23 +270,27 @@ class JobStore:
         sql = "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ? WHERE id = ?"
         await self.write([(sql, (status, result_json, verdict, finished, job_id))])
 
-    async def run_checkpoints(self, interval: float = 1.0) -> None:
-        """Checkpoint the WAL from a second connection every `interval` seconds, until cancelled.
+    async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
+        """Checkpoint the WAL from a second connection, until cancelled.
 
-        Meanwhile commits skip SQLite's automatic checkpoint, so no submit waits for one (they
-        cost milliseconds: the database file is fsynced). A passive checkpoint never blocks writers.
+        Meanwhile commits skip SQLite's automatic checkpoint, so no submit waits for one (a checkpoint
+        fsyncs the database file: milliseconds). The checkpoint runs once an `interval` passes with
+        no commit, or after `max_delay` seconds of steady writing; a passive one never blocks writers.
         """
         if self.in_memory:
             return
         await self._set_autocheckpoint(0)
         side = await anyio.to_thread.run_sync(self._side_connection)
         try:
-            done = self._commits
+            checkpointed = seen = self._commits
+            last = time.monotonic()
             while True:
                 await anyio.sleep(interval)
-                if self._commits != done:
-                    done = self._commits
-                    await anyio.to_thread.run_sync(lambda: side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+                busy, seen = self._commits != seen, self._commits
+                if seen == checkpointed or (busy and time.monotonic() - last < max_delay):
+                    continue
+                await anyio.to_thread.run_sync(lambda: side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+                checkpointed, last = seen, time.monotonic()
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(side.close)
