@@ -120,6 +120,10 @@ async def test_a_header_error_points_into_the_users_header() -> None:
 @pytest.mark.anyio
 async def test_whole_text_fallback_is_still_checked() -> None:
     async with ReplPool(standin_command(), workers=1) as pool:
+        await pool.check("import A\ntheorem warm : True := trivial", ProofConfig(timeout=20))
         result = await pool.check("import A theorem t : True := by\n  sorry", ProofConfig(timeout=20))
-    assert result.verdict == Verdict.SORRY
-    assert result.sorries[0].pos is not None and result.sorries[0].pos.line == 2
+        assert result.verdict == Verdict.SORRY
+        assert result.sorries[0].pos is not None and result.sorries[0].pos.line == 2
+        health = pool.health()
+    # a fresh REPL, discarded after the proof: its imports live outside any shared environment
+    assert (health["repl_starts"], health["live"]) == (2, 0)

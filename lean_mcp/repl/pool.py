@@ -63,10 +63,8 @@ class _Slot:
         return self.process is not None and self.process.alive
 
     def ready_for(self, split: SplitProof) -> bool:
-        """True when this REPL can run `split`'s body as it is."""
-        if not self.live:
-            return False
-        return split.whole or (self.env is not None and self.key == split.key)
+        """True when this REPL can run `split`'s body as it is (a whole text always gets a fresh REPL)."""
+        return self.live and not split.whole and self.env is not None and self.key == split.key
 
 
 @dataclasses.dataclass(eq=False)
@@ -236,7 +234,7 @@ class ReplPool:
                     self.counts["retries"] += 1
                     logger.warning("During the %s %s; retrying the proof once on a new REPL.", stage, exc)
                 continue
-            await self._after_proof(slot)
+            await self._after_proof(slot, split)
             return result
         assert crash is not None
         return _crash_result(crash)
@@ -287,11 +285,13 @@ class ReplPool:
         await self._retire(slot)
         raise _HeaderRejected(result)
 
-    async def _after_proof(self, slot: _Slot) -> None:
+    async def _after_proof(self, slot: _Slot, split: SplitProof) -> None:
         self.counts["proofs"] += 1
         slot.uses += 1
         assert slot.process is not None
-        if slot.uses >= self.max_uses or slot.process.last_rss_mb > self.recycle_mb:
+        if split.whole:  # its imports were loaded into this REPL outside any shared env: do not reuse it
+            await self._retire(slot)
+        elif slot.uses >= self.max_uses or slot.process.last_rss_mb > self.recycle_mb:
             logger.debug(
                 "Recycling REPL %d after %d proofs, %.0f MB", slot.process.pid, slot.uses, slot.process.last_rss_mb
             )
@@ -384,7 +384,7 @@ class ReplPool:
 
 def _header_label(key: str | None) -> str:
     if key is None:
-        return "(whole texts)"
+        return "(whole text)"
     return key or "(no imports)"
 
 
