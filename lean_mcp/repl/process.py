@@ -4,8 +4,8 @@ The REPL runs in a process group of its own (`lake env` runs the real REPL as a 
 kill always takes the whole group. A request has a deadline (the group is killed at it) and an
 optional memory cap, enforced by polling the group's resident memory while Lean works and once
 more when it answers. stderr goes to an unlinked temporary file that is trimmed to its tail
-after each request and at each memory poll, so the REPL never blocks on a full stderr pipe and a crash report can quote
-the end of what it wrote. Every live group is also killed at interpreter exit, and on SIGTERM /
+after each request and at each memory poll, so the REPL never blocks on a full stderr pipe and
+a crash report can quote the end of what it wrote. Every live group is also killed at interpreter exit, and on SIGTERM /
 SIGHUP when the program left those at their default.
 """
 
