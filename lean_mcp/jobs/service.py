@@ -375,6 +375,7 @@ class ProofService:
     async def _check(self, job: _Job) -> ProofResult | None:
         """Run the backend; None when the job went back to the queue."""
         result: ProofResult | None = None
+        busy: BusyError | None = None
         with anyio.CancelScope() as scope:
             job.scope = scope
             if job.cancel_requested:
@@ -382,7 +383,7 @@ class ProofService:
             try:
                 result = await self.backend.check(job.code, job.config)
             except BusyError as exc:
-                result = await self._busy(job, exc)
+                busy = exc
             except LeanMCPError as exc:
                 result = ProofResult.failure(Verdict.ERROR, str(exc), error_type=type(exc).__name__)
             except Exception as exc:
@@ -392,6 +393,8 @@ class ProofService:
         job.scope = None
         if job.cancel_requested:
             return _cancelled()
+        if busy is not None:
+            return await self._busy(job, busy)
         return result
 
     async def _busy(self, job: _Job, exc: BusyError) -> ProofResult | None:
@@ -402,6 +405,8 @@ class ProofService:
         logger.warning("Backend busy; job %s goes back to the queue (%s)", job.id, exc)
         sql = "UPDATE jobs SET status = 'pending', started = NULL WHERE id = ?"
         await self.store.write([(sql, (job.id,))])
+        if job.cancel_requested:  # cancelled while we were writing
+            return _cancelled()
         self._enqueue(job)
         return None
 
