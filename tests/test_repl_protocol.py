@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import json
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +173,33 @@ def test_shift_positions_moves_every_position_but_line_zero() -> None:
     assert shifted["sorries"][0]["pos"] == {"line": 0, "column": 0}
     assert shifted["tactics"][0]["endPos"] == {"line": 6, "column": 0}
     assert shifted["infotree"][0]["node"]["stx"]["range"]["start"] == {"line": 8, "column": 2}
+
+
+TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "repl-transcripts"
+
+
+@pytest.mark.skipif(not TRANSCRIPTS.is_dir(), reason=f"no REPL transcripts at {TRANSCRIPTS}")
+def test_every_real_repl_response_is_read_and_typed() -> None:
+    """All real REPL outputs (shared/repl-transcripts), fed in odd-sized chunks, parse with no noise."""
+    outputs = sorted(TRANSCRIPTS.rglob("*.expected.out"))
+    assert len(outputs) > 40
+    kinds: collections.Counter[str] = collections.Counter()
+    for path in outputs:
+        data = path.read_bytes()
+        noise: list[str] = []
+        reader = ResponseReader(on_noise=noise.append)
+        responses = []
+        for start in range(0, len(data), 97):
+            reader.feed(data[start : start + 97])
+            while (response := reader.next_response()) is not None:
+                responses.append(response)
+        assert not noise, path.name
+        assert len(responses) == data.count(b"\n\n"), path.name
+        for raw in responses:
+            response = classify(raw)
+            kinds[type(response).__name__] += 1
+            if isinstance(response, CommandResponse):
+                output = to_lean_output(raw)
+                assert len(output.messages) == len(raw.get("messages", []))
+                assert len(output.sorries) == len(raw.get("sorries", []))
+    assert set(kinds) == {"CommandResponse", "ProofStepResponse", "ReplMessage"}
