@@ -197,10 +197,18 @@ async def test_timeout_kills_the_whole_process_group() -> None:
 
 
 async def test_timeout_while_importing_says_so() -> None:
-    async with pool(workers=1, command=standin_command(import_seconds=30)) as p:
+    async with pool(workers=1, command=standin_command(import_seconds=30), import_timeout=0.5) as p:
         result = await p.check("import Mathlib\n" + PROVED, ProofConfig(timeout=0.5))
     assert result.verdict == Verdict.TIMEOUT
     assert "importing the proof's header" in (result.error_message or "")
+
+
+async def test_a_slow_import_is_not_cut_short_by_a_short_proof_timeout() -> None:
+    async with pool(workers=1, command=standin_command(import_seconds=1), import_timeout=20) as p:
+        result = await p.check("import Mathlib\n" + PROVED, ProofConfig(timeout=0.2))
+        assert result.verdict == Verdict.PROVED
+        slow = await p.check("import Mathlib\n-- standin: work 5\n" + PROVED, ProofConfig(timeout=0.2))
+        assert slow.verdict == Verdict.TIMEOUT  # the proof itself still gets only its own timeout
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["repl", "repl-under-a-parent"])

@@ -48,7 +48,7 @@ class ReplBackend(Backend):
             queue_timeout=settings.queue_timeout,
             max_proof_bytes=settings.max_proof_bytes,
             prewarm=settings.prewarm,
-            prewarm_timeout=settings.timeout,
+            import_timeout=settings.timeout,
         )
 
     @property

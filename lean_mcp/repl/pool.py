@@ -16,6 +16,10 @@ Failures become results: past the timeout or the memory cap the REPL's process g
 (verdict `timeout` / `memory_limit`); a REPL that dies mid-proof is replaced and the proof tried
 once more; a proof that kills two REPLs gets verdict `error` quoting the REPL's stderr. A
 cancelled check kills its REPL and leaves the pool healthy.
+
+Importing a header (when a proof needs a new REPL) may take the larger of the proof's timeout and
+`import_timeout`: a short per-proof timeout must not make a slow import (Mathlib from a cold disk)
+fail forever.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ class ReplPool:
         queue_timeout: float = 600.0,
         max_proof_bytes: int = 4 * 1024 * 1024,
         prewarm: Sequence[str] = (),
-        prewarm_timeout: float = 300.0,
+        import_timeout: float = 300.0,
     ) -> None:
         self.command = list(command)
         self.cwd = cwd
@@ -111,7 +115,7 @@ class ReplPool:
         self.queue_timeout = queue_timeout
         self.max_proof_bytes = max_proof_bytes
         self.prewarm = list(prewarm)
-        self.prewarm_timeout = prewarm_timeout
+        self.import_timeout = import_timeout
         self._slots = [_Slot(i) for i in range(self.workers)]
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._closed = False
@@ -166,7 +170,7 @@ class ReplPool:
     async def _prewarm(self, slot: _Slot, split: SplitProof, unavailable: list[BackendUnavailableError]) -> None:
         """Import one header on `slot`; a REPL that cannot start at all is reported in `unavailable`."""
         try:
-            await self._prepare(slot, split, self.prewarm_timeout, self.memory_mb)
+            await self._prepare(slot, split, self.import_timeout, self.memory_mb)
         except (ReplFailure, _HeaderRejected) as exc:
             logger.warning("Prewarming %r failed: %s", split.key, exc)
             await self._retire(slot)
@@ -210,7 +214,7 @@ class ReplPool:
         for attempt in range(2):
             stage, started = "import", time.monotonic()
             try:
-                await self._prepare(slot, split, config.timeout, memory_mb)
+                await self._prepare(slot, split, max(config.timeout, self.import_timeout), memory_mb)
                 stage, started = "proof", time.monotonic()
                 result = await self._run_body(slot, split, config, memory_mb)
             except _HeaderRejected as rejected:
