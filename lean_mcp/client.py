@@ -155,8 +155,8 @@ def _indexed(result: ProofResult, index: int) -> IndexedProofResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Call:
-    """One request and its retry policy."""
+class HttpCall:
+    """One request to the runner and its retry policy (what `request()` sends)."""
 
     method: str
     path: str
@@ -199,7 +199,7 @@ def _detail(response: httpx.Response) -> str:
     return json.dumps(data)[:500]
 
 
-def _raise_for_status(response: httpx.Response, call: _Call, base_url: str) -> None:
+def _raise_for_status(response: httpx.Response, call: HttpCall, base_url: str) -> None:
     """Turn an HTTP error answer into the matching lean-mcp exception."""
     code = response.status_code
     if code < 400:
@@ -218,7 +218,7 @@ def _raise_for_status(response: httpx.Response, call: _Call, base_url: str) -> N
     raise RemoteError(f"The runner at {base_url} answered {code} to {call.path}: {detail}", status_code=code)
 
 
-def _transport_error(error: httpx.TransportError, call: _Call, base_url: str) -> RemoteError:
+def _transport_error(error: httpx.TransportError, call: HttpCall, base_url: str) -> RemoteError:
     if isinstance(error, httpx.ReadTimeout):
         return RemoteError(
             f"The runner at {base_url} did not answer {call.path} within {call.read_timeout:g} s.",
@@ -263,9 +263,9 @@ class _Protocol:
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
 
-    def check_call(self, code: str, config: ConfigInput) -> _Call:
+    def check_call(self, code: str, config: ConfigInput) -> HttpCall:
         lean_timeout = _config_of(config).timeout
-        return _Call(
+        return HttpCall(
             "POST",
             "/prove/check",
             data={"proof": code, "config": _config_json(config)},
@@ -275,15 +275,15 @@ class _Protocol:
         )
 
     @staticmethod
-    def submit_call(code: str, config: ConfigInput) -> _Call:
+    def submit_call(code: str, config: ConfigInput) -> HttpCall:
         _config_of(config)  # refuse a bad config before sending anything
         data = {"proof": code, "config": _config_json(config)}
-        return _Call("POST", "/prove/submit", data=data, retry_statuses=_SUBMIT_RETRY)
+        return HttpCall("POST", "/prove/submit", data=data, retry_statuses=_SUBMIT_RETRY)
 
     @staticmethod
-    def result_call(proof: Proof | str, wait: float = 0.0) -> _Call:
+    def result_call(proof: Proof | str, wait: float = 0.0) -> HttpCall:
         params = {"wait": f"{wait:g}"} if wait > 0 else None
-        return _Call(
+        return HttpCall(
             "GET",
             f"/prove/result/{_proof_id(proof)}",
             params=params,
@@ -293,12 +293,12 @@ class _Protocol:
         )
 
     @staticmethod
-    def cancel_call(proof: Proof | str) -> _Call:
-        return _Call("POST", f"/prove/cancel/{_proof_id(proof)}", idempotent=True)
+    def cancel_call(proof: Proof | str) -> HttpCall:
+        return HttpCall("POST", f"/prove/cancel/{_proof_id(proof)}", idempotent=True)
 
     @staticmethod
-    def health_call() -> _Call:
-        return _Call("GET", "/health", retry_statuses=_GET_RETRY, idempotent=True)
+    def health_call() -> HttpCall:
+        return HttpCall("GET", "/health", retry_statuses=_GET_RETRY, idempotent=True)
 
     @staticmethod
     def proof_of(data: Any) -> Proof:
@@ -408,7 +408,7 @@ class LeanClient:
         """Close the connection pool."""
         self._http.close()
 
-    def request(self, call: _Call) -> Any:
+    def request(self, call: HttpCall) -> Any:
         """Send one call with retries; its JSON answer, or the matching lean-mcp exception."""
         for attempt in range(self._protocol.retries + 1):
             last = attempt == self._protocol.retries
@@ -541,7 +541,7 @@ class AsyncLeanClient:
 
     close = aclose
 
-    async def request(self, call: _Call) -> Any:
+    async def request(self, call: HttpCall) -> Any:
         """Send one call with retries; its JSON answer, or the matching lean-mcp exception."""
         for attempt in range(self._protocol.retries + 1):
             last = attempt == self._protocol.retries

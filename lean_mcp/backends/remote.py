@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from ..client import AsyncLeanClient, _Call
+from ..client import AsyncLeanClient, HttpCall
 from ..errors import InvalidProofError, LeanMCPError
 from ..models import FailureKind, LeanOutput, ProofConfig, ProofResult, Verdict
 from ..settings import Settings
@@ -168,7 +168,7 @@ class KiminaBackend(RemoteBackend):
             "debug": False,
             "reuse": True,
         }
-        call = _Call(
+        call = HttpCall(
             "POST",
             "/api/check",
             json=payload,
