@@ -122,6 +122,24 @@ def test_bad_requests_get_precise_status_codes(runner: RunnerProcess) -> None:
     assert unknown_config_keys.status_code == 200
 
 
+def test_multipart_bodies_are_accepted(runner: RunnerProcess) -> None:
+    fields = {"proof": (None, PROVED), "config": (None, '{"timeout": 30}')}
+    body = httpx.post(f"{runner.url}/prove/check", files=fields).json()
+    assert (body["status"], body["verdict"]) == ("finished", "proved")
+
+
+def test_cancel_stops_a_running_job(runner: RunnerProcess) -> None:
+    hang = "theorem stuck : True := by\n-- standin: hang\n  trivial\n"
+    with LeanClient(runner.url) as client:
+        proof = client.submit(hang, {"timeout": 60})
+        assert client.wait(proof, timeout=0.5).status in ("pending", "running")
+        cancelled = client.cancel(proof)
+        assert (cancelled.status, cancelled.success) == ("error", False)
+        assert "cancelled" in (cancelled.error_message or "")
+        assert client.get_result(proof).status == "error"
+        assert client.verify(PROVED).verdict == Verdict.PROVED  # the pool is healthy afterwards
+
+
 # --------------------------------------------------------------------------- our clients
 
 
