@@ -38,6 +38,7 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -138,13 +139,13 @@ def _config_json(config: ConfigInput) -> str:
 
 
 def _proof_id(proof: Proof | str) -> str:
-    return proof.id if isinstance(proof, Proof) else str(proof)
+    """The job id, escaped for use as one URL path segment."""
+    return urllib.parse.quote(proof.id if isinstance(proof, Proof) else str(proof), safe="")
 
 
 def _failure_result(error: Exception, index: int) -> IndexedProofResult:
     message = str(error) or type(error).__name__
-    failed = ProofResult.failure(Verdict.ERROR, message, error_type=type(error).__name__)
-    return IndexedProofResult(**dict(failed), index=index)
+    return _indexed(ProofResult.failure(Verdict.ERROR, message, error_type=type(error).__name__), index)
 
 
 def _indexed(result: ProofResult, index: int) -> IndexedProofResult:

@@ -142,11 +142,16 @@ def _describe_validation(error: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
+def _refuse_declared_length(request: Request, limit: int) -> None:
+    """413 at once when the request says its body is larger than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _bad_request(f"The request body is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413)
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _bad_request(f"The request body is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413)
+    _refuse_declared_length(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -189,8 +194,7 @@ async def _prove_request(request: Request, limit: int) -> _ProveRequest:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fields: Mapping[str, Any]
     if content_type == "multipart/form-data":
-        if int(request.headers.get("content-length") or 0) > limit:
-            raise _bad_request(f"The request body is over the limit of {limit:,} bytes.", 413)
+        _refuse_declared_length(request, limit)
         form = await request.form(max_part_size=limit)
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
     else:
