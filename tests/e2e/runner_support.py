@@ -93,7 +93,9 @@ class RunnerProcess:
 
 
 @contextmanager
-def running_runner(tmp_path: Path, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[RunnerProcess]:
+def running_runner(
+    tmp_path: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[RunnerProcess]:
     """A ready runner; stopped with SIGTERM (then SIGKILL) when the block ends."""
     runner = RunnerProcess(tmp_path, env or runner_env(tmp_path), port)
     try:
