@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TextIO
@@ -471,7 +471,7 @@ class LeanClient:
         total: int | None = None,
         max_workers: int = 128,
         progress_bar: bool = True,
-    ) -> Iterator[IndexedProofResult]:
+    ) -> Generator[IndexedProofResult, None, None]:
         """Check many proofs concurrently; yield each result as it completes, tagged with its `index`.
 
         At most `max_workers` checks are in flight; `proofs` is read lazily. An input that could
@@ -606,7 +606,7 @@ class AsyncLeanClient:
         total: int | None = None,
         max_workers: int = 128,
         progress_bar: bool = True,
-    ) -> AsyncIterator[IndexedProofResult]:
+    ) -> AsyncGenerator[IndexedProofResult, None]:
         """Check many proofs concurrently; yield each result as it completes, tagged with its `index`.
 
         `proofs` may be a sync or an async iterable, read lazily; at most `max_workers` checks are

@@ -329,3 +329,22 @@ def test_kimina_backend_maps_responses_and_errors() -> None:
     assert sorry.verdict == Verdict.SORRY
     assert slow.verdict == Verdict.TIMEOUT
     assert slow.status == "error"
+
+
+def test_leaving_verify_all_early_stops_feeding(lean_runner_like: ScriptedServer) -> None:
+    async def first_of_many() -> int:
+        async with AsyncLeanClient(lean_runner_like.url) as client:
+            results = client.verify_all((f"theorem t{n} : True := trivial" for n in range(1000)), max_workers=4)
+            async for result in results:
+                await results.aclose()
+                return result.index
+        raise AssertionError("no result")
+
+    assert 0 <= asyncio.run(first_of_many()) < 4
+    checks = lean_runner_like.paths().count("POST /prove/check")
+    assert checks < 1000  # the rest of the generator was never sent
+
+    with LeanClient(lean_runner_like.url) as client:
+        for _result in client.verify_all((f"theorem s{n} : True := trivial" for n in range(1000)), max_workers=4):
+            break
+    assert lean_runner_like.paths().count("POST /prove/check") - checks < 1000
