@@ -55,7 +55,7 @@ from .jobs.service import ProofService, open_service
 from .models import ProofConfig, ProofResult, validate_proof_text
 from .settings import Settings
 
-__all__ = ["PUBLIC_PATHS", "create_app", "status_code_of"]
+__all__ = ["PUBLIC_PATHS", "BearerAuth", "bearer_ok", "create_app", "status_code_of"]
 
 logger = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -270,15 +270,16 @@ class _Runner:
             finally:
                 self._service = None
 
-    async def health(self, _request: Request) -> Response:
+    async def health(self, request: Request) -> Response:
         stats = self.service.stats()
+        answer: dict[str, Any] = {"status": "ok", "message": "lean-mcp runner is up", "version": __version__}
+        if not bearer_ok(request.headers, self.settings.api_key):
+            return JSONResponse(answer)  # without the key: alive or not, nothing about the machine
         backend = stats.get("backend")
         backend = backend if isinstance(backend, dict) else {"backend": backend}
         return JSONResponse(
             {
-                "status": "ok",
-                "message": "lean-mcp runner is up",
-                "version": __version__,
+                **answer,
                 "backend": backend.get("backend"),
                 "live_repls": backend.get("live"),
                 "queue_length": stats.get("queued"),
@@ -375,24 +376,30 @@ def _parse_kimina(model: type[_M], data: dict[str, Any]) -> _M:
         raise _bad_request(f"Invalid request body: {_describe_validation(exc, '')}.", 422) from None
 
 
+def bearer_ok(headers: Headers, api_key: str | None) -> bool:
+    """True when no API key is configured, or the request carries `Authorization: Bearer <api_key>`."""
+    if not api_key:
+        return True
+    return hmac.compare_digest(headers.get("authorization", "").encode(), f"Bearer {api_key}".encode())
+
+
 class BearerAuth:
     """ASGI middleware: every path outside PUBLIC_PATHS needs `Authorization: Bearer <api_key>`."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
-        self.expected = f"Bearer {api_key}".encode()
+        self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
-            given = Headers(scope=scope).get("authorization", "").encode()
-            if not hmac.compare_digest(given, self.expected):
-                response = JSONResponse(
-                    {"detail": "Missing or wrong API key: send `Authorization: Bearer <key>`."},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
+        guarded = scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS
+        if guarded and not bearer_ok(Headers(scope=scope), self.api_key):
+            response = JSONResponse(
+                {"detail": "Missing or wrong API key: send `Authorization: Bearer <key>`."},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

@@ -234,7 +234,11 @@ def test_kimina_verify_older_shape(runner: RunnerProcess) -> None:
 def test_bearer_token_guards_everything_but_health(tmp_path: Path) -> None:
     env = runner_env(tmp_path, LEAN_MCP_API_KEY="s3cret")
     with running_runner(tmp_path, env) as runner:
-        assert httpx.get(f"{runner.url}/health").status_code == 200
+        public = httpx.get(f"{runner.url}/health")
+        assert public.status_code == 200
+        assert set(public.json()) == {"status", "message", "version"}  # nothing about the machine
+        private = httpx.get(f"{runner.url}/health", headers={"Authorization": "Bearer s3cret"}).json()
+        assert private["backend"] == "repl"
         for method, path in (
             ("POST", "/prove/check"),
             ("POST", "/prove/submit"),

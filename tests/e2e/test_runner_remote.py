@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(90)
 PROVED = "theorem add_zero' (n : Nat) : n + 0 = n := rfl\n"
 SORRY = "theorem needs_work (n : Nat) : 0 + n = n := by\n  sorry\n"
 REJECTED = "theorem wrong : 1 = 2 := by\n-- standin: error The rfl tactic failed.\n  rfl\n"
+AUTH = {"Authorization": "Bearer k3y"}
 HANG = "theorem stuck : True := by\n-- standin: hang\n  trivial\n"
 
 
@@ -58,7 +59,7 @@ def test_mcp_server_with_remote_backend_reaches_the_pool(runner: RunnerProcess, 
     assert (sorry["verdict"], sorry["success"]) == ("sorry", False)
     assert rejected["verdict"] == "rejected"
     # The runner's own job store holds the three proofs: they really went over HTTP to its pool.
-    health = httpx.get(f"{runner.url}/health").json()
+    health = httpx.get(f"{runner.url}/health", headers=AUTH).json()
     assert health["stats"]["submitted"] >= 3
     assert health["stats"]["backend"]["backend"] == "repl"
 
@@ -120,7 +121,7 @@ def test_a_wrong_key_is_an_error_verdict_naming_the_runner(runner: RunnerProcess
 
 def test_cancelling_a_remote_check_cancels_the_remote_job(runner: RunnerProcess) -> None:
     def cancelled() -> int:
-        count: int = httpx.get(f"{runner.url}/health").json()["stats"]["cancelled"]
+        count: int = httpx.get(f"{runner.url}/health", headers=AUTH).json()["stats"]["cancelled"]
         return count
 
     async def cancel_midway() -> None:
