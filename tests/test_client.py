@@ -258,7 +258,10 @@ def test_progress_bar_goes_to_stderr(lean_runner_like: ScriptedServer, capsys: p
 def test_lean_runner_backend_never_passes_a_sorry(lean_runner_like: ScriptedServer) -> None:
     async def check() -> Any:
         async with LeanRunnerBackend(lean_runner_like.url) as backend:
-            return await backend.check("theorem t : False := by sorry", ProofConfig(timeout=10))
+            assert backend.health()["reachable"] is False  # this server has no /health
+            result = await backend.check("theorem t : False := by sorry", ProofConfig(timeout=10))
+            assert backend.health()["reachable"] is True  # but it answered a check
+            return result
 
     result = anyio.run(check)
     assert result.verdict == Verdict.SORRY
@@ -295,7 +298,11 @@ def test_remote_backends_report_a_down_runner_as_error_with_its_url() -> None:
     async def check(backend_type: type[LeanRunnerBackend] | type[KiminaBackend]) -> Any:
         async with backend_type(url, retries=0) as backend:
             assert backend.health()["reachable"] is False
-            return await backend.check("theorem t : True := trivial", ProofConfig(timeout=5))
+            result = await backend.check("theorem t : True := trivial", ProofConfig(timeout=5))
+            health = backend.health()
+            assert health["reachable"] is False
+            assert url in health["error"]
+            return result
 
     for backend_type in (LeanRunnerBackend, KiminaBackend):
         result = anyio.run(check, backend_type)

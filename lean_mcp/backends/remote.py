@@ -50,6 +50,7 @@ class RemoteBackend(Backend):
         self._client = AsyncLeanClient(self.url, timeout, api_key=api_key, retries=retries, headroom=REMOTE_HEADROOM)
         self._remote_health: dict[str, Any] | None = None
         self._health_error: str | None = None
+        self._answered = False  # the remote has answered a check since the last failure
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteBackend:
@@ -88,14 +89,20 @@ class RemoteBackend(Backend):
         return {
             "backend": self.name,
             "url": self.url,
-            "reachable": self._health_error is None and self._remote_health is not None,
+            "reachable": self._health_error is None and (self._remote_health is not None or self._answered),
             "remote": self._remote_health,
             "error": self._health_error,
         }
 
+    def _answered_now(self, result: ProofResult) -> ProofResult:
+        """Note that the remote answered (health shows it reachable again)."""
+        self._answered, self._health_error = True, None
+        return result
+
     def _unavailable(self, error: LeanMCPError) -> ProofResult:
-        """A result saying the remote could not check the proof (never a pass)."""
+        """A result saying the remote could not check the proof (never a pass); health shows why."""
         text = str(error)
+        self._answered, self._health_error = False, text
         message = text if self.url in text else f"The {self.name} runner at {self.url} failed: {text}"
         return ProofResult.failure(Verdict.ERROR, message, error_type=type(error).__name__)
 
@@ -124,7 +131,7 @@ class LeanRunnerBackend(RemoteBackend):
             waited = config.timeout + REMOTE_HEADROOM
             message = f"The runner at {self.url} did not finish job {proof_id} within {waited:g} s."
             return ProofResult.failure(Verdict.TIMEOUT, message)
-        return strict_result(result)
+        return self._answered_now(strict_result(result))
 
     async def _cancel_quietly(self, proof_id: str) -> None:
         try:
@@ -178,7 +185,7 @@ class KiminaBackend(RemoteBackend):
         )
         try:
             data = await self._client.request(call)
-            return kimina_result(_first_result(data), self.url)
+            return self._answered_now(kimina_result(_first_result(data), self.url))
         except LeanMCPError as exc:
             return self._unavailable(exc)
 
