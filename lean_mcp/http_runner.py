@@ -238,7 +238,15 @@ def _kimina_item(snippet_id: str, result: ProofResult, debug: bool) -> dict[str,
 
 def _kimina_invalid(snippet_id: str, error: LeanMCPError) -> dict[str, Any]:
     message = str(error.args[0]) if error.args else str(error)
-    return {"id": snippet_id, "time": 0.0, "response": None, "error": message, "diagnostics": None, "verdict": None}
+    return {
+        "id": snippet_id,
+        "time": 0.0,
+        "response": None,
+        "error": message,
+        "diagnostics": None,
+        "verdict": None,
+        "proof_id": None,
+    }
 
 
 # --------------------------------------------------------------------------- the app

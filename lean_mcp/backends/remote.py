@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from ..client import AsyncLeanClient, HttpCall
-from ..errors import InvalidProofError, LeanMCPError
+from ..errors import ConfigurationError, InvalidProofError, LeanMCPError, RemoteError
 from ..models import FailureKind, LeanOutput, ProofConfig, ProofResult, Verdict
 from ..settings import Settings
 from .base import Backend
@@ -56,8 +56,6 @@ class RemoteBackend(Backend):
     def from_settings(cls, settings: Settings) -> RemoteBackend:
         """The backend for `settings.remote_url` with `settings.remote_api_key`."""
         if not settings.remote_url:
-            from ..errors import ConfigurationError
-
             raise ConfigurationError(f"--backend {cls.name} needs --remote-url (LEAN_MCP_REMOTE_URL).")
         return cls(settings.remote_url, api_key=settings.remote_api_key, timeout=settings.timeout)
 
@@ -191,8 +189,6 @@ class KiminaBackend(RemoteBackend):
 
 
 def _first_result(data: Any) -> dict[str, Any]:
-    from ..errors import RemoteError
-
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, list) or not results or not isinstance(results[0], dict):
         raise RemoteError(f"The Kimina answer has no results: {str(data)[:200]}")
