@@ -14,9 +14,11 @@ import signal
 import socket
 from types import FrameType
 
+import anyio
 import uvicorn
 
 from ..http_runner import create_app
+from ..jobs.service import open_service
 from ..settings import Settings
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "run"]
@@ -44,24 +46,34 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Serve until interrupted; 0 on a clean shutdown."""
+    """Serve until interrupted; 0 on a clean shutdown.
+
+    The job service (and its backend) is opened before uvicorn starts, so a configuration
+    problem ends the command with its message (exit 2) instead of a startup traceback.
+    """
     sock = _bind(settings.host, settings.port)
-    host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        create_app(None, settings),
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        access_log=settings.log_level == "DEBUG",
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
-    server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; end with status 0 instead.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    auth = "bearer token required" if settings.api_key else "no authentication"
-    logger.info("lean-mcp runner listening on http://%s:%d (%s)", host, port, auth)
     try:
-        server.run(sockets=[sock])
+        served: bool = anyio.run(_serve, settings, sock, backend="asyncio")
     finally:
         sock.close()
-    return 0 if server.started else 1
+    return 0 if served else 1
+
+
+async def _serve(settings: Settings, sock: socket.socket) -> bool:
+    async with open_service(settings) as service:
+        config = uvicorn.Config(
+            create_app(service, settings),
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            access_log=settings.log_level == "DEBUG",
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        server = uvicorn.Server(config)
+        host, port = sock.getsockname()[:2]
+        auth = "bearer token required" if settings.api_key else "no authentication"
+        logger.info("lean-mcp runner listening on http://%s:%d (%s)", host, port, auth)
+        await server.serve(sockets=[sock])
+        return server.started

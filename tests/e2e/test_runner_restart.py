@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,3 +58,14 @@ def test_sigterm_stops_the_runner_cleanly(tmp_path: Path) -> None:
     log = runner.log()
     assert "listening on http://127.0.0.1:" in log
     assert "Traceback" not in log
+
+
+def test_a_runner_without_lean_says_what_to_do(tmp_path: Path) -> None:
+    env = runner_env(tmp_path, LEAN_MCP_BACKEND="auto", PATH="/usr/bin:/bin")
+    del env["LEAN_MCP_REPL"]
+    argv = [sys.executable, "-m", "lean_mcp.cli", "runner", "--port", "0"]
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "lean-mcp runner: No Lean found" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
