@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from lean_mcp import (
     AsyncLeanClient,
@@ -25,7 +26,10 @@ from lean_mcp import (
     ProofTooLargeError,
     Verdict,
 )
+from lean_mcp.http_runner import create_app
+from lean_mcp.settings import Settings
 from tests.e2e.runner_support import RunnerProcess, runner_env, running_runner
+from tests.standin import standin_command
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -181,6 +185,21 @@ def test_200_concurrent_submits_all_finish(runner: RunnerProcess) -> None:
 
     statuses = asyncio.run(run())
     assert statuses == ["finished"] * 200
+
+
+def test_the_client_waits_as_long_as_lean_may_take(runner: RunnerProcess) -> None:
+    slow = "theorem slow : True := by\n-- standin: work 1.5\n  trivial\n"
+    # lean-runner's client would give up after its own 0.5 s; ours waits for Lean's 30 s budget.
+    with LeanClient(runner.url, timeout=0.5, headroom=5) as client:
+        assert client.verify(slow, {"timeout": 30}).verdict == Verdict.PROVED
+
+
+def test_create_app_opens_its_own_service_in_the_lifespan(tmp_path: Path) -> None:
+    settings = Settings(backend="repl", repl=standin_command(), db=str(tmp_path / "jobs.sqlite3"), workers=1)
+    with TestClient(create_app(None, settings)) as http:
+        assert http.get("/health").json()["backend"] == "repl"
+        body = http.post("/prove/check", data={"proof": PROVED, "config": "{}"}).json()
+        assert body["verdict"] == "proved"
 
 
 # --------------------------------------------------------------------------- Kimina routes
