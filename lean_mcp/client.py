@@ -15,17 +15,17 @@ Differences from lean-runner's client, all on purpose:
 - `verify_all` yields every input's result as it completes, each an `IndexedProofResult` whose
   `index` is the input's position; an input that could not be checked yields an error result
   (verdict `error`) instead of vanishing.
-- The HTTP read timeout of a check is the Lean timeout plus `headroom` seconds (queue wait and
-  transfer), so the runner always answers before the client gives up.
+- The HTTP read timeout of a check is `max(timeout, config.timeout) + headroom` seconds (room for
+  the queue and the transfer), so the runner, which enforces the Lean timeout, answers first.
 - Errors are lean-mcp exceptions: RunnerUnreachableError (no connection), AuthenticationError
   (401), JobNotFoundError (404 on a result), ProofTooLargeError (413), InvalidProofError (400/422),
   RateLimitedError (429 after retries), RemoteError (anything else).
 
 Retries (`retries=`, exponential backoff honouring `Retry-After`): every request is retried when
-no connection could be made. Result and health reads (GET) are also retried on 429/502/503/504
-and dropped connections. A check is retried on 429/502/503/504 (nothing ran, or checking again
-gives the same answer). A submit is retried only on 429/503 (the job was not created), never after
-a dropped connection, which could create the job twice.
+no connection could be made. Reads (result, health) and checks are also retried on 429/502/503/504
+and on a dropped connection (checking again changes nothing and gives the same answer), but not
+after a read timeout. A submit is retried only on 429/503 (the job was not created), never after a
+dropped connection, which could queue the job twice.
 """
 
 from __future__ import annotations
