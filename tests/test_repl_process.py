@@ -9,14 +9,8 @@ import anyio
 import pytest
 
 from lean_mcp.errors import BackendUnavailableError
-from lean_mcp.repl.process import (
-    ReplCrashed,
-    ReplMemoryExceeded,
-    ReplProcess,
-    ReplTimeout,
-    group_rss_mb,
-    kill_all_groups,
-)
+from lean_mcp.processes import kill_all_groups, tree_rss_mb
+from lean_mcp.repl.process import ReplCrashed, ReplMemoryExceeded, ReplProcess, ReplTimeout
 from lean_mcp.repl.protocol import command_request
 from tests.standin import standin_command
 
@@ -117,7 +111,7 @@ async def test_memory_of_the_whole_tree_is_watched() -> None:
     repl = await ReplProcess.start([*WRAPPER, *standin_command()])
     try:
         await repl.request(command_request("-- standin: memory 150\n" + PROVED), seconds=20)
-        assert repl.last_rss_mb > 150 and group_rss_mb(repl.pid) > 150  # the REPL is the child
+        assert repl.last_rss_mb > 150 and tree_rss_mb(repl.pid) > 150  # the REPL is the child
         with pytest.raises(ReplMemoryExceeded) as caught:
             await repl.request(command_request("-- standin: memory 100\n" + PROVED), seconds=20, memory_mb=200)
         assert caught.value.rss_mb > 200 and caught.value.limit_mb == 200

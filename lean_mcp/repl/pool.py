@@ -38,8 +38,9 @@ import anyio
 
 from ..errors import BackendUnavailableError, BusyError
 from ..models import LeanOutput, ProofConfig, ProofResult, Verdict, validate_proof_text
+from ..processes import install_signal_cleanup
 from .header import SplitProof, split_header
-from .process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout, install_signal_cleanup
+from .process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout
 from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions, to_lean_output
 
 __all__ = ["ReplPool"]

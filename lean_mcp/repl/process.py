@@ -5,30 +5,27 @@ kill always takes the whole group. A request has a deadline (the group is killed
 optional memory cap, enforced by polling the group's resident memory while Lean works and once
 more when it answers. stderr goes to an unlinked temporary file that is trimmed to its tail
 after each request and at each memory poll, so the REPL never blocks on a full stderr pipe and
-a crash report can quote the end of what it wrote. Every live group is also killed at interpreter exit, and on SIGTERM /
-SIGHUP when the program left those at their default.
+a crash report can quote the end of what it wrote. Every live group is registered with
+`lean_mcp.processes`, which kills it at interpreter exit (and on SIGTERM / SIGHUP once armed).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import logging
 import os
-import signal
 import subprocess
 import tempfile
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
 from ..errors import BackendUnavailableError
+from ..processes import kill_group, register_group, signal_name, tree_rss_mb, unregister_group
 from .protocol import ResponseReader, encode_request
 
 __all__ = [
@@ -37,9 +34,6 @@ __all__ = [
     "ReplMemoryExceeded",
     "ReplProcess",
     "ReplTimeout",
-    "group_rss_mb",
-    "install_signal_cleanup",
-    "kill_all_groups",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,8 +49,6 @@ STDERR_KEEP_BYTES = 64 * 1024
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 #: How long a REPL that closed its stdout may take to exit before it is killed.
 EXIT_GRACE_SECONDS = 2.0
-
-_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
 class ReplFailure(Exception):
@@ -85,129 +77,13 @@ class ReplCrashed(ReplFailure):
 
     def __init__(self, returncode: int | None, stderr_tail: str, reason: str = "") -> None:
         how = reason or (
-            f"was killed by signal {_signal_name(-returncode)}"
+            f"was killed by signal {signal_name(-returncode)}"
             if returncode is not None and returncode < 0
             else f"exited with status {returncode}"
         )
         super().__init__(f"the REPL {how}")
         self.returncode = returncode
         self.stderr_tail = stderr_tail
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
-# ---------------------------------------------------------------------------------------------
-# Process groups alive in this interpreter, killed on exit whatever happens to the event loop.
-
-_LIVE_GROUPS: set[int] = set()
-_LIVE_LOCK = threading.RLock()  # re-entrant: the SIGTERM handler may run while the main thread holds it
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def kill_all_groups() -> None:
-    """SIGKILL every REPL process group this interpreter started and has not reaped yet."""
-    with _LIVE_LOCK:
-        groups = list(_LIVE_GROUPS)
-    for pgid in groups:
-        _kill_group(pgid)
-
-
-atexit.register(kill_all_groups)
-
-_SIGNALS_ARMED: set[int] = set()
-
-
-def _cleanup_and_redeliver(signum: int, frame: FrameType | None) -> None:
-    kill_all_groups()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def install_signal_cleanup() -> None:
-    """Kill REPL groups on SIGTERM/SIGHUP before dying, where those signals still have default handling.
-
-    Only from the main thread, and never over a handler the program installed itself.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signum not in _SIGNALS_ARMED and signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _cleanup_and_redeliver)
-            _SIGNALS_ARMED.add(signum)
-
-
-# ---------------------------------------------------------------------------------------------
-# Memory of a process tree.
-
-
-def _children(pid: int) -> list[int] | None:
-    """Direct children of `pid` (None when the kernel does not expose them)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    children: list[int] = []
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                children.extend(int(c) for c in f.read().split())
-        except FileNotFoundError:
-            if tid == str(pid) and os.path.exists(f"/proc/{pid}"):
-                return None
-        except OSError:
-            continue
-    return children
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        children = _children(current)
-        if children is None:
-            return _group_members(pid)
-        todo.extend(children)
-    return pids
-
-
-def group_rss_mb(pid: int) -> float:
-    """Resident memory, in MB, of `pid` and all its descendants (the REPL under `lake env`)."""
-    pages = 0
-    for member in _tree(pid):
-        try:
-            with open(f"/proc/{member}/statm", "rb") as f:
-                pages += int(f.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return pages * _PAGE_MB
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def _stderr_file() -> IO[bytes]:
@@ -258,8 +134,7 @@ class ReplProcess:
                 f"Cannot start the REPL `{' '.join(command)}`: {exc}.",
                 hint="Check --repl / LEAN_MCP_REPL and --project; `lean-mcp doctor` shows what was found.",
             ) from exc
-        with _LIVE_LOCK:
-            _LIVE_GROUPS.add(process.pid)
+        register_group(process.pid)
         return cls(process, stderr, command)
 
     @property
@@ -273,7 +148,7 @@ class ReplProcess:
 
     def rss_mb(self) -> float:
         """Resident memory of the REPL's process tree, in MB (0 once it is dead)."""
-        return group_rss_mb(self.pid) if self.alive else 0.0
+        return tree_rss_mb(self.pid) if self.alive else 0.0
 
     def stderr_tail(self, limit: int = STDERR_TAIL_BYTES) -> str:
         """The last `limit` bytes the REPL wrote to stderr, decoded."""
@@ -364,7 +239,7 @@ class ReplProcess:
         """SIGKILL the REPL's whole process group now (reap it later with `aclose`)."""
         self._dead = True
         if not self._reaped:
-            _kill_group(self.pid)
+            kill_group(self.pid)
 
     async def aclose(self) -> None:
         """Kill the group, reap the process, release its pipes and stderr file. Idempotent."""
@@ -376,6 +251,5 @@ class ReplProcess:
             with contextlib.suppress(Exception):
                 await self._process.aclose()
             self._reaped = True
-            with _LIVE_LOCK:
-                _LIVE_GROUPS.discard(self.pid)
+            unregister_group(self.pid)
             self._stderr.close()
