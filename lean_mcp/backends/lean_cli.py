@@ -15,8 +15,6 @@ import contextlib
 import json
 import logging
 import math
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +34,15 @@ from ..models import (
     Sorry,
     Verdict,
     validate_proof_text,
+)
+from ..processes import (
+    HAS_CHILDREN_FILES,
+    install_signal_cleanup,
+    kill_group,
+    register_group,
+    signal_name,
+    tree_rss_mb,
+    unregister_group,
 )
 from ..settings import Settings
 from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version
@@ -60,8 +67,6 @@ _SEVERITIES = {
     "warning": Severity.WARNING,
     "error": Severity.ERROR,
 }
-_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-_HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def _pos(value: Any) -> Pos | None:
@@ -110,66 +115,6 @@ def parse_lean_json(stdout: str) -> LeanOutput:
     return output
 
 
-def _stat_fields(pid: int | str) -> list[bytes] | None:
-    """`/proc/PID/stat` after the command name: [state, ppid, pgrp, ...] (None if gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _tree_pids(pid: int) -> list[int] | None:
-    """`pid` and its descendants via /proc/PID/task/TID/children (None where the kernel lacks it)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        try:
-            tids = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
-                    todo.extend(int(child) for child in f.read().split())
-            except FileNotFoundError:
-                if current == pid:
-                    return None
-            except OSError:
-                continue
-    return pids
-
-
-def _group_pids(pgid: int) -> list[int]:
-    """Every process in the process group `pgid` (a scan of /proc)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat_fields(entry.name)
-            if fields is not None and len(fields) > 2 and int(fields[2]) == pgid:
-                found.append(int(entry.name))
-    return found
-
-
-def _group_rss_mb(leader: int) -> float:
-    """Resident memory of Lean's process tree (or, failing that, its process group), in MB."""
-    pids = _tree_pids(leader)
-    if pids is None:
-        pids = _group_pids(leader)
-    total_pages = 0
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is not None and len(fields) > 21:
-            total_pages += int(fields[21])  # rss, field 24 of stat
-    return total_pages * _PAGE_KB / 1024
-
-
-def _kill_group(process: Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 class _Run:
     """The state of one Lean process: its output, and why (if at all) we killed it."""
 
@@ -207,7 +152,7 @@ class LeanCliBackend(Backend):
         self.max_proof_bytes = max_proof_bytes
         self.max_output_bytes = max_output_bytes
         self._limiter = anyio.CapacityLimiter(workers)
-        self._live: dict[int, Process] = {}
+        self._live: set[int] = set()
         self._counts = {"checked": 0, "timeouts": 0, "memory_kills": 0, "crashes": 0}
 
     @classmethod
@@ -253,10 +198,14 @@ class LeanCliBackend(Backend):
             **self._counts,
         }
 
+    async def start(self) -> None:
+        """Arm the SIGTERM/SIGHUP cleanup (Lean groups are killed at interpreter exit anyway)."""
+        install_signal_cleanup()
+
     async def aclose(self) -> None:
         """Kill the process group of every check still running (each check then reaps its own)."""
-        for process in list(self._live.values()):
-            _kill_group(process)
+        for pid in list(self._live):
+            kill_group(pid)
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Run Lean on `code` under `config.timeout` and the stricter of the two memory caps."""
@@ -279,7 +228,8 @@ class LeanCliBackend(Backend):
             process = await anyio.open_process(self.command, cwd=self.project, start_new_session=True)
         except OSError as exc:
             raise BackendUnavailableError(f"Cannot start `{self.command[0]}`: {exc}.") from exc
-        self._live[process.pid] = process
+        self._live.add(process.pid)
+        register_group(process.pid)
         try:
             with anyio.move_on_after(config.timeout) as deadline:
                 await self._drive(process, code.encode("utf-8", errors="surrogatepass"), run, memory_mb)
@@ -287,9 +237,10 @@ class LeanCliBackend(Backend):
                 run.killed_for = Verdict.TIMEOUT
         finally:
             with anyio.CancelScope(shield=True):
-                _kill_group(process)
+                kill_group(process.pid)
                 await process.wait()
-                self._live.pop(process.pid, None)
+                self._live.discard(process.pid)
+                unregister_group(process.pid)  # reaped: its pid may be reused from now on
                 await process.aclose()
         elapsed = time.monotonic() - started
         self._counts["checked"] += 1
@@ -309,7 +260,7 @@ class LeanCliBackend(Backend):
             run.stdout.extend(chunk)
             if len(run.stdout) > self.max_output_bytes and not run.overflowed:
                 run.overflowed = True
-                _kill_group(process)
+                kill_group(process.pid)
 
         def keep_tail(chunk: bytes) -> None:
             run.stderr_tail = (run.stderr_tail + chunk)[-STDERR_TAIL_BYTES:]
@@ -322,18 +273,18 @@ class LeanCliBackend(Backend):
                 watch.start_soon(self._watch_memory, process, run, memory_mb, outputs.cancel_scope)
                 await process.wait()
                 watch.cancel_scope.cancel()
-            _kill_group(process)  # anything Lean left behind in its group would hold the pipes open
+            kill_group(process.pid)  # anything Lean left behind in its group would hold the pipes open
 
     async def _watch_memory(self, process: Process, run: _Run, memory_mb: int, scope: anyio.CancelScope) -> None:
         while True:
-            if _HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
-                rss = _group_rss_mb(process.pid)
+            if HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
+                rss = tree_rss_mb(process.pid)
             else:
-                rss = await anyio.to_thread.run_sync(_group_rss_mb, process.pid)
+                rss = await anyio.to_thread.run_sync(tree_rss_mb, process.pid)
             run.peak_mb = max(run.peak_mb, rss)
             if rss > memory_mb:
                 run.killed_for = Verdict.MEMORY_LIMIT
-                _kill_group(process)
+                kill_group(process.pid)
                 scope.cancel()
                 return
             await anyio.sleep(MEMORY_POLL_SECONDS)
@@ -380,7 +331,7 @@ class LeanCliBackend(Backend):
 
 def _crash_message(returncode: int | None, stderr: str) -> str:
     if returncode is not None and returncode < 0:
-        how = f"was killed by signal {signal.Signals(-returncode).name}"
+        how = f"was killed by signal {signal_name(-returncode)}"
     else:
         how = f"exited with status {returncode} without reporting an error"
     tail = stderr.strip()

@@ -1,0 +1,168 @@
+"""Lean process groups: memory of a whole tree, killing a whole group, and cleanup when we exit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lean_mcp.processes import kill_group, signal_name, tree_pids, tree_rss_mb
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A python that allocates (and touches) 200 MB, says so, and waits.
+HOG = f'{sys.executable} -c \'b = b"x" * (200 * 2**20); print("ready", flush=True); import time; time.sleep(300)\''
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def wait_until_gone(pid: int) -> bool:
+    """Wait (up to a hang guard) for `pid` to stop running."""
+    deadline = time.monotonic() + 20
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not running(pid)
+
+
+def read_line(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.readline().strip()
+
+
+@pytest.fixture
+def group() -> Iterator[list[subprocess.Popen[str]]]:
+    """Started group leaders (`start_new_session`); their groups are killed after the test."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        kill_group(process.pid)
+        process.wait()
+
+
+def start_group(started: list[subprocess.Popen[str]], script: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    started.append(process)
+    return process
+
+
+def test_tree_memory_counts_a_child_under_a_shell_parent(group: list[subprocess.Popen[str]]) -> None:
+    shell = start_group(group, f"{HOG}; :")  # `; :` keeps sh as the parent instead of exec-ing
+    assert read_line(shell) == "ready"
+    assert len(tree_pids(shell.pid)) == 2
+    assert tree_rss_mb(shell.pid) > 200
+
+
+def test_tree_memory_still_counts_children_of_a_leader_that_exited(group: list[subprocess.Popen[str]]) -> None:
+    shell = start_group(group, f"{HOG} &")  # the shell exits at once; its child lives on in the group
+    assert read_line(shell) == "ready"
+    shell.wait()  # the leader is gone (reaped)
+    hog = [pid for pid in tree_pids(shell.pid) if pid != shell.pid]
+    assert len(hog) == 1 and running(hog[0])
+    assert tree_rss_mb(shell.pid) > 200
+
+
+def test_kill_group_kills_a_grandchild(group: list[subprocess.Popen[str]]) -> None:
+    shell = start_group(group, 'sh -c "sleep 300 & echo \\$!; wait"; :')
+    grandchild = int(read_line(shell))
+    assert grandchild in tree_pids(shell.pid) and running(grandchild)
+    kill_group(shell.pid)
+    assert wait_until_gone(grandchild)
+    assert shell.wait() == -signal.SIGKILL
+    kill_group(shell.pid)  # a group that is gone already: nothing happens
+
+
+def test_signal_names_for_crash_reports() -> None:
+    assert signal_name(signal.SIGKILL) == "SIGKILL"
+    assert signal_name(1000) == "1000"
+
+
+def run_python(code: str) -> subprocess.Popen[str]:
+    """A Python interpreter running `code`, reporting on its stdout."""
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+START_REGISTERED_SLEEP = """
+import subprocess
+from lean_mcp.processes import install_signal_cleanup, register_group
+install_signal_cleanup()
+sleep = subprocess.Popen(["sleep", "300"], start_new_session=True)
+register_group(sleep.pid)
+print(sleep.pid, flush=True)
+"""
+
+
+def test_a_registered_group_is_killed_when_the_interpreter_exits() -> None:
+    interpreter = run_python(START_REGISTERED_SLEEP)
+    sleep = int(read_line(interpreter))
+    try:
+        assert interpreter.wait() == 0
+        assert wait_until_gone(sleep)
+    finally:
+        kill_group(sleep)
+
+
+def test_a_registered_group_is_killed_when_the_interpreter_gets_sigterm() -> None:
+    interpreter = run_python(START_REGISTERED_SLEEP + "import time; time.sleep(300)\n")
+    sleep = int(read_line(interpreter))
+    try:
+        interpreter.send_signal(signal.SIGTERM)
+        assert interpreter.wait() == -signal.SIGTERM
+        assert wait_until_gone(sleep)
+    finally:
+        kill_group(sleep)
+
+
+CHECK_WITH_A_HANGING_LEAN = """
+import sys, anyio
+from pathlib import Path
+from lean_mcp.backends.lean_cli import LeanCliBackend
+from lean_mcp.models import ProofConfig
+
+async def main() -> None:
+    fake_lean = ["sh", "-c", 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec sleep 300', sys.argv[1]]
+    async with LeanCliBackend(fake_lean, project=Path(sys.argv[2])) as backend:
+        await backend.check("theorem t : True := trivial", ProofConfig(timeout=300))
+
+anyio.run(main)
+"""
+
+
+def test_a_lean_check_is_killed_when_the_interpreter_gets_sigterm(tmp_path: Path) -> None:
+    pid_file = tmp_path / "lean.pid"
+    interpreter = subprocess.Popen(
+        [sys.executable, "-c", CHECK_WITH_A_HANGING_LEAN, str(pid_file), str(tmp_path)], cwd=ROOT
+    )
+    lean = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and interpreter.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        lean = int(pid_file.read_text())
+        assert running(lean)
+        interpreter.send_signal(signal.SIGTERM)
+        assert interpreter.wait() == -signal.SIGTERM
+        assert wait_until_gone(lean)
+    finally:
+        interpreter.kill()
+        interpreter.wait()
+        if lean:
+            kill_group(lean)
+
+
+def test_pids_of_a_process_that_is_gone() -> None:
+    process = subprocess.Popen(["true"], start_new_session=True)
+    process.wait()
+    assert tree_pids(process.pid) == [] and tree_rss_mb(process.pid) == 0.0
