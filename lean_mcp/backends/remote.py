@@ -143,8 +143,11 @@ def strict_result(result: ProofResult) -> ProofResult:
 
     The remote's job id and cache flag are dropped: the local job service sets its own.
     """
-    if result.status == "finished" and result.result is not None:
-        return ProofResult.from_output(result.result, lean_time=result.lean_time)
+    if result.status == "finished" and result.result is not None and result.result.status is None:
+        problem = _not_a_lean_answer(result.result, "the remote runner")
+        if problem is None:
+            return ProofResult.from_output(result.result, lean_time=result.lean_time)
+        return ProofResult.failure(Verdict.ERROR, problem, lean_time=result.lean_time, error_type="remote_error")
     output = result.result or LeanOutput()
     verdict = result.verdict
     if verdict is None or verdict.lean_finished:
@@ -157,6 +160,23 @@ def strict_result(result: ProofResult) -> ProofResult:
         error_type=output.error_type,
         kind=output.status,
     )
+
+
+def _not_a_lean_answer(output: LeanOutput, where: str) -> str | None:
+    """Why a remote's output is not Lean's answer to the proof, or None when it is.
+
+    Lean's answer is a REPL command response (`env`, `messages`, `sorries`). A REPL-level error
+    (`{"message": "Unknown environment."}`) or an empty object says nothing about the proof:
+    read as a command response it would pass as proved.
+    """
+    extra = output.model_extra or {}
+    if "message" in extra and "messages" not in output.model_fields_set:
+        return f"The Lean REPL behind {where} answered with an error: {extra['message']}"
+    if output.status is not None:
+        return f"The answer of {where} is a failure record ({output.status.value}), not a Lean result."
+    if not output.model_fields_set & {"env", "messages", "sorries"}:
+        return f"The answer of {where} is not a Lean result: {output.model_dump_json()[:200]}"
+    return None
 
 
 class KiminaBackend(RemoteBackend):
@@ -202,12 +222,11 @@ def kimina_result(item: dict[str, Any], url: str) -> ProofResult:
     lean_time = float(lean_time) if isinstance(lean_time, int | float) else None
     response = item.get("response")
     error = item.get("error")
-    if isinstance(response, dict) and "message" in response and "messages" not in response:
-        error = f"The Lean REPL behind {url} answered with an error: {response['message']}"
-        response = None
     if isinstance(response, dict) and not error:
         output = LeanOutput.model_validate({k: v for k, v in response.items() if k != "time"})
-        return ProofResult.from_output(output, lean_time=lean_time)
+        error = _not_a_lean_answer(output, url)
+        if error is None:
+            return ProofResult.from_output(output, lean_time=lean_time)
     text = str(error or f"The Kimina server at {url} gave neither a response nor an error.")
     verdict = Verdict.TIMEOUT if "timed out" in text.lower() or "timeout" in text.lower() else Verdict.ERROR
     return ProofResult.failure(verdict, text, lean_time=lean_time)
