@@ -205,3 +205,13 @@ def test_memory_of_lean_child_processes_counts_toward_the_limit(tmp_path: Path) 
     result = anyio.run(main)
     assert result.verdict == Verdict.MEMORY_LIMIT
     assert "150 MB" in (result.error_message or "")
+
+
+@pytest.mark.timeout(30)
+def test_a_message_holding_a_unicode_line_separator_stays_one_message(tmp_path: Path) -> None:
+    # Lean's JSON leaves U+2028 and U+0085 unescaped; they are not line ends of its output.
+    data = "unknown identifier «a\u2028b\x85c»"
+    lean = fake_lean(tmp_path, "printf '%s\\n' '" + MESSAGE % ("error", data, "[anonymous]") + "'\nexit 1\n")
+    result = run_check(lean, tmp_path)
+    assert result.verdict == Verdict.REJECTED
+    assert [(m.severity, m.data) for m in result.messages] == [(Severity.ERROR, data)]

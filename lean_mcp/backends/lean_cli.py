@@ -101,7 +101,7 @@ def parse_lean_json(stdout: str) -> LeanOutput:
     so its `goal` says so (GOAL_NOT_REPORTED).
     """
     output = LeanOutput()
-    for line in stdout.splitlines():
+    for line in stdout.split("\n"):  # not splitlines(): Lean leaves U+2028, U+0085, ... unescaped in JSON
         if not line.strip():
             continue
         parsed = _parse_line(line)

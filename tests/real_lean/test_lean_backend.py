@@ -214,3 +214,19 @@ def test_auto_backend_with_only_lean_available_checks_with_lean(
     name, result = anyio.run(main)
     assert name == "lean"
     assert result.verdict == Verdict.PROVED
+
+
+@pytest.mark.timeout(60)
+def test_an_error_quoting_a_unicode_line_separator_is_kept_whole(lean_exe: Path, project: Path) -> None:
+    name = "«a\u2028b\x85c»"
+    code = proofs.BASICS + f"\ntheorem t : Eq N.zero N.zero := {name}\n"
+
+    async def main() -> ProofResult:
+        async with backend_for(lean_exe, project) as backend:
+            return await check(backend, code)
+
+    result = anyio.run(main)
+    assert result.verdict == Verdict.REJECTED
+    assert all(m.severity == Severity.ERROR for m in result.messages)
+    assert name in result.messages[0].data
+    assert (result.messages[0].pos.line, result.messages[0].pos.column) == (9, 32)
