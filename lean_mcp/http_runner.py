@@ -107,7 +107,7 @@ class _KiminaCheck(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     snippets: list[_Snippet] = Field(min_length=1)
-    timeout: float = Field(default=KIMINA_CHECK_TIMEOUT, gt=0)
+    timeout: float = Field(default=KIMINA_CHECK_TIMEOUT, gt=0, allow_inf_nan=False)
     debug: bool = False
     reuse: bool = True
     infotree: str | None = None
@@ -125,7 +125,7 @@ class _KiminaVerify(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     codes: list[_KiminaCode] = Field(min_length=1)
-    timeout: float = Field(default=KIMINA_VERIFY_TIMEOUT, gt=0)
+    timeout: float = Field(default=KIMINA_VERIFY_TIMEOUT, gt=0, allow_inf_nan=False)
     infotree_type: str | None = None
     disable_cache: bool = False
 
@@ -169,7 +169,23 @@ def _parse_json_body(body: bytes) -> dict[str, Any]:
         raise _bad_request(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
         raise _bad_request("The request body must be a JSON object.")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800": legal JSON, not text
+        bad = exc.object[exc.start : exc.end]
+        raise _bad_request(
+            f"The request body contains {bad!r}, a lone UTF-16 surrogate, which is not Unicode text. "
+            "Send the proof as valid Unicode (UTF-8)."
+        ) from None
     return data
+
+
+def _parse_form_body(body: bytes) -> dict[str, str]:
+    """An urlencoded form; bytes that are not UTF-8 are refused rather than replaced."""
+    try:
+        return dict(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError as exc:
+        raise _bad_request(f"The form body is not valid UTF-8 ({exc.reason}). Send the proof as UTF-8 text.") from None
 
 
 def _parse_config(raw: Any) -> ProofConfig:
@@ -184,9 +200,12 @@ def _parse_config(raw: Any) -> ProofConfig:
     if not isinstance(raw, dict):
         raise _bad_request("Field 'config' must be a JSON object, e.g. {\"timeout\": 60}.")
     try:
-        return ProofConfig.model_validate(raw)
+        config = ProofConfig.model_validate(raw)
     except ValidationError as exc:
         raise _bad_request(f"Field {_describe_validation(exc, 'config')}.") from None
+    if not math.isfinite(config.timeout):
+        raise _bad_request("Field config.timeout must be a finite number of seconds, e.g. 60.")
+    return config
 
 
 async def _prove_request(request: Request, limit: int) -> _ProveRequest:
@@ -199,10 +218,7 @@ async def _prove_request(request: Request, limit: int) -> _ProveRequest:
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
     else:
         body = await _read_body(request, limit)
-        if content_type == "application/json":
-            fields = _parse_json_body(body)
-        else:
-            fields = dict(urllib.parse.parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+        fields = _parse_json_body(body) if content_type == "application/json" else _parse_form_body(body)
     proof = fields.get("proof")
     if proof is None:
         raise _bad_request("Field 'proof' is required: the Lean source text to check.", 422)

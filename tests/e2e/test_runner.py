@@ -292,3 +292,40 @@ def test_a_full_queue_answers_429(tmp_path: Path) -> None:
         kimina = httpx.post(f"{runner.url}/api/check", json={"snippets": [{"id": "a", "code": PROVED}] * 1})
         assert kimina.status_code == 429
         assert json.loads(kimina.text)["detail"]
+
+
+def test_an_infinite_timeout_is_refused_so_the_job_store_stays_loadable(runner: RunnerProcess) -> None:
+    # 1e400 and Infinity parse as float('inf'), which the job store cannot write back: refuse them up front.
+    for config in ('{"timeout": 1e400}', '{"timeout": Infinity}'):
+        answer = httpx.post(f"{runner.url}/prove/submit", data={"proof": PROVED, "config": config})
+        assert answer.status_code == 400, answer.text
+        assert "config.timeout" in answer.json()["detail"] and "finite" in answer.json()["detail"]
+    kimina = httpx.post(
+        f"{runner.url}/api/check",
+        content=b'{"snippets": [{"id": "a", "code": "theorem t : True := trivial"}], "timeout": 1e400}',
+        headers={"content-type": "application/json"},
+    )
+    assert kimina.status_code == 422 and "timeout" in kimina.json()["detail"]
+    assert httpx.post(f"{runner.url}/prove/check", data=lean_runner_form(PROVED)).json()["verdict"] == "proved"
+
+
+def test_text_that_is_not_unicode_is_a_400_naming_the_field(runner: RunnerProcess) -> None:
+    # A lone UTF-16 surrogate is legal JSON escaping but not text: no 500, nothing half-stored.
+    surrogate = httpx.post(
+        f"{runner.url}/prove/check",
+        content=b'{"proof": "theorem t : True := trivial -- \\ud800"}',
+        headers={"content-type": "application/json"},
+    )
+    assert surrogate.status_code == 400, surrogate.text
+    assert "surrogate" in surrogate.json()["detail"]
+    batch = b'{"snippets": [{"id": "ok", "code": "theorem t : True := trivial"}, {"id": "bad", "code": "\\udc80"}]}'
+    kimina = httpx.post(f"{runner.url}/api/check", content=batch, headers={"content-type": "application/json"})
+    assert kimina.status_code == 400 and "surrogate" in kimina.json()["detail"]
+    # Bytes that are not UTF-8 in a form field are refused, not silently replaced.
+    form = b"proof=theorem%20t%20%3A%20True%20%3A%3D%20trivial%FF&config=%7B%7D"
+    invalid = httpx.post(
+        f"{runner.url}/prove/check", content=form, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert invalid.status_code == 400, invalid.text
+    assert "UTF-8" in invalid.json()["detail"]
+    assert httpx.post(f"{runner.url}/prove/check", data=lean_runner_form(PROVED)).json()["verdict"] == "proved"
