@@ -127,3 +127,23 @@ async def test_whole_text_fallback_is_still_checked() -> None:
         health = pool.health()
     # a fresh REPL, discarded after the proof: its imports live outside any shared environment
     assert (health["repl_starts"], health["live"]) == (2, 0)
+
+
+@pytest.mark.parametrize("opener", ["/-- doc -/", "/-! module doc -/", "/--\nmultiline doc\n-/"])
+def test_a_doc_comment_ends_the_header_as_it_does_for_lean(opener: str) -> None:
+    """`/--` and `/-!` open commands, not comments: imports after one are not Lean's header."""
+    split = split_header(f"{opener}\nimport A\ntheorem t : True := trivial\n")
+    assert (split.header, split.line_offset, split.key) == ("", 0, "")
+    after = split_header(f"import A\n{opener}\ntheorem t : True := trivial\n")
+    assert (after.line_offset, after.key) == (1, "import A")
+
+
+@pytest.mark.anyio
+async def test_imports_after_a_doc_comment_are_rejected_even_when_a_repl_holds_them() -> None:
+    async with ReplPool(standin_command(), workers=1) as pool:
+        warm = await pool.check("import A\ntheorem warm : True := trivial\n", ProofConfig(timeout=20))
+        assert warm.verdict == Verdict.PROVED
+        result = await pool.check("/-! doc -/\nimport A\ntheorem t : True := trivial\n", ProofConfig(timeout=20))
+    assert result.verdict == Verdict.REJECTED
+    [error] = result.result.errors if result.result else []
+    assert "import" in error.data and error.pos.line == 2

@@ -2,7 +2,8 @@
 
 The header is every line up to and including the last `import` line of the leading block of
 `import` lines, blank lines and comments (`--` lines and whole-line `/- ... -/` blocks, nested
-as Lean nests them). `prelude`, `module`, and the module-system forms `public import`,
+as Lean nests them; a doc comment `/-- ... -/` or `/-! ... -/` is code and ends the block, as it
+ends Lean's header). `prelude`, `module`, and the module-system forms `public import`,
 `meta import`, `import all` count as header lines too. Whole lines are removed, so a position
 in the body maps back to the user's text by adding the header's line count to its line; its
 column is unchanged. Lines are counted on `\\n` only, as Lean does (CRLF keeps its `\\r` on the
@@ -96,7 +97,11 @@ class _BlockComments:
         self.depth = 0
 
     def consume(self, line: str) -> str:
-        """The part of `line` outside comments; remembers a block comment left open."""
+        """The part of `line` outside comments; remembers a block comment left open.
+
+        `/--` and `/-!` outside a comment open a doc comment, which Lean parses as part of a
+        command, not as whitespace: they and the rest of the line are returned as code.
+        """
         if self.depth == 0 and "/-" not in line:
             return _strip_line_comment(line)
         outside: list[str] = []
@@ -104,6 +109,8 @@ class _BlockComments:
         while i < len(line):
             if self.depth == 0 and line.startswith("--", i):
                 break
+            if self.depth == 0 and line.startswith(("/--", "/-!"), i):
+                return "".join(outside) + line[i:]
             if line.startswith("/-", i):
                 self.depth += 1
                 i += 2
