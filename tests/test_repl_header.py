@@ -147,3 +147,12 @@ async def test_imports_after_a_doc_comment_are_rejected_even_when_a_repl_holds_t
     assert result.verdict == Verdict.REJECTED
     [error] = result.result.errors if result.result else []
     assert "import" in error.data and error.pos.line == 2
+
+
+@pytest.mark.parametrize("space", ["\t", "\u00a0", "\x0c"])
+def test_a_header_lean_refuses_for_its_spacing_is_checked_whole(space: str) -> None:
+    """Lean rejects a tab (or other odd whitespace) in header code; it must not reuse a REPL of `import A`."""
+    assert split_header(f"import{space}A\ntheorem t : True := trivial\n").whole
+    assert split_header(f"import A\n{space}\nimport B\ntheorem t : True := trivial\n").whole
+    assert not split_header(f"import A -- a{space}comment\ntheorem t : True := {space}trivial\n").whole
+    assert not split_header("import A\r\nimport  B\r\ntheorem t : True := trivial\r\n").whole

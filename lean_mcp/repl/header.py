@@ -10,7 +10,7 @@ column is unchanged. Lines are counted on `\\n` only, as Lean does (CRLF keeps i
 line it ends).
 
 A text whose leading block cannot be read with certainty (e.g. an import line that runs into
-a block comment continuing on the next line) is not split: it is checked whole, as a fresh
+a block comment continuing on the next line, or a tab that Lean refuses) is not split: it is checked whole, as a fresh
 REPL command, which is always correct, only slower.
 """
 
@@ -140,6 +140,19 @@ def _normalise(code: str) -> str:
     return " ".join(code.split())
 
 
+#: Whitespace Lean refuses outside comments (a tab: "tabs are not allowed"; others: "expected token").
+_ODD_SPACE = re.compile(r"[^\S \r]")
+
+
+def _odd_spacing(lines: list[str]) -> bool:
+    """True when code in `lines` (outside comments) holds whitespace other than spaces and CR.
+
+    Lean rejects such a header, so it must not share a REPL with a header of the same key.
+    """
+    comments = _BlockComments()
+    return any(_ODD_SPACE.search(comments.consume(line)) for line in lines)
+
+
 def split_header(text: str) -> SplitProof:
     """Cut `text` after the last line of its leading import block (see the module docstring)."""
     lines = text.split("\n")
@@ -163,6 +176,8 @@ def split_header(text: str) -> SplitProof:
             return SplitProof(header="", body=text, line_offset=0, key=None)
         key_lines.append(_normalise(stripped))
         header_end = index + 1
+    if _odd_spacing(lines[:header_end]):
+        return SplitProof(header="", body=text, line_offset=0, key=None)
     header = "\n".join(lines[:header_end])
     body = "\n".join(lines[header_end:])
     if header_end:
