@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ __all__ = [
     "find_lake",
     "find_lean",
     "lean_version",
+    "project_fingerprint",
     "repl_command",
     "version_of_toolchain",
 ]
@@ -163,6 +165,36 @@ def lean_version(lean: Path, cwd: Path | None = None) -> str | None:
         return None
     match = _VERSION.search(done.stdout)
     return match.group(1) if match else None
+
+
+#: The files that decide what a project's imports mean: its Lean version, its lakefile, its dependencies' revisions.
+PROJECT_FILES = ("lean-toolchain", "lake-manifest.json", *LAKEFILES)
+
+
+def project_fingerprint(project: Path) -> str:
+    """A short hash of the project's PROJECT_FILES (a `lake update` or a new toolchain changes it)."""
+    stamps: list[tuple[str, tuple[int, int, int] | None]] = []
+    for name in PROJECT_FILES:
+        try:
+            stat = (project / name).stat()
+        except OSError:
+            stamps.append((name, None))
+        else:
+            stamps.append((name, (stat.st_ino, stat.st_size, stat.st_mtime_ns)))
+    return _fingerprint(project, tuple(stamps))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(project: Path, stamps: tuple[tuple[str, Any], ...]) -> str:
+    """The hash of the files' contents (cached while their inode, size and mtime stay the same)."""
+    digest = hashlib.sha256()
+    for name, stamp in stamps:
+        try:
+            data = (project / name).read_bytes() if stamp is not None else b""
+        except OSError:
+            data = b""
+        digest.update(f"{name}:{stamp is not None}:{len(data)}:".encode() + data)
+    return digest.hexdigest()[:16]
 
 
 def version_of_toolchain(toolchain: str | None) -> str | None:

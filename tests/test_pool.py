@@ -426,3 +426,22 @@ def test_create_backend_builds_the_pool_for_backend_repl() -> None:
 def test_backend_needs_a_repl_command() -> None:
     with pytest.raises(ConfigurationError, match="--repl"):
         ReplBackend.from_settings(Settings(repl=None))
+
+
+async def test_cached_answers_do_not_outlive_a_dependency_update(tmp_path: Path) -> None:
+    """After `lake update` (a new lake-manifest.json) the same proof is checked again, not served from cache."""
+    from lean_mcp.jobs.service import ProofService
+
+    (tmp_path / "lean-toolchain").write_text("leanprover/lean4:v4.35.0\n")
+    (tmp_path / "lakefile.toml").write_text('name = "p"\n[[require]]\nname = "mathlib"\n')
+    manifest = tmp_path / "lake-manifest.json"
+    manifest.write_text('{"packages": [{"name": "mathlib", "rev": "aaaa"}]}\n')
+    settings = Settings(repl=standin_command(), project=str(tmp_path), db=str(tmp_path / "jobs.db"))
+    code = "import Mathlib\ntheorem t : True := trivial\n"
+    backend = ReplBackend.from_settings(settings)
+    async with backend, ProofService.from_settings(settings, backend) as service:
+        assert (await service.verify(code)).cached is False
+        assert (await service.verify(code)).cached is True
+        manifest.write_text('{"packages": [{"name": "mathlib", "rev": "bbbbbbbb"}]}\n')
+        again = await service.verify(code)
+    assert again.cached is False and again.verdict == Verdict.PROVED

@@ -45,7 +45,7 @@ from ..processes import (
     unregister_group,
 )
 from ..settings import Settings
-from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version
+from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version, project_fingerprint
 from .base import Backend
 
 __all__ = ["GOAL_NOT_REPORTED", "LeanCliBackend", "parse_lean_json"]
@@ -180,7 +180,10 @@ class LeanCliBackend(Backend):
 
     @property
     def identity(self) -> str:
-        return f"lean:{' '.join(self.command)}|version={self.version}|project={self.project}"
+        return (
+            f"lean:{' '.join(self.command)}|version={self.version}|project={self.project}"
+            f"|files={project_fingerprint(self.project)}"
+        )
 
     @property
     def capacity(self) -> int:

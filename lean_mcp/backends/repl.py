@@ -10,6 +10,7 @@ from ..errors import ConfigurationError
 from ..models import ProofConfig, ProofResult
 from ..repl.pool import ReplPool
 from ..settings import Settings
+from ..toolchain import project_fingerprint
 from .base import Backend
 
 __all__ = ["ReplBackend"]
@@ -61,7 +62,10 @@ class ReplBackend(Backend):
 
     @property
     def identity(self) -> str:
-        return f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={self.toolchain}"
+        return (
+            f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={self.toolchain}"
+            f"|files={project_fingerprint(self.project)}"
+        )
 
     @property
     def capacity(self) -> int:
