@@ -11,6 +11,7 @@ not serve the call (bad input, unknown id, no Lean configured), with a message s
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -170,7 +171,8 @@ ProofText = Annotated[
     ),
 ]
 Timeout = Annotated[
-    float | None, Field(default=None, gt=0, description="Seconds Lean may spend (default: the server's limit).")
+    float | None,
+    Field(default=None, gt=0, allow_inf_nan=False, description="Seconds Lean may spend (default: the server's limit)."),
 ]
 MemoryLimit = Annotated[
     int | None, Field(default=None, gt=0, description="Memory cap for Lean, in MB (default: the server's limit).")
@@ -202,17 +204,31 @@ class ProofSources:
         return "\n" not in text and text.endswith(".lean") and not text.startswith("import ")
 
     async def text_of(self, proof: str) -> str:
-        """The Lean text to check. Raises InvalidProofError for a path that may not be read."""
+        """The Lean text to check. Raises InvalidProofError for a path that may not or cannot be read."""
         if not self.looks_like_path(proof):
             return proof
-        path = await anyio.Path(proof.strip()).expanduser()
+        name = proof.strip()
+        try:
+            return await self._read(name)
+        except UnicodeDecodeError as exc:
+            reason = f"it is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        except (RuntimeError, ValueError) as exc:  # a symlink loop, `~user` unknown, a NUL in the name
+            reason = str(exc).rstrip(".")
+        raise InvalidProofError(
+            f"Cannot read {name}: {reason}.", hint="Send the proof's text, or the path of a readable UTF-8 .lean file."
+        )
+
+    async def _read(self, name: str) -> str:
+        path = await anyio.Path(name).expanduser()
         if not path.is_absolute() and self.roots:
             path = anyio.Path(self.roots[0]) / path
         resolved = await path.resolve()
         if not any(resolved.is_relative_to(root) for root in self.roots):
             allowed = ", ".join(str(root) for root in self.roots) or "none"
             raise InvalidProofError(
-                f"{proof.strip()} is not inside a directory this server may read (allowed: {allowed}).",
+                f"{name} is not inside a directory this server may read (allowed: {allowed}).",
                 hint="Send the proof's text instead, or start the server with --allowed-roots including it.",
             )
         if not await resolved.is_file():
@@ -248,6 +264,8 @@ def _verify_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
 
 def _submit_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
     async def submit_proof(proof: ProofText, config: ProofConfig | None = None) -> ProofOutput:
+        if config is not None and not math.isfinite(config.timeout):
+            raise ToolError("config.timeout must be a finite number of seconds, e.g. 60.")
         async with _tool_errors():
             text = await sources.text_of(proof)
             service = await slot.get()

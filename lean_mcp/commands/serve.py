@@ -13,19 +13,24 @@ import argparse
 import contextlib
 import fcntl
 import hmac
+import json
 import logging
 import os
 import signal
 import socket
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterator
 from typing import Any, cast
 
 import anyio
 import uvicorn
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp.shared.message import SessionMessage
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -77,9 +82,61 @@ async def _serve_stdio(server: MCPServer[Any]) -> None:
             # The SDK's stdio_server claims fd 1 (stdout goes to stderr while serving); stdin is
             # ours, read without a worker thread so that a signal stops the server at once.
             async with stdio_server(stdin=cast(Any, stdin)) as (read_stream, write_stream):
+                readable_send, readable = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+                tg.start_soon(_answer_unreadable, read_stream, readable_send, write_stream)
                 lowlevel = server._lowlevel_server
-                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+                await lowlevel.run(readable, write_stream, lowlevel.create_initialization_options())
             tg.cancel_scope.cancel()
+
+
+async def _answer_unreadable(
+    source: AsyncIterable[SessionMessage | Exception],
+    sink: MemoryObjectSendStream[SessionMessage | Exception],
+    replies: Any,
+) -> None:
+    """Pass the client's messages on; answer a line the SDK could not read instead of dropping it.
+
+    The SDK skips such a line silently, so its caller would wait forever. A line that is not JSON
+    gets a parse error (id null); a request that is JSON but not valid (e.g. a lone surrogate
+    escape like `\\ud800`, which is not text) gets an error naming why, under its own id.
+    """
+    async with sink:
+        async for item in source:
+            if not isinstance(item, ValidationError):
+                await sink.send(item)
+                continue
+            reply = _unreadable_reply(item)
+            if reply is not None:
+                await replies.send(SessionMessage(reply))
+
+
+def _unreadable_reply(error: ValidationError) -> JSONRPCError | None:
+    """The error answer to a line that is not a JSON-RPC message, or None when none is due."""
+    details = error.errors()
+    line = details[0].get("input") if details else None
+    if not isinstance(line, str):  # JSON, but not a JSON-RPC message: its id cannot be told
+        logger.warning("Ignored a message that is not JSON-RPC: %s", "; ".join(d["msg"] for d in details[:3]))
+        return None
+    if not line.strip():
+        return None
+    try:
+        message = json.loads(line)  # Python reads what the SDK's parser refuses, e.g. lone surrogates
+    except ValueError:
+        logger.warning("Answered a line that is not JSON with a parse error: %.200r", line)
+        text = "Parse error: the line is not JSON. Send one JSON-RPC message per line."
+        return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=PARSE_ERROR, message=text))
+    request_id = message.get("id") if isinstance(message, dict) and "method" in message else None
+    if not isinstance(request_id, int | str) or isinstance(request_id, bool):
+        logger.warning("Ignored an unreadable message: %.200r", line)
+        return None
+    reason = "; ".join(detail["msg"] for detail in details[:3])
+    try:
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        reason = "it contains a lone UTF-16 surrogate escape (e.g. \\ud800), which is not Unicode text"
+    logger.warning("Refused unreadable request %r: %s", request_id, reason)
+    text = f"Invalid request: {reason}. Send valid JSON-RPC with valid Unicode (UTF-8) text."
+    return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=text))
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -97,12 +97,17 @@ class RawServer:
         await self.process.stdin.send((json.dumps(message) + "\n").encode())
         return self._next_id
 
-    async def response(self, request_id: int) -> dict[str, Any]:
-        """Read stdout lines until the response to `request_id` arrives."""
+    async def response(self, request_id: int | None) -> dict[str, Any]:
+        """Read stdout lines until the response to `request_id` (None: an id-less error) arrives."""
         while True:
             message = json.loads(await self._line())
             if message.get("id") == request_id and "method" not in message:
                 return dict(message)
+
+    async def send_line(self, line: bytes) -> None:
+        """Write one raw line to the server's stdin, as is."""
+        assert self.process.stdin is not None
+        await self.process.stdin.send(line + b"\n")
 
     async def initialize(self) -> None:
         request = await self.send(

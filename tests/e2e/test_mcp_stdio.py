@@ -323,3 +323,57 @@ async def test_a_signal_stops_the_server_mid_proof_with_no_repl_left(tmp_path: P
             assert await server.process.wait() == 0
     assert not processes_of(tmp_path)
     assert "stopping" in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.timeout(60)
+async def test_an_infinite_timeout_is_a_tool_error_not_a_poisoned_job(tmp_path: Path) -> None:
+    # JSON's 1e400 (or Infinity) is float('inf'): a job stored with it could not be read back at restart.
+    async with raw_server(tmp_path) as server:
+        await server.initialize()
+        verify = await server.call("verify_proof", {"proof": PROVED, "timeout": float("inf")})
+        submit = await server.call("submit_proof", {"proof": PROVED, "config": {"timeout": float("inf")}})
+        fine = await server.call("verify_proof", {"proof": PROVED, "timeout": 30})
+    for refused in (verify, submit):
+        assert refused["isError"], refused
+        assert "timeout" in refused["content"][0]["text"] and "finite" in refused["content"][0]["text"]
+    assert fine["structuredContent"]["verdict"] == "proved"
+
+
+@pytest.mark.timeout(60)
+async def test_a_path_that_cannot_be_read_says_why(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Loop.lean").symlink_to(project / "Loop2.lean")
+    (project / "Loop2.lean").symlink_to(project / "Loop.lean")
+    (project / "Binary.lean").write_bytes(b"theorem t : True := trivial -- \xff\xfe\n")
+    env = server_env(tmp_path, LEAN_MCP_PROJECT=str(project))
+    async with stdio_session(tmp_path, env) as session:
+        answers = {
+            name: await session.call_tool("verify_proof", {"proof": name})
+            for name in ("Loop.lean", "Binary.lean", "~no-such-user-here/A.lean", "A\0B.lean", "x" * 5000 + ".lean")
+        }
+        fine = await session.call_tool("verify_proof", {"proof": PROVED})
+    for name, answer in answers.items():
+        text = text_of(answer)
+        assert answer.is_error, name
+        assert text != "Error executing tool verify_proof" and name[:20] in text, text
+        assert "Send the proof's text" in text, text
+    assert "UTF-8" in text_of(answers["Binary.lean"])
+    assert structured(fine)["verdict"] == "proved"
+
+
+@pytest.mark.timeout(60)
+async def test_a_request_line_that_cannot_be_read_is_answered_not_dropped(tmp_path: Path) -> None:
+    async with raw_server(tmp_path) as server:
+        await server.initialize()
+        # A lone surrogate escape is legal JSON but not text: the SDK cannot read the request.
+        request = await server.send("tools/call", {"name": "verify_proof", "arguments": {"proof": "x \ud800"}})
+        with anyio.fail_after(20):
+            surrogate = await server.response(request)
+        await server.send_line(b"this is not json")
+        with anyio.fail_after(20):
+            garbage = await server.response(None)
+        fine = await server.call("verify_proof", {"proof": PROVED})
+    assert "surrogate" in surrogate["error"]["message"], surrogate
+    assert garbage["error"]["code"] == -32700 and "JSON" in garbage["error"]["message"], garbage
+    assert fine["structuredContent"]["verdict"] == "proved"
