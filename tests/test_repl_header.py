@@ -68,6 +68,8 @@ def test_module_system_header_forms() -> None:
         "import A theorem t : True := trivial",  # code on the import line: the body would start mid-line
         "import A /- a comment that\n goes on -/ theorem t : True := trivial",
         "import 5bad\ntheorem t",
+        "prelude import A\ntheorem t : True := trivial",  # a header Lean reads, on one line
+        "module import A\ntheorem t : True := trivial",
     ],
 )
 def test_unclear_headers_are_checked_whole(text: str) -> None:

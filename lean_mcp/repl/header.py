@@ -168,7 +168,7 @@ def split_header(text: str) -> SplitProof:
             header_end = index + 1
             continue
         if _import_modules(stripped) is None:
-            if re.match(r"^(?:(?:public|private)\s+)?(?:meta\s+)?import\b", stripped):
+            if re.match(r"^(?:(?:(?:public|private)\s+)?(?:meta\s+)?import|prelude|module)\b", stripped):
                 return SplitProof(header="", body=text, line_offset=0, key=None)
             break
         if comments.depth > 0:
