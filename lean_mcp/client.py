@@ -34,6 +34,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import json
+import math
 import os
 import sys
 import threading
@@ -42,11 +43,12 @@ import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import Any, Generic, Self, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
 import httpx
+from pydantic import ValidationError
 
 from .errors import (
     AuthenticationError,
@@ -80,6 +82,8 @@ CONNECT_TIMEOUT = 10.0
 LONG_POLL_SECONDS = 30.0
 POLL_INTERVAL_MIN = 0.05
 POLL_INTERVAL_MAX = 1.0
+
+_HttpT = TypeVar("_HttpT", httpx.Client, httpx.AsyncClient)
 
 _GET_RETRY = frozenset({429, 502, 503, 504})
 _CHECK_RETRY = frozenset({429, 502, 503, 504})
@@ -122,11 +126,18 @@ async def _read_proof_async(proof: ProofInput) -> str:
 
 
 def _config_of(config: ConfigInput) -> ProofConfig:
-    if config is None:
-        return ProofConfig()
-    if isinstance(config, ProofConfig):
-        return config
-    return ProofConfig.model_validate(dict(config))
+    """`config` as a ProofConfig; InvalidProofError (nothing sent) when it is not a valid one."""
+    hint = "Pass e.g. {'timeout': 60} (seconds), or a ProofConfig."
+    try:
+        parsed = config if isinstance(config, ProofConfig) else ProofConfig.model_validate(dict(config or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidProofError(f"Invalid proof config: {problems}.", hint=hint) from None
+    if not math.isfinite(parsed.timeout):
+        raise InvalidProofError(
+            f"The config timeout must be a finite number of seconds, not {parsed.timeout}.", hint=hint
+        )
+    return parsed
 
 
 def _config_json(config: ConfigInput) -> str:
@@ -374,13 +385,8 @@ def _total_of(proofs: object, total: int | None) -> int | None:
 # --------------------------------------------------------------------------- the sync client
 
 
-class LeanClient:
-    """A synchronous client for a lean-runner compatible runner (thread-safe).
-
-    `timeout` is the longest one proof check is expected to take (seconds); a check's HTTP read
-    timeout is `max(timeout, config.timeout) + headroom`. `api_key` is sent as a bearer token.
-    `max_connections` caps the connections, hence the checks in flight (`verify_all` included).
-    """
+class _Client(Generic[_HttpT]):
+    """The constructor both clients share; each opens its own kind of httpx client."""
 
     def __init__(
         self,
@@ -395,7 +401,22 @@ class LeanClient:
         self._protocol = _Protocol(base_url, timeout, api_key, retries, headroom)
         self.base_url = self._protocol.base_url
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.Client(base_url=self.base_url, headers=self._protocol.headers, limits=limits)
+        self._http: _HttpT = self._open_http(base_url=self.base_url, headers=self._protocol.headers, limits=limits)
+
+    def _open_http(self, **options: Any) -> _HttpT:
+        raise NotImplementedError
+
+
+class LeanClient(_Client[httpx.Client]):
+    """A synchronous client for a lean-runner compatible runner (thread-safe).
+
+    `timeout` is the longest one proof check is expected to take (seconds); a check's HTTP read
+    timeout is `max(timeout, config.timeout) + headroom`. `api_key` is sent as a bearer token.
+    `max_connections` caps the connections, hence the checks in flight (`verify_all` included).
+    """
+
+    def _open_http(self, **options: Any) -> httpx.Client:
+        return httpx.Client(**options)
 
     def __enter__(self) -> Self:
         return self
@@ -481,12 +502,16 @@ class LeanClient:
         source = enumerate(proofs)
         executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_workers))
         pending: set[concurrent.futures.Future[IndexedProofResult]] = set()
+        broken: Exception | None = None  # what `proofs` raised: re-raised once the accepted inputs are yielded
         try:
             while True:
-                for index, proof in source:
-                    pending.add(executor.submit(self._verify_indexed, index, proof, config))
-                    if len(pending) >= max_workers:
-                        break
+                try:
+                    for index, proof in source if broken is None else ():
+                        pending.add(executor.submit(self._verify_indexed, index, proof, config))
+                        if len(pending) >= max_workers:
+                            break
+                except Exception as exc:
+                    broken = exc
                 if not pending:
                     break
                 done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -494,6 +519,8 @@ class LeanClient:
                     result = future.result()
                     progress.advance(result)
                     yield result
+            if broken is not None:
+                raise broken
         finally:
             for future in pending:
                 future.cancel()
@@ -510,23 +537,11 @@ class LeanClient:
 # --------------------------------------------------------------------------- the async client
 
 
-class AsyncLeanClient:
+class AsyncLeanClient(_Client[httpx.AsyncClient]):
     """The asynchronous client: `LeanClient`'s methods as coroutines (`verify_all` is an async iterator)."""
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_URL,
-        timeout: float = 300.0,
-        *,
-        api_key: str | None = None,
-        retries: int = 3,
-        headroom: float = 120.0,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    ) -> None:
-        self._protocol = _Protocol(base_url, timeout, api_key, retries, headroom)
-        self.base_url = self._protocol.base_url
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._protocol.headers, limits=limits)
+    def _open_http(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options)
 
     async def __aenter__(self) -> Self:
         return self
@@ -618,6 +633,7 @@ class AsyncLeanClient:
         source = _aiter_of(proofs)
         pending: set[asyncio.Task[IndexedProofResult]] = set()
         index, exhausted = 0, False
+        broken: Exception | None = None  # what `proofs` raised: re-raised once the accepted inputs are yielded
         try:
             while True:
                 while not exhausted and len(pending) < max(1, max_workers):
@@ -625,16 +641,20 @@ class AsyncLeanClient:
                         proof = await anext(source)
                     except StopAsyncIteration:
                         exhausted = True
+                    except Exception as exc:
+                        exhausted, broken = True, exc
                     else:
                         pending.add(asyncio.ensure_future(self._verify_indexed(index, proof, config)))
                         index += 1
                 if not pending:
-                    return
+                    break
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     result = task.result()
                     progress.advance(result)
                     yield result
+            if broken is not None:
+                raise broken
         finally:
             for task in pending:
                 task.cancel()

@@ -252,6 +252,40 @@ def test_progress_bar_goes_to_stderr(lean_runner_like: ScriptedServer, capsys: p
     assert "verify_all 3/3" in captured.err
 
 
+def _proofs_then_a_broken_source() -> Iterator[str]:
+    yield "theorem a : True := trivial"
+    yield "theorem b : True := trivial"
+    raise RuntimeError("the proof source broke")
+
+
+def test_verify_all_yields_what_it_accepted_before_the_source_raised(lean_runner_like: ScriptedServer) -> None:
+    with LeanClient(lean_runner_like.url) as client:
+        seen = []
+        with pytest.raises(RuntimeError, match="the proof source broke"):
+            for result in client.verify_all(_proofs_then_a_broken_source(), progress_bar=False):
+                seen.append((result.index, result.verdict))
+    assert sorted(seen) == [(0, Verdict.PROVED), (1, Verdict.PROVED)]
+
+    async def collect() -> list[tuple[int, Verdict | None]]:
+        got = []
+        async with AsyncLeanClient(lean_runner_like.url) as client:
+            with pytest.raises(RuntimeError, match="the proof source broke"):
+                async for result in client.verify_all(_proofs_then_a_broken_source(), progress_bar=False):
+                    got.append((result.index, result.verdict))
+        return got
+
+    assert sorted(asyncio.run(collect())) == [(0, Verdict.PROVED), (1, Verdict.PROVED)]
+
+
+def test_a_bad_config_is_a_clear_lean_mcp_error(lean_runner_like: ScriptedServer) -> None:
+    with LeanClient(lean_runner_like.url) as client:
+        with pytest.raises(InvalidProofError, match="finite"):
+            client.verify("theorem t : True := trivial", {"timeout": float("inf")})
+        with pytest.raises(InvalidProofError, match="timeout"):
+            client.submit("theorem t : True := trivial", {"timeout": "soon"})
+    assert lean_runner_like.requests == []
+
+
 # --------------------------------------------------------------------------- remote backends
 
 
