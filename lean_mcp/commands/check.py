@@ -9,14 +9,16 @@ JSON per line instead, in the order the files were given.
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import anyio
 
+from ..errors import InvalidProofError, ProofTooLargeError
 from ..jobs.service import open_service
-from ..models import ProofResult, Verdict
+from ..models import ProofResult, Verdict, validate_proof_text
 from ..settings import Settings
 
 __all__ = ["format_result", "run"]
@@ -32,13 +34,29 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     sources: list[str] = []
     for path in paths:
         try:
-            sources.append(Path(path).read_text(encoding="utf-8"))
+            sources.append(_read_source(path, settings.max_proof_bytes))
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             print(f"lean-mcp check: cannot read {path}: {reason}", file=sys.stderr)
             return EXIT_USAGE
+        except InvalidProofError as exc:
+            print(f"lean-mcp check: {path}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     results: list[ProofResult] = anyio.run(_check_all, settings, sources, paths, bool(args.json))
     return EXIT_PROVED if all(r.verdict == Verdict.PROVED for r in results) else EXIT_NOT_PROVED
+
+
+def _read_source(path: str, max_bytes: int) -> str:
+    """The file's text, checked as a proof would be; never blocks on a FIFO nor reads past the limit."""
+    with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidProofError("not a file.", hint="Give the path of a .lean file.")
+        if info.st_size > max_bytes:
+            raise ProofTooLargeError(f"The file is {info.st_size:,} bytes; the limit is {max_bytes:,} bytes.")
+        text = file.read().decode("utf-8")
+    validate_proof_text(text, max_bytes)
+    return text
 
 
 async def _check_all(

@@ -19,6 +19,8 @@ from ..settings import Settings
 __all__ = ["format_age", "format_row", "run"]
 
 _FIRST_LINE_WIDTH = 60
+#: The largest `--limit` passed to the store (SQLite integers are 64-bit).
+_MAX_LIMIT = 2**62
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -46,7 +48,7 @@ async def _list(store: JobStore, settings: Settings, args: argparse.Namespace) -
         if args.prune:
             deleted = await store.prune(max_age_days=settings.retention_days, max_jobs=settings.retention_jobs)
             print(f"Pruned {deleted} finished job(s) from {settings.db}.", file=sys.stderr)
-        return await store.recent(max(0, args.limit))
+        return await store.recent(min(max(0, args.limit), _MAX_LIMIT))
 
 
 def format_row(row: JobRow, now: float) -> str:

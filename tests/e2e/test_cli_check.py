@@ -107,6 +107,20 @@ def test_an_unreadable_file_exits_2(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
+def test_a_file_that_cannot_be_checked_is_named_and_nothing_hangs(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.lean", PROVED)
+    empty = write(tmp_path, "empty.lean", "")
+    big = write(tmp_path, "big.lean", "-- x\n" * 1000)
+    fifo = tmp_path / "fifo.lean"
+    os.mkfifo(fifo)  # reading it would block forever
+    env = {**cli_env(tmp_path), "LEAN_MCP_MAX_PROOF_BYTES": "1000"}
+    for path, reason in ((empty, "The proof is empty"), (big, "the limit is 1,000 bytes"), (str(fifo), "not a file")):
+        done = lean_mcp(tmp_path, "check", good, path, env=env)
+        assert done.returncode == 2, (path, done.stderr)
+        assert f"{path}:" in done.stderr and reason in done.stderr, done.stderr
+        assert done.stdout == ""
+
+
 def test_no_lean_configured_exits_2_with_the_configuration_error(tmp_path: Path) -> None:
     path = write(tmp_path, "good.lean", PROVED)
     env = cli_env(tmp_path, repl=False)
@@ -128,6 +142,8 @@ def test_jobs_lists_and_prunes(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in lean_mcp(tmp_path, "jobs", "--json").stdout.splitlines()]
     assert [r["first_line"] for r in rows] == [f"theorem t{i} : True := trivial" for i in (2, 1, 0)]
     assert {r["verdict"] for r in rows} == {"proved"}
+    everything = lean_mcp(tmp_path, "jobs", "--json", "--limit", "99999999999999999999")
+    assert everything.returncode == 0 and len(everything.stdout.splitlines()) == 3, everything.stderr
     pruned = lean_mcp(tmp_path, "jobs", "--prune", "--retention-jobs", "1", "--json")
     assert "Pruned 2" in pruned.stderr
     assert [json.loads(line)["first_line"] for line in pruned.stdout.splitlines()] == ["theorem t2 : True := trivial"]
