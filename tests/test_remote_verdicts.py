@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lean_mcp.backends.remote import KiminaBackend, LeanRunnerBackend
-from lean_mcp.models import ProofConfig, Verdict
+from lean_mcp.jobs.service import ProofService
+from lean_mcp.jobs.store import JobStore
+from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from tests.test_client import ScriptedServer, lean_runner_result
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,3 +64,26 @@ def test_a_kimina_response_that_is_not_lean_output_is_never_proved(name: str) ->
     assert outcome.success is False
     assert outcome.status == "error"
     assert outcome.messages and outcome.messages[0].severity == "error"
+
+
+def test_a_remote_runners_answers_are_not_served_from_cache_after_a_restart(tmp_path: Path) -> None:
+    """The remote's Lean may be upgraded without our knowing: a new process asks it again."""
+    answer = {"result": {"env": 0, "messages": []}}
+
+    def submit(_request: Request, _fields: dict[str, str]) -> Response:
+        return JSONResponse({"id": "j"})
+
+    def result(_request: Request, _fields: dict[str, str]) -> Response:
+        return JSONResponse(lean_runner_result("finished", answer["result"], success=True))
+
+    async def verify(url: str) -> ProofResult:
+        backend = LeanRunnerBackend(url)
+        async with backend, ProofService(backend, JobStore(str(tmp_path / "jobs.db"))) as service:
+            return await service.verify("theorem t : True := trivial", ProofConfig(timeout=10))
+
+    with ScriptedServer({"POST /prove/submit": submit, "GET *": result}) as server:
+        first = anyio.run(verify, server.url)
+        answer["result"] = {"env": 0, "messages": [{"severity": "error", "pos": {"line": 1, "column": 0}, "data": "x"}]}
+        second = anyio.run(verify, server.url)
+    assert first.verdict == Verdict.PROVED
+    assert (second.cached, second.verdict) == (False, Verdict.REJECTED)

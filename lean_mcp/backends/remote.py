@@ -51,6 +51,9 @@ class RemoteBackend(Backend):
         self._remote_health: dict[str, Any] | None = None
         self._health_error: str | None = None
         self._answered = False  # the remote has answered a check since the last failure
+        # The remote's Lean and libraries can change without our knowing: its cached answers
+        # are only trusted within this backend's lifetime.
+        self._session = uuid.uuid4().hex[:12]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteBackend:
@@ -77,7 +80,7 @@ class RemoteBackend(Backend):
     @property
     def identity(self) -> str:
         version = (self._remote_health or {}).get("version")
-        return f"{self.name}:{self.url}" + (f"@{version}" if version else "")
+        return f"{self.name}:{self.url}" + (f"@{version}" if version else "") + f"|session={self._session}"
 
     @property
     def capacity(self) -> int:

@@ -2,7 +2,8 @@
 
 The key is the sha256 of the proof text, the configuration fields that can change Lean's answer
 (`ProofConfig.answer_key()`), and the backend's identity (command, project, toolchain, and a hash of
-the project files that fix what imports mean: lean-toolchain, lakefile, lake-manifest.json). Only Lean's
+the project files that fix what imports mean: lean-toolchain, lakefile, lake-manifest.json; a remote
+backend's identity is new in every process, as the remote's Lean can change unseen). Only Lean's
 own answers are cached (proved, sorry, rejected): a timeout, a memory kill or a crash may not happen
 again, so those are always re-run. The store is the cache (every finished job keeps its key); a small
 in-memory LRU in front of it answers hot keys without touching SQLite.
