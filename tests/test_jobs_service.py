@@ -327,6 +327,24 @@ async def test_jobs_left_open_by_a_stopped_service_run_on_restart(tmp_path: Path
     assert row is not None and row.attempts == 1, "a clean stop is not a failed attempt"
 
 
+async def test_a_job_rerun_on_another_backend_is_cached_under_that_backend(tmp_path: Path) -> None:
+    """A job adopted after a restart on a different Lean is that Lean's answer, not the first one's."""
+    db, code = tmp_path / "j.sqlite3", "theorem a : True := BLOCK"
+    first = ScriptedBackend(capacity=1, identity="scripted:1")
+    async with make_service(first, db) as service:
+        await service.submit(code)
+        await until(lambda: first.blocked == 1, "the job to start")
+    second = ScriptedBackend(capacity=1, identity="scripted:2")
+    second.release.set()
+    async with make_service(second, db) as service:
+        await until(lambda: not service._active, "the adopted job to finish")
+        assert (await service.verify(code)).cached, "scripted:2 answered it"
+    again = ScriptedBackend(capacity=1, identity="scripted:1")
+    again.release.set()
+    async with make_service(again, db) as service:
+        assert not (await service.verify(code)).cached, "scripted:1 never answered it"
+
+
 async def test_a_live_service_keeps_its_jobs(tmp_path: Path) -> None:
     db = tmp_path / "j.sqlite3"
     owner = ScriptedBackend(capacity=1)

@@ -185,12 +185,19 @@ class ProofService:
         rows = await self.store.adopt_open_jobs(self._owner.owner, self._owner.alive)
         if rows:
             logger.info("Re-running %d job(s) left unfinished by a stopped process.", len(rows))
+        jobs = []
         for row in rows:
-            job = _Job(row.id, row.code, ProofConfig.model_validate_json(row.config), row.cache_key or "", row.attempts)
-            if row.attempts < MAX_ATTEMPTS:
+            config = ProofConfig.model_validate_json(row.config)
+            jobs.append(_Job(row.id, row.code, config, self.cache_key(row.code, config), row.attempts))
+        # The answer will be this backend's: key it so (the Lean that took the job may be another).
+        rekey = [(job.cache_key, job.id) for job, row in zip(jobs, rows, strict=True) if job.cache_key != row.cache_key]
+        if rekey:
+            await self.store.write([("UPDATE jobs SET cache_key = ? WHERE id = ?", params) for params in rekey])
+        for job in jobs:
+            if job.attempts < MAX_ATTEMPTS:
                 self._enqueue(job)
                 continue
-            message = f"Gave up after {row.attempts} attempts: the checking process died each time."
+            message = f"Gave up after {job.attempts} attempts: the checking process died each time."
             await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="gave_up"))
 
     # -- submitting -----------------------------------------------------------------------------
