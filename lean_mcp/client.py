@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import os
+import stat
 import sys
 import threading
 import time
@@ -108,7 +109,11 @@ def read_proof(proof: ProofInput) -> str:
         raise InvalidProofError(f"A proof must be Lean text or a path to a .lean file, not {type(proof).__name__}.")
     path = Path(os.fspath(proof))
     try:
-        return path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular file is read.
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise InvalidProofError(f"The proof file {path} is not a regular file.")
+            return file.read().decode("utf-8")
     except FileNotFoundError:
         raise InvalidProofError(f"No such proof file: {path}.") from None
     except (OSError, UnicodeDecodeError) as exc:

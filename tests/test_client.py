@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import threading
 import time
@@ -156,6 +157,15 @@ def test_paths_of_every_kind_are_read(tmp_path: Path) -> None:
 def test_a_missing_lean_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidProofError, match="No such proof file"):
         read_proof(str(tmp_path / "missing.lean"))
+
+
+@pytest.mark.timeout(10)
+def test_a_path_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.lean"
+    os.mkfifo(fifo)  # reading it would block forever
+    for path in (str(fifo), Path("/dev/zero")):
+        with pytest.raises(InvalidProofError, match="not a regular file"):
+            read_proof(path)
 
 
 # --------------------------------------------------------------------------- errors and retries
