@@ -158,3 +158,16 @@ def test_a_header_lean_refuses_for_its_spacing_is_checked_whole(space: str) -> N
     assert split_header(f"import A\n{space}\nimport B\ntheorem t : True := trivial\n").whole
     assert not split_header(f"import A -- a{space}comment\ntheorem t : True := {space}trivial\n").whole
     assert not split_header("import A\r\nimport  B\r\ntheorem t : True := trivial\r\n").whole
+
+
+def test_an_isolated_carriage_return_in_header_code_is_checked_whole() -> None:
+    """Lean refuses a CR that does not end a line ("isolated carriage returns are not allowed")."""
+    assert split_header("import A\r \ntheorem t : True := trivial\n").whole
+    assert split_header("import A\r-- c\ntheorem t : True := trivial\n").whole
+    assert not split_header("import A\r\n/- a\r b -/\r\ntheorem t : True := trivial\r\n").whole
+
+
+def test_the_character_after_a_comment_opener_is_skipped_as_lean_skips_it() -> None:
+    """Lean's `/-` swallows the next character, so `/-/-` opens one comment, not two."""
+    split = split_header("/-/- note -/\nimport A\ntheorem t : True := trivial\n")
+    assert (split.line_offset, split.key) == (2, "import A")

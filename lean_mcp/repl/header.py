@@ -112,8 +112,8 @@ class _BlockComments:
             if self.depth == 0 and line.startswith(("/--", "/-!"), i):
                 return "".join(outside) + line[i:]
             if line.startswith("/-", i):
+                i += 3 if self.depth == 0 else 2  # Lean's whitespace skips the character after an outer `/-`
                 self.depth += 1
-                i += 2
                 continue
             if self.depth > 0 and line.startswith("-/", i):
                 self.depth -= 1
@@ -140,17 +140,18 @@ def _normalise(code: str) -> str:
     return " ".join(code.split())
 
 
-#: Whitespace Lean refuses outside comments (a tab: "tabs are not allowed"; others: "expected token").
-_ODD_SPACE = re.compile(r"[^\S \r]")
+#: Whitespace Lean refuses outside comments (a tab: "tabs are not allowed"; a CR not ending its line:
+#: "isolated carriage returns are not allowed"; others: "expected token").
+_ODD_SPACE = re.compile(r"[^\S ]")
 
 
 def _odd_spacing(lines: list[str]) -> bool:
-    """True when code in `lines` (outside comments) holds whitespace other than spaces and CR.
+    """True when code in `lines` (outside comments) holds whitespace other than spaces and line-ending CRs.
 
     Lean rejects such a header, so it must not share a REPL with a header of the same key.
     """
     comments = _BlockComments()
-    return any(_ODD_SPACE.search(comments.consume(line)) for line in lines)
+    return any(_ODD_SPACE.search(comments.consume(line.removesuffix("\r"))) for line in lines)
 
 
 def split_header(text: str) -> SplitProof:
