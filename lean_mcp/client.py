@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import stat
 import sys
 import threading
@@ -208,8 +209,9 @@ def _backoff(attempt: int, response: httpx.Response | None = None) -> float:
 def _detail(response: httpx.Response) -> str:
     try:
         data = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase
+    except ValueError:  # e.g. a proxy's HTML error page: its words, not its markup
+        words = " ".join(re.sub(r"<[^>]*>", " ", response.text).split())
+        return words[:500] or response.reason_phrase
     if isinstance(data, dict) and "detail" in data:
         detail = data["detail"]
         return detail if isinstance(detail, str) else json.dumps(detail)
@@ -232,7 +234,8 @@ def _raise_for_status(response: httpx.Response, call: HttpCall, base_url: str) -
         raise InvalidProofError(detail)
     if code == 429:
         raise RateLimitedError(f"The runner at {base_url} is at its queue limit: {detail}", status_code=code)
-    raise RemoteError(f"The runner at {base_url} answered {code} to {call.path}: {detail}", status_code=code)
+    hint = "Check the runner's log (or the proxy in front of it), then retry."
+    raise RemoteError(f"The runner at {base_url} answered {code} to {call.path}: {detail}", status_code=code, hint=hint)
 
 
 def _transport_error(error: httpx.TransportError, call: HttpCall, base_url: str) -> RemoteError:
@@ -248,7 +251,10 @@ def _json_of(response: httpx.Response, base_url: str) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise RemoteError(f"The runner at {base_url} answered with something that is not JSON.") from None
+        raise RemoteError(
+            f"The runner at {base_url} answered with something that is not JSON.",
+            hint="Check that the URL is a lean-mcp or lean-runner runner's base URL.",
+        ) from None
 
 
 def _result_of(data: Any) -> ProofResult:

@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from lean_mcp import (
@@ -34,6 +34,7 @@ from lean_mcp import (
     LeanClient,
     ProofConfig,
     RateLimitedError,
+    RemoteError,
     RunnerUnreachableError,
     Verdict,
 )
@@ -198,6 +199,25 @@ def test_status_codes_become_lean_mcp_errors() -> None:
         # 429 is retried (nothing was queued); 401 and 404 are not.
         assert server.paths().count("POST /prove/submit") == 3
         assert server.paths().count("POST /prove/check") == 1
+
+
+def test_a_proxy_error_page_or_a_non_json_answer_says_what_to_do() -> None:
+    def bad_gateway(_request: Request, _fields: dict[str, str]) -> Response:
+        return HTMLResponse("<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>", status_code=502)
+
+    def not_a_runner(_request: Request, _fields: dict[str, str]) -> Response:
+        return HTMLResponse("<html>Welcome to my homepage</html>")
+
+    routes = {"POST /prove/check": bad_gateway, "POST /prove/submit": not_a_runner}
+    with ScriptedServer(routes) as server, LeanClient(server.url, retries=1) as client:
+        with pytest.raises(RemoteError) as gateway:
+            client.verify("theorem t : True := trivial")
+        with pytest.raises(RemoteError) as homepage:
+            client.submit("theorem t : True := trivial")
+    assert gateway.value.status_code == 502
+    assert "502 Bad Gateway nginx" in str(gateway.value) and "<" not in str(gateway.value)
+    assert "runner's log" in str(gateway.value)
+    assert "not JSON" in str(homepage.value) and "URL" in str(homepage.value)
 
 
 def test_busy_runner_is_retried_until_it_answers() -> None:
