@@ -259,7 +259,13 @@ def _json_of(response: httpx.Response, base_url: str) -> Any:
 
 def _result_of(data: Any) -> ProofResult:
     """A ProofResult from the runner's JSON; the verdict is derived when the runner gives none."""
-    result = ProofResult.model_validate(data)
+    try:
+        result = ProofResult.model_validate(data)
+    except ValidationError:
+        raise RemoteError(
+            f"The runner's answer is not a proof result: {json.dumps(data)[:300]}",
+            hint="Check that the URL is a lean-mcp or lean-runner runner's base URL.",
+        ) from None
     if result.verdict is None and result.done:
         result = _with_verdict(result)
     return result

@@ -208,12 +208,17 @@ def test_a_proxy_error_page_or_a_non_json_answer_says_what_to_do() -> None:
     def not_a_runner(_request: Request, _fields: dict[str, str]) -> Response:
         return HTMLResponse("<html>Welcome to my homepage</html>")
 
-    routes = {"POST /prove/check": bad_gateway, "POST /prove/submit": not_a_runner}
+    def other_json(_request: Request, _fields: dict[str, str]) -> Response:
+        return JSONResponse({"message": "hello"})
+
+    routes = {"POST /prove/check": bad_gateway, "POST /prove/submit": not_a_runner, "GET *": other_json}
     with ScriptedServer(routes) as server, LeanClient(server.url, retries=1) as client:
         with pytest.raises(RemoteError) as gateway:
             client.verify("theorem t : True := trivial")
         with pytest.raises(RemoteError) as homepage:
             client.submit("theorem t : True := trivial")
+        with pytest.raises(RemoteError, match="not a proof result"):
+            client.get_result("some-id")
     assert gateway.value.status_code == 502
     assert "502 Bad Gateway nginx" in str(gateway.value) and "<" not in str(gateway.value)
     assert "runner's log" in str(gateway.value)
