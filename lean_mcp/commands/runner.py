@@ -17,11 +17,12 @@ from types import FrameType
 import anyio
 import uvicorn
 
+from ..errors import ConfigurationError
 from ..http_runner import create_app
 from ..jobs.service import open_service
 from ..settings import Settings
 
-__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "run"]
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "listen_socket", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +30,23 @@ logger = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """The listening socket, created with protocol IPPROTO_TCP: asyncio sets TCP_NODELAY only on
-    sockets whose protocol says TCP, and without it every keep-alive response waits ~40 ms for
-    a delayed ACK."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound now so that a busy port is a clear error, not a traceback.
+
+    Created with protocol IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets whose protocol
+    says TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="Choose another --port / LEAN_MCP_PORT (or --host), or stop what is using it.",
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -51,7 +61,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     The job service (and its backend) is opened before uvicorn starts, so a configuration
     problem ends the command with its message (exit 2) instead of a startup traceback.
     """
-    sock = _bind(settings.host, settings.port)
+    sock = listen_socket(settings.host, settings.port)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; end with status 0 instead.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:

@@ -34,9 +34,9 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import ConfigurationError
 from ..mcp_server import ServiceSlot, build_server
 from ..settings import Settings
+from .runner import listen_socket
 
 __all__ = ["BearerAuthMiddleware", "run", "serve"]
 
@@ -61,7 +61,7 @@ async def serve(settings: Settings) -> None:
     stop_service = anyio.Event()
     roots = settings.allowed_roots or [str(settings.project_dir)]
     server = build_server(slot, allowed_roots=roots, max_proof_bytes=settings.max_proof_bytes)
-    listener = None if settings.transport == "stdio" else _listen(settings.host, settings.port)
+    listener = None if settings.transport == "stdio" else listen_socket(settings.host, settings.port)
     async with anyio.create_task_group() as services:
         services.start_soon(slot.provide, settings, stop_service)
         try:
@@ -137,21 +137,6 @@ def _unreadable_reply(error: ValidationError) -> JSONRPCError | None:
     logger.warning("Refused unreadable request %r: %s", request_id, reason)
     text = f"Invalid request: {reason}. Send valid JSON-RPC with valid Unicode (UTF-8) text."
     return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=text))
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """The HTTP server's socket, bound now so that a busy port is a clear error, not a traceback."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigurationError(
-            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
-            hint="Choose another --port / LEAN_MCP_PORT (or --host), or stop what is using it.",
-        ) from None
-    return sock
 
 
 async def _serve_http(server: MCPServer[Any], settings: Settings, listener: socket.socket) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,3 +70,15 @@ def test_a_runner_without_lean_says_what_to_do(tmp_path: Path) -> None:
     assert "lean-mcp runner: No Lean found" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_a_busy_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [sys.executable, "-m", "lean_mcp.cli", "runner", "--host", "127.0.0.1", "--port", str(port)]
+        done = subprocess.run(argv, env=runner_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr
