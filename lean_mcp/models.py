@@ -212,6 +212,9 @@ class ProofResult(BaseModel):
     lean_time: float | None = Field(default=None, description="Seconds Lean spent on this proof.")
     proof_id: str | None = None
     cached: bool = False
+    #: False when the answer depends on more than the text and the Lean (an import that failed may
+    #: work once the project is built): such an answer is never served from the cache. Not serialised.
+    reusable: bool = Field(default=True, exclude=True, repr=False)
 
     @classmethod
     def pending(cls, proof_id: str | None = None, status: JobStatus = JobStatus.PENDING) -> ProofResult:

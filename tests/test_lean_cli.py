@@ -215,3 +215,24 @@ def test_a_message_holding_a_unicode_line_separator_stays_one_message(tmp_path: 
     result = run_check(lean, tmp_path)
     assert result.verdict == Verdict.REJECTED
     assert [(m.severity, m.data) for m in result.messages] == [(Severity.ERROR, data)]
+
+
+def test_an_import_error_is_not_cached_but_a_proof_error_is(tmp_path: Path) -> None:
+    """An error in the import lines (e.g. a module not built yet) may go away without the text changing."""
+    from lean_mcp.jobs.service import ProofService
+    from lean_mcp.jobs.store import JobStore
+
+    import_error = MESSAGE.replace('"line":2', '"line":1') % ("error", "object file of module Foo does not exist", "x")
+    lean = fake_lean(tmp_path, "echo '" + import_error + "'\nexit 1\n")
+
+    async def main() -> list[ProofResult]:
+        backend = LeanCliBackend.from_settings(Settings(lean=str(lean), project=str(tmp_path)))
+        async with backend, ProofService(backend, JobStore(str(tmp_path / "jobs.db"))) as service:
+            imported = [await service.verify("import Foo\ntheorem t : True := trivial\n") for _ in range(2)]
+            no_header = [await service.verify("theorem t : True := trivial\n") for _ in range(2)]
+        return imported + no_header
+
+    first, second, plain_first, plain_second = anyio.run(main)
+    assert first.verdict == second.verdict == plain_first.verdict == Verdict.REJECTED
+    assert second.cached is False
+    assert plain_second.cached is True  # line 1 is the proof itself there: Lean's answer to the text

@@ -445,3 +445,21 @@ async def test_cached_answers_do_not_outlive_a_dependency_update(tmp_path: Path)
         manifest.write_text('{"packages": [{"name": "mathlib", "rev": "bbbbbbbb"}]}\n')
         again = await service.verify(code)
     assert again.cached is False and again.verdict == Verdict.PROVED
+
+
+async def test_an_import_failure_is_not_cached(tmp_path: Path) -> None:
+    """A header Lean cannot import (e.g. a project not built yet) is checked again next time, not served stale."""
+    from lean_mcp.jobs.service import ProofService
+
+    settings = Settings(repl=standin_command(), project=str(tmp_path), db=str(tmp_path / "jobs.db"))
+    backend = ReplBackend.from_settings(settings)
+    code = "import NonexistentModule\ntheorem t : True := trivial\n"
+    async with backend, ProofService.from_settings(settings, backend) as service:
+        first = await service.verify(code)
+        second = await service.verify(code)
+        proved = "theorem t : True := trivial\n"
+        assert (await service.verify(proved)).verdict == Verdict.PROVED
+        assert (await service.verify(proved)).cached is True  # Lean's answers on a good header are cached
+    assert first.verdict == second.verdict == Verdict.REJECTED
+    assert second.cached is False
+    assert backend.health()["header_runs"] >= 3

@@ -44,6 +44,7 @@ from ..processes import (
     tree_rss_mb,
     unregister_group,
 )
+from ..repl.header import split_header
 from ..settings import Settings
 from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version, project_fingerprint
 from .base import Backend
@@ -247,7 +248,11 @@ class LeanCliBackend(Backend):
                 await process.aclose()
         elapsed = time.monotonic() - started
         self._counts["checked"] += 1
-        return self._result(run, process.returncode, elapsed, config.timeout, memory_mb)
+        result = self._result(run, process.returncode, elapsed, config.timeout, memory_mb)
+        if _import_error(result, split_header(code).line_offset):
+            # an import that failed may work once the project is built: Lean's answer, but not cached
+            result = result.model_copy(update={"reusable": False})
+        return result
 
     async def _drive(self, process: Process, source: bytes, run: _Run, memory_mb: int) -> None:
         """Feed the proof, collect the output, and watch memory until Lean exits."""
@@ -330,6 +335,12 @@ class LeanCliBackend(Backend):
                 error_type="crash",
             )
         return ProofResult.from_output(output, lean_time=lean_time)
+
+
+def _import_error(result: ProofResult, header_lines: int) -> bool:
+    """True when Lean rejected the proof with an error inside its import header (its first `header_lines` lines)."""
+    errors = result.result.errors if result.verdict == Verdict.REJECTED and result.result else []
+    return any(1 <= m.pos.line <= header_lines for m in errors)
 
 
 def _crash_message(returncode: int | None, stderr: str) -> str:

@@ -5,7 +5,8 @@ The key is the sha256 of the proof text, the configuration fields that can chang
 the project files that fix what imports mean: lean-toolchain, lakefile, lake-manifest.json; a remote
 backend's identity is new in every process, as the remote's Lean can change unseen). Only Lean's
 own answers are cached (proved, sorry, rejected): a timeout, a memory kill or a crash may not happen
-again, so those are always re-run. The store is the cache (every finished job keeps its key); a small
+again, so those are always re-run; so is a rejection for an import error (`ProofResult.reusable` false:
+the project may be built meanwhile). The store is the cache (finished jobs keep their key); a small
 in-memory LRU in front of it answers hot keys without touching SQLite.
 """
 
@@ -29,8 +30,8 @@ def cache_key(code: str, config: ProofConfig, backend_identity: str) -> str:
 
 
 def cacheable(result: ProofResult) -> bool:
-    """True for Lean's own answers (proved, sorry, rejected), never for failures."""
-    return result.verdict is not None and result.verdict.lean_finished and not result.cached
+    """True for Lean's own answers (proved, sorry, rejected), never for failures nor unreusable answers."""
+    return result.verdict is not None and result.verdict.lean_finished and not result.cached and result.reusable
 
 
 class ResultCache:

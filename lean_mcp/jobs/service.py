@@ -422,7 +422,14 @@ class ProofService:
         result = result.model_copy(update={"proof_id": job.id, "cached": False})
         verdict = result.verdict.value if result.verdict else None
         try:
-            await self.store.finish(job.id, result.status.value, result.model_dump_json(), verdict, time.time())
+            await self.store.finish(
+                job.id,
+                result.status.value,
+                result.model_dump_json(),
+                verdict,
+                time.time(),
+                cacheable=result.reusable,
+            )
         except Exception:  # answer from memory; the stored job stays open and runs again after a restart
             logger.exception("Could not store the result of job %s", job.id)
             stored = False

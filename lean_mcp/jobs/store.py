@@ -265,10 +265,22 @@ class JobStore:
         sql = "UPDATE jobs SET status = 'running', started = ?, attempts = ? WHERE id = ?"
         await self.write([(sql, (started, attempts, job_id))])
 
-    async def finish(self, job_id: str, status: str, result_json: str, verdict: str | None, finished: float) -> None:
-        """Record the job's final result."""
-        sql = "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ? WHERE id = ?"
-        await self.write([(sql, (status, result_json, verdict, finished, job_id))])
+    async def finish(
+        self,
+        job_id: str,
+        status: str,
+        result_json: str,
+        verdict: str | None,
+        finished: float,
+        *,
+        cacheable: bool = True,
+    ) -> None:
+        """Record the job's final result (one that is not `cacheable` loses its cache key)."""
+        sql = (
+            "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ?,"
+            " cache_key = CASE WHEN ? THEN cache_key END WHERE id = ?"
+        )
+        await self.write([(sql, (status, result_json, verdict, finished, cacheable, job_id))])
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
         """Checkpoint the WAL from a second connection, until cancelled.

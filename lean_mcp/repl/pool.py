@@ -281,7 +281,8 @@ class ReplPool:
             if not output.errors:
                 slot.env = response.env
                 return
-            result = ProofResult.from_output(LeanOutput(messages=output.errors))
+            # an import error may be the project's state (not built yet), not the proof's: never cached
+            result = ProofResult.from_output(LeanOutput(messages=output.errors)).model_copy(update={"reusable": False})
         else:
             text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
             result = ProofResult.failure(
