@@ -102,12 +102,13 @@ async def _answer_unreadable(
     """
     async with sink:
         async for item in source:
-            if not isinstance(item, ValidationError):
-                await sink.send(item)
-                continue
-            reply = _unreadable_reply(item)
-            if reply is not None:
-                await replies.send(SessionMessage(reply))
+            try:
+                if not isinstance(item, ValidationError):
+                    await sink.send(item)
+                elif (reply := _unreadable_reply(item)) is not None:
+                    await replies.send(SessionMessage(reply))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the server stopped reading: it is shutting down
 
 
 def _unreadable_reply(error: ValidationError) -> JSONRPCError | None:
