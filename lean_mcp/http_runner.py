@@ -221,7 +221,11 @@ async def _prove_request(request: Request, limit: int) -> _ProveRequest:
         fields = _parse_json_body(body) if content_type == "application/json" else _parse_form_body(body)
     proof = fields.get("proof")
     if proof is None:
-        raise _bad_request("Field 'proof' is required: the Lean source text to check.", 422)
+        raise _bad_request(
+            "Field 'proof' is required: the Lean source text to check. Send it form-encoded "
+            "(proof=...&config=...) or in a JSON object with Content-Type: application/json.",
+            422,
+        )
     if not isinstance(proof, str):
         raise _bad_request("Field 'proof' must be a string of Lean source text.", 422)
     return _ProveRequest(proof=proof, config=_parse_config(fields.get("config")))

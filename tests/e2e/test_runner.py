@@ -108,6 +108,14 @@ def test_bad_requests_get_precise_status_codes(runner: RunnerProcess) -> None:
     missing = httpx.post(f"{url}/prove/check", data={"config": "{}"})
     assert missing.status_code == 422
     assert "proof" in missing.json()["detail"]
+    # `curl -d '{"proof": ...}'` sends JSON labelled as a form: say how to send it.
+    mislabelled = httpx.post(
+        f"{url}/prove/check",
+        content=json.dumps({"proof": PROVED}),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert mislabelled.status_code == 422
+    assert "Content-Type: application/json" in mislabelled.json()["detail"]
     malformed = httpx.post(f"{url}/prove/check", data={"proof": PROVED, "config": "{timeout: 3"})
     assert malformed.status_code == 400
     assert "config" in malformed.json()["detail"]
