@@ -105,7 +105,7 @@ def read_proof(proof: ProofInput) -> str:
     MAX_PATH_CHARS long. Raises InvalidProofError for a missing or unreadable file.
     """
     if isinstance(proof, str) and not _names_a_file(proof):
-        return proof
+        return _unicode(proof)
     if not isinstance(proof, str | os.PathLike):
         raise InvalidProofError(f"A proof must be Lean text or a path to a .lean file, not {type(proof).__name__}.")
     path = Path(os.fspath(proof))
@@ -121,13 +121,26 @@ def read_proof(proof: ProofInput) -> str:
         raise InvalidProofError(f"Cannot read the proof file {path}: {exc}.") from None
 
 
+def _unicode(text: str) -> str:
+    """`text`, refused when it cannot be sent as UTF-8 (it holds a lone surrogate such as `\\ud800`)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise InvalidProofError(
+            f"The proof text contains {bad!r} at offset {exc.start}, a lone surrogate, which is not Unicode text.",
+            hint="Decode the proof's bytes as UTF-8 (no errors='surrogateescape') and send that text.",
+        ) from None
+    return text
+
+
 def _names_a_file(text: str) -> bool:
     return len(text) <= MAX_PATH_CHARS and text.endswith(".lean") and "\n" not in text
 
 
 async def _read_proof_async(proof: ProofInput) -> str:
     if isinstance(proof, str) and not _names_a_file(proof):
-        return proof
+        return _unicode(proof)
     return await anyio.to_thread.run_sync(read_proof, proof)
 
 

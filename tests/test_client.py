@@ -155,6 +155,11 @@ def test_paths_of_every_kind_are_read(tmp_path: Path) -> None:
         assert read_proof(given) == "theorem two : 1 + 1 = 2 := rfl\n"
 
 
+def test_text_that_is_not_unicode_is_a_clear_error() -> None:
+    with pytest.raises(InvalidProofError, match="surrogate"):
+        read_proof("theorem t : True := trivial -- \ud800")
+
+
 def test_a_missing_lean_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidProofError, match="No such proof file"):
         read_proof(str(tmp_path / "missing.lean"))
