@@ -211,11 +211,12 @@ class HttpCall:
 def _backoff(attempt: int, response: httpx.Response | None = None) -> float:
     """Seconds to wait before retry `attempt` (0-based): Retry-After when given, else 0.25·2ⁿ (≤ 8)."""
     if response is not None:
-        after = response.headers.get("retry-after", "")
         try:
-            return min(max(float(after), 0.0), 30.0)
+            after = float(response.headers.get("retry-after", ""))
         except ValueError:
-            pass
+            after = math.nan
+        if math.isfinite(after):
+            return min(max(after, 0.0), 30.0)
     return min(0.25 * 2.0**attempt, 8.0)
 
 

@@ -231,18 +231,18 @@ def test_a_proxy_error_page_or_a_non_json_answer_says_what_to_do() -> None:
 
 
 def test_busy_runner_is_retried_until_it_answers() -> None:
-    answers = iter([503, 429, 200])
+    answers = iter([(503, "0"), (429, "nan"), (503, "-inf"), (200, "")])
 
     def flaky(_request: Request, _fields: dict[str, str]) -> Response:
-        code = next(answers)
+        code, after = next(answers)
         if code != 200:
-            return JSONResponse({"detail": "busy"}, status_code=code, headers={"Retry-After": "0"})
+            return JSONResponse({"detail": "busy"}, status_code=code, headers={"Retry-After": after})
         return JSONResponse(lean_runner_result("finished", {"env": 0, "messages": []}, success=True))
 
     with ScriptedServer({"POST /prove/check": flaky}) as server, LeanClient(server.url) as client:
         result = client.verify("theorem t : True := trivial")
     assert result.verdict == Verdict.PROVED
-    assert server.paths() == ["POST /prove/check"] * 3
+    assert server.paths() == ["POST /prove/check"] * 4
 
 
 def test_client_sends_lean_runners_form_fields_and_bearer_token(lean_runner_like: ScriptedServer) -> None:
