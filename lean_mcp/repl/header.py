@@ -10,8 +10,8 @@ column is unchanged. Lines are counted on `\\n` only, as Lean does (CRLF keeps i
 line it ends).
 
 A text whose leading block cannot be read with certainty (e.g. an import line that runs into
-a block comment continuing on the next line, or a tab that Lean refuses) is not split: it is checked whole, as a fresh
-REPL command, which is always correct, only slower.
+a block comment continuing on the next line, or a tab that Lean refuses) is not split: it is
+checked whole, as a fresh REPL command, which is always correct, only slower.
 """
 
 from __future__ import annotations
