@@ -31,13 +31,13 @@ from typing import Any, TypeVar
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .errors import (
@@ -188,6 +188,25 @@ def _parse_form_body(body: bytes) -> dict[str, str]:
         raise _bad_request(f"The form body is not valid UTF-8 ({exc.reason}). Send the proof as UTF-8 text.") from None
 
 
+async def _parse_multipart_body(request: Request, body: bytes, limit: int) -> dict[str, str]:
+    """A multipart form read from `body` (already cut off at the limit); an uploaded file is its text."""
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    fields: dict[str, str] = {}
+    async with Request(request.scope, replay).form(max_part_size=limit) as form:
+        for key, value in form.items():
+            if not isinstance(value, UploadFile):
+                fields[key] = value
+                continue
+            try:  # e.g. `curl -F proof=@Foo.lean`
+                fields[key] = (await value.read()).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _bad_request(f"The uploaded {key!r} is not UTF-8 text ({exc.reason}).") from None
+    return fields
+
+
 def _parse_config(raw: Any) -> ProofConfig:
     """`config` as lean-runner sends it (a JSON string) or as a JSON object; unknown keys are ignored."""
     if raw is None or raw == "":
@@ -212,12 +231,10 @@ async def _prove_request(request: Request, limit: int) -> _ProveRequest:
     """`proof` and `config` from a form-encoded, multipart or JSON body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fields: Mapping[str, Any]
+    body = await _read_body(request, limit)
     if content_type == "multipart/form-data":
-        _refuse_declared_length(request, limit)
-        form = await request.form(max_part_size=limit)
-        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        fields = await _parse_multipart_body(request, body, limit)
     else:
-        body = await _read_body(request, limit)
         fields = _parse_json_body(body) if content_type == "application/json" else _parse_form_body(body)
     proof = fields.get("proof")
     if proof is None:

@@ -138,6 +138,25 @@ def test_multipart_bodies_are_accepted(runner: RunnerProcess) -> None:
     fields = {"proof": (None, PROVED), "config": (None, '{"timeout": 30}')}
     body = httpx.post(f"{runner.url}/prove/check", files=fields).json()
     assert (body["status"], body["verdict"]) == ("finished", "proved")
+    # `curl -F proof=@Foo.lean`: the proof as an uploaded file.
+    uploaded = httpx.post(f"{runner.url}/prove/check", files={"proof": ("Foo.lean", PROVED.encode())}).json()
+    assert (uploaded["status"], uploaded["verdict"]) == ("finished", "proved")
+
+
+def test_a_chunked_multipart_upload_is_cut_off_at_the_limit(runner: RunnerProcess) -> None:
+    # No Content-Length: the runner must stop reading at its body limit, not spool it all to disk.
+    boundary = "xyz"
+
+    def body() -> Iterator[bytes]:
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="proof"; filename="big.lean"\r\n\r\n'.encode()
+        for _ in range(MAX_PROOF_BYTES // 1000):  # 20 × the proof limit
+            yield b"-- x\n" * 4000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    answer = httpx.post(f"{runner.url}/prove/check", content=body(), headers=headers)
+    assert answer.status_code == 413, answer.text
+    assert "limit" in answer.json()["detail"]
 
 
 def test_cancel_stops_a_running_job(runner: RunnerProcess) -> None:
