@@ -19,7 +19,7 @@ import pytest
 from lean_mcp.backends.base import Backend
 from lean_mcp.errors import BusyError, InvalidProofError, JobNotFoundError, ProofTooLargeError, QueueFullError
 from lean_mcp.jobs.service import CANCELLED_MESSAGE, MAX_ATTEMPTS, ProofService
-from lean_mcp.jobs.store import JobStore
+from lean_mcp.jobs.store import JobRow, JobStore
 from lean_mcp.models import JobStatus, LeanOutput, Message, ProofConfig, ProofResult, Sorry, Verdict
 from lean_mcp.settings import Settings
 
@@ -423,3 +423,21 @@ async def test_a_failing_store_write_still_answers_the_caller(
     assert (await service.get_result(result.proof_id or "")) == result
     monkeypatch.undo()
     assert (await service.verify("theorem b : True := trivial")).verdict == Verdict.PROVED
+
+
+async def test_an_infinite_timeout_is_refused_and_cannot_poison_the_store(tmp_path: Path) -> None:
+    """A config JSON cannot hold inf (it is stored as null); such a job would stop every later start."""
+    from lean_mcp.errors import InvalidProofError
+
+    db = tmp_path / "j.sqlite3"
+    backend = ScriptedBackend(capacity=1)
+    async with make_service(backend, db) as service:
+        with pytest.raises(InvalidProofError, match="timeout"):
+            await service.submit("theorem t : True := trivial", ProofConfig(timeout=float("inf")))
+    async with JobStore(str(db)) as store:  # a row an older version may have written
+        await store.insert([JobRow("bad", "theorem t : True := trivial", '{"timeout": null}', JobStatus.PENDING)])
+    async with make_service(ScriptedBackend(capacity=1), db) as service:
+        result = await service.wait("bad", timeout=30)
+        assert (await service.verify("theorem u : True := trivial")).verdict == Verdict.PROVED
+    assert result.status == JobStatus.ERROR and result.success is False
+    assert "configuration" in (result.error_message or "")

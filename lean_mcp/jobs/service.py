@@ -26,7 +26,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..backends.base import Backend
-from ..errors import BusyError, JobNotFoundError, LeanMCPError, QueueFullError
+from ..errors import BusyError, InvalidProofError, JobNotFoundError, LeanMCPError, QueueFullError
 from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict, validate_proof_text
 from ..settings import Settings
 from .cache import ResultCache, cache_key
@@ -185,12 +185,20 @@ class ProofService:
         rows = await self.store.adopt_open_jobs(self._owner.owner, self._owner.alive)
         if rows:
             logger.info("Re-running %d job(s) left unfinished by a stopped process.", len(rows))
-        jobs = []
+        jobs: list[_Job] = []
+        rekey: list[tuple[str, str]] = []
         for row in rows:
-            config = ProofConfig.model_validate_json(row.config)
+            try:
+                config = ProofConfig.model_validate_json(row.config)
+            except ValueError as exc:  # e.g. a non-finite timeout an older version stored as null
+                message = f"The job's stored configuration cannot be read ({exc.__class__.__name__}); it was not run."
+                job = _Job(row.id, row.code, ProofConfig(), "", row.attempts)
+                await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="bad_config"))
+                continue
+            # The answer will be this backend's: key it so (the Lean that took the job may be another).
             jobs.append(_Job(row.id, row.code, config, self.cache_key(row.code, config), row.attempts))
-        # The answer will be this backend's: key it so (the Lean that took the job may be another).
-        rekey = [(job.cache_key, job.id) for job, row in zip(jobs, rows, strict=True) if job.cache_key != row.cache_key]
+            if jobs[-1].cache_key != row.cache_key:
+                rekey.append((jobs[-1].cache_key, row.id))
         if rekey:
             await self.store.write([("UPDATE jobs SET cache_key = ? WHERE id = ?", params) for params in rekey])
         for job in jobs:
@@ -222,6 +230,8 @@ class ProofService:
         if self._send is None:
             raise RuntimeError("The proof service is not started; use `async with service:`.")
         config = self.effective_config(config)
+        if not math.isfinite(config.timeout):
+            raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         for code in codes:
             validate_proof_text(code, self.max_proof_bytes)
         if self._queued + len(codes) > self.max_queue:
