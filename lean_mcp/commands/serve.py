@@ -134,7 +134,7 @@ def _unreadable_reply(error: ValidationError) -> JSONRPCError | None:
     try:
         json.dumps(message, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        reason = "it contains a lone UTF-16 surrogate escape (e.g. \\ud800), which is not Unicode text"
+        reason = "it is not valid Unicode text (bytes that are not UTF-8, or a lone surrogate escape like \\ud800)"
     logger.warning("Refused unreadable request %r: %s", request_id, reason)
     text = f"Invalid request: {reason}. Send valid JSON-RPC with valid Unicode (UTF-8) text."
     return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=text))
@@ -251,7 +251,8 @@ class _PipeLines:
         line = bytes(self._buffer[:end])
         del self._buffer[:end]
         self._scanned = 0
-        return line.decode("utf-8", errors="replace")
+        # Bytes that are not UTF-8 stay visible (as lone surrogates) so the line is refused, not altered.
+        return line.decode("utf-8", errors="surrogateescape")
 
 
 @contextlib.contextmanager

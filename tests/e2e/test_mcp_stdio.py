@@ -373,7 +373,14 @@ async def test_a_request_line_that_cannot_be_read_is_answered_not_dropped(tmp_pa
         await server.send_line(b"this is not json")
         with anyio.fail_after(20):
             garbage = await server.response(None)
+        # Bytes that are not UTF-8 are refused, not replaced with U+FFFD and checked as something else.
+        call = {"name": "verify_proof", "arguments": {"proof": "theorem t : True := trivial -- \udcff"}}
+        line = json.dumps({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": call}, ensure_ascii=False)
+        await server.send_line(line.encode("utf-8", "surrogateescape"))  # a raw 0xff byte
+        with anyio.fail_after(20):
+            latin = await server.response(77)
         fine = await server.call("verify_proof", {"proof": PROVED})
     assert "surrogate" in surrogate["error"]["message"], surrogate
     assert garbage["error"]["code"] == -32700 and "JSON" in garbage["error"]["message"], garbage
+    assert "error" in latin and "UTF-8" in latin["error"]["message"], latin
     assert fine["structuredContent"]["verdict"] == "proved"
