@@ -457,6 +457,15 @@ async def _lean_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
 
+async def _unexpected_error(_request: Request, exc: Exception) -> Response:
+    """A 500 that still says what happened and what to do (uvicorn logs the traceback)."""
+    detail = (
+        f"The runner failed unexpectedly ({type(exc).__name__}: {exc}). The details are in the runner log; "
+        "retry, and if it keeps failing run `lean-mcp doctor` or restart the runner."
+    )
+    return JSONResponse({"detail": detail}, status_code=500)
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
@@ -479,6 +488,6 @@ def create_app(service: ProofService | None = None, settings: Settings | None = 
     return Starlette(
         routes=[Route(path, handler, methods=methods) for path, handler, methods in handlers],
         middleware=middleware,
-        exception_handlers={LeanMCPError: _lean_error, HTTPException: _http_error},
+        exception_handlers={LeanMCPError: _lean_error, HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=runner.lifespan,
     )

@@ -290,11 +290,17 @@ def _get_result_tool(slot: ServiceSlot) -> Any:
 
 @asynccontextmanager
 async def _tool_errors() -> AsyncIterator[None]:
-    """Turn a LeanMCPError into a tool error whose text is its message and hint."""
+    """Turn an error into a tool error whose text says what happened and what to do."""
     try:
         yield
     except LeanMCPError as exc:
         raise ToolError(str(exc)) from exc
+    except Exception as exc:  # unplanned (e.g. the job store locked by another process): still say what to do
+        logger.exception("A tool call failed unexpectedly")
+        raise ToolError(
+            f"lean-mcp failed unexpectedly ({type(exc).__name__}: {exc}). The details are in the server log "
+            "(stderr). Retry; if it keeps failing, run `lean-mcp doctor` or restart the server."
+        ) from exc
 
 
 async def _await_result(
