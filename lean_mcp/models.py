@@ -278,8 +278,13 @@ class ProofResult(BaseModel):
         return self.result.sorries if self.result else []
 
 
+#: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
+_MESSAGE_FILTER = re.compile(r"#guard_msgs\b")
+
+
 def validate_proof_text(code: str, max_bytes: int) -> None:
-    """Refuse proof text that cannot be checked as given: not a string, empty, or over `max_bytes`.
+    """Refuse proof text that cannot be checked as given: not a string, empty, over `max_bytes`,
+    or using `#guard_msgs` (which can hide the errors and sorry warnings the verdict rests on).
 
     Raises InvalidProofError / ProofTooLargeError with a message that says what to do.
     """
@@ -292,3 +297,9 @@ def validate_proof_text(code: str, max_bytes: int) -> None:
     size = len(code.encode("utf-8", errors="surrogatepass"))
     if size > max_bytes:
         raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
+    if _MESSAGE_FILTER.search(code):
+        raise InvalidProofError(
+            "The proof uses `#guard_msgs`, which can hide Lean's errors and `sorry` warnings, so a wrong "
+            "proof would look proved.",
+            hint="Remove `#guard_msgs`: lean-mcp reports every message itself.",
+        )

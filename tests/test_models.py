@@ -106,3 +106,15 @@ def test_proof_text_validation_says_what_is_wrong() -> None:
         validate_proof_text(" \n\t", 100)
     with pytest.raises(ProofTooLargeError, match="limit is 10 bytes"):
         validate_proof_text("x" * 11, 10)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "#guard_msgs (drop error) in\ntheorem bad : False := by simp",
+        "/-- warning: declaration uses 'sorry' -/\n#guard_msgs in\ntheorem t : False := sorry",
+    ],
+)
+def test_text_that_can_hide_its_own_errors_is_refused(code: str) -> None:
+    with pytest.raises(InvalidProofError, match="#guard_msgs"):
+        validate_proof_text(code, 10_000)
