@@ -199,9 +199,9 @@ class ProofSources:
 
     @staticmethod
     def looks_like_path(proof: str) -> bool:
-        """A single line naming a `.lean` file (never valid Lean source on its own)."""
+        """A single line naming a `.lean` file, not Lean source (no `:=`, e.g. in a trailing comment)."""
         text = proof.strip()
-        return "\n" not in text and text.endswith(".lean") and not text.startswith("import ")
+        return "\n" not in text and text.endswith(".lean") and not text.startswith("import ") and ":=" not in text
 
     async def text_of(self, proof: str) -> str:
         """The Lean text to check. Raises InvalidProofError for a path that may not or cannot be read."""

@@ -353,6 +353,8 @@ async def test_a_path_that_cannot_be_read_says_why(tmp_path: Path) -> None:
             for name in ("Loop.lean", "Binary.lean", "~no-such-user-here/A.lean", "A\0B.lean", "x" * 5000 + ".lean")
         }
         fine = await session.call_tool("verify_proof", {"proof": PROVED})
+        one_liner = await session.call_tool("verify_proof", {"proof": "theorem t : True := trivial -- as in A.lean"})
+    assert structured(one_liner)["verdict"] == "proved", text_of(one_liner)
     for name, answer in answers.items():
         text = text_of(answer)
         assert answer.is_error, name
