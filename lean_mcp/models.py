@@ -178,7 +178,7 @@ class ProofConfig(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    timeout: float = Field(default=300.0, gt=0)
+    timeout: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     all_tactics: bool = False
     tactics: bool = False
     ast: bool = False

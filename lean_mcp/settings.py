@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -189,9 +190,10 @@ class Settings:
                 raise ConfigurationError(f"{knob.flag} must be one of {', '.join(knob.choices)}, got {value!r}.")
         positive = ("workers", "timeout", "memory_mb", "max_uses", "queue_timeout", "max_proof_bytes", "max_queue")
         for name in positive:
-            if getattr(self, name) <= 0:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
                 knob = _KNOB_BY_NAME[name]
-                raise ConfigurationError(f"{knob.flag} ({knob.env}) must be positive, got {getattr(self, name)!r}.")
+                raise ConfigurationError(f"{knob.flag} ({knob.env}) must be a finite positive number, got {value!r}.")
         if self.backend in ("remote", "kimina") and not self.remote_url:
             raise ConfigurationError(
                 f"--backend {self.backend} needs --remote-url (LEAN_MCP_REMOTE_URL), e.g. http://127.0.0.1:8000."

@@ -118,3 +118,9 @@ def test_proof_text_validation_says_what_is_wrong() -> None:
 def test_text_that_can_hide_its_own_errors_is_refused(code: str) -> None:
     with pytest.raises(InvalidProofError, match="#guard_msgs"):
         validate_proof_text(code, 10_000)
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 0, -1])
+def test_config_timeout_must_be_finite_and_positive(timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        ProofConfig(timeout=timeout)

@@ -39,7 +39,9 @@ def test_environment_then_flags_take_precedence() -> None:
     ("env", "message"),
     [
         ({"LEAN_MCP_WORKERS": "many"}, "LEAN_MCP_WORKERS='many' is not valid"),
-        ({"LEAN_MCP_WORKERS": "0"}, "--workers (LEAN_MCP_WORKERS) must be positive"),
+        ({"LEAN_MCP_WORKERS": "0"}, "--workers (LEAN_MCP_WORKERS) must be a finite positive number"),
+        ({"LEAN_MCP_TIMEOUT": "nan"}, "--timeout (LEAN_MCP_TIMEOUT) must be a finite positive number"),
+        ({"LEAN_MCP_QUEUE_TIMEOUT": "inf"}, "--queue-timeout (LEAN_MCP_QUEUE_TIMEOUT) must be a finite positive"),
         ({"LEAN_MCP_BACKEND": "magic"}, "--backend must be one of"),
         ({"LEAN_MCP_BACKEND": "remote"}, "needs --remote-url"),
     ],
