@@ -432,8 +432,11 @@ async def test_an_infinite_timeout_is_refused_and_cannot_poison_the_store(tmp_pa
     db = tmp_path / "j.sqlite3"
     backend = ScriptedBackend(capacity=1)
     async with make_service(backend, db) as service:
+        with pytest.raises(ValueError, match="timeout"):
+            ProofConfig(timeout=float("inf"))
+        unchecked = ProofConfig.model_construct(timeout=float("inf"))  # as a caller skipping validation would
         with pytest.raises(InvalidProofError, match="timeout"):
-            await service.submit("theorem t : True := trivial", ProofConfig(timeout=float("inf")))
+            await service.submit("theorem t : True := trivial", unchecked)
     async with JobStore(str(db)) as store:  # a row an older version may have written
         await store.insert([JobRow("bad", "theorem t : True := trivial", '{"timeout": null}', JobStatus.PENDING)])
     async with make_service(ScriptedBackend(capacity=1), db) as service:
