@@ -23,6 +23,7 @@ import pytest
 from lean_mcp.jobs.service import ProofService, open_service
 from lean_mcp.models import JobStatus, ProofConfig, Verdict
 from lean_mcp.settings import Settings
+from tests.procs import pid_alive
 from tests.standin import standin_command
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -53,22 +54,13 @@ def settings_for(tmp_path: Path, **standin: float) -> Settings:
     )
 
 
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie awaiting its reaper counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def assert_all_exit(pids: Iterable[int], what: str) -> None:
     """Wait (bounded) for every pid to be gone; kill and fail if one lingers."""
     pids = list(pids)
     deadline = time.monotonic() + 30
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    lingering = [p for p in pids if alive(p)]
+    lingering = [p for p in pids if pid_alive(p)]
     for pid in lingering:
         os.kill(pid, signal.SIGKILL)
     assert not lingering, f"{what}: REPL processes left behind: {lingering}"

@@ -21,6 +21,7 @@ from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationErr
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Verdict
 from lean_mcp.repl.pool import ReplPool
 from lean_mcp.settings import Settings
+from tests.procs import pid_alive
 from tests.standin import standin_command
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -28,15 +29,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ProofConfig(timeout=20)
 PROVED = "theorem t : True := trivial\n"
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def children_of(pid: int) -> list[int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lean_mcp.processes import kill_group, signal_name, tree_pids, tree_rss_mb
+from tests.procs import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,21 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 HOG = f'{sys.executable} -c \'b = b"x" * (200 * 2**20); print("ready", flush=True); import time; time.sleep(300)\''
 
 
-def running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
 def wait_until_gone(pid: int) -> bool:
     """Wait (up to a hang guard) for `pid` to stop running."""
     deadline = time.monotonic() + 20
-    while running(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    return not running(pid)
+    return not pid_alive(pid)
 
 
 def read_line(process: subprocess.Popen[str]) -> str:
@@ -70,14 +62,14 @@ def test_tree_memory_still_counts_children_of_a_leader_that_exited(group: list[s
     assert read_line(shell) == "ready"
     shell.wait()  # the leader is gone (reaped)
     hog = [pid for pid in tree_pids(shell.pid) if pid != shell.pid]
-    assert len(hog) == 1 and running(hog[0])
+    assert len(hog) == 1 and pid_alive(hog[0])
     assert tree_rss_mb(shell.pid) > 200
 
 
 def test_kill_group_kills_a_grandchild(group: list[subprocess.Popen[str]]) -> None:
     shell = start_group(group, 'sh -c "sleep 300 & echo \\$!; wait"; :')
     grandchild = int(read_line(shell))
-    assert grandchild in tree_pids(shell.pid) and running(grandchild)
+    assert grandchild in tree_pids(shell.pid) and pid_alive(grandchild)
     kill_group(shell.pid)
     assert wait_until_gone(grandchild)
     assert shell.wait() == -signal.SIGKILL
@@ -151,7 +143,7 @@ def test_a_lean_check_is_killed_when_the_interpreter_gets_sigterm(tmp_path: Path
         while not pid_file.exists() and interpreter.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         lean = int(pid_file.read_text())
-        assert running(lean)
+        assert pid_alive(lean)
         interpreter.send_signal(signal.SIGTERM)
         assert interpreter.wait() == -signal.SIGTERM
         assert wait_until_gone(lean)

@@ -12,6 +12,7 @@ from lean_mcp.errors import BackendUnavailableError
 from lean_mcp.processes import kill_all_groups, tree_rss_mb
 from lean_mcp.repl.process import ReplCrashed, ReplMemoryExceeded, ReplProcess, ReplTimeout
 from lean_mcp.repl.protocol import command_request
+from tests.procs import pid_alive
 from tests.standin import standin_command
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -19,14 +20,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 PROVED = "theorem t : True := trivial"
 #: Runs the REPL as a child, the way `lake env repl` does.
 WRAPPER = [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def first_child(pid: int) -> int:
