@@ -24,6 +24,18 @@ async def check(backend: LeanCliBackend, code: str, **config: object) -> ProofRe
     return await backend.check(code, ProofConfig(**config))
 
 
+def check_once(
+    lean: Path, project: Path, code: str, *, backend_settings: dict[str, object] | None = None, **config: object
+) -> ProofResult:
+    """Start a lean backend, check one proof under `config`, close the backend, return the result."""
+
+    async def main() -> ProofResult:
+        async with backend_for(lean, project, **(backend_settings or {})) as backend:
+            return await check(backend, code, **config)
+
+    return anyio.run(main)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -44,11 +56,7 @@ async def first_pid(backend: LeanCliBackend) -> int:
 
 @pytest.mark.timeout(60)
 def test_correct_proof_is_proved_with_no_messages(lean_exe: Path, project: Path) -> None:
-    async def main() -> ProofResult:
-        async with backend_for(lean_exe, project) as backend:
-            return await check(backend, proofs.PROVED)
-
-    result = anyio.run(main)
+    result = check_once(lean_exe, project, proofs.PROVED)
     assert result.verdict == Verdict.PROVED
     assert result.success is True
     assert result.status == JobStatus.FINISHED
@@ -58,11 +66,7 @@ def test_correct_proof_is_proved_with_no_messages(lean_exe: Path, project: Path)
 
 @pytest.mark.timeout(60)
 def test_wrong_proof_is_rejected_with_leans_message_at_the_exact_position(lean_exe: Path, project: Path) -> None:
-    async def main() -> ProofResult:
-        async with backend_for(lean_exe, project) as backend:
-            return await check(backend, proofs.REJECTED)
-
-    result = anyio.run(main)
+    result = check_once(lean_exe, project, proofs.REJECTED)
     assert result.verdict == Verdict.REJECTED
     assert result.success is False
     assert result.status == JobStatus.FINISHED
@@ -76,11 +80,7 @@ def test_wrong_proof_is_rejected_with_leans_message_at_the_exact_position(lean_e
 
 @pytest.mark.timeout(60)
 def test_real_sorry_is_sorry_even_though_lean_exits_zero(lean_exe: Path, project: Path) -> None:
-    async def main() -> ProofResult:
-        async with backend_for(lean_exe, project) as backend:
-            return await check(backend, proofs.SORRY)
-
-    result = anyio.run(main)
+    result = check_once(lean_exe, project, proofs.SORRY)
     assert result.verdict == Verdict.SORRY
     assert result.success is False
     warning = result.messages[0]
@@ -90,11 +90,7 @@ def test_real_sorry_is_sorry_even_though_lean_exits_zero(lean_exe: Path, project
 
 @pytest.mark.timeout(60)
 def test_file_without_prelude_is_rejected_for_the_missing_init(lean_exe: Path, project: Path) -> None:
-    async def main() -> ProofResult:
-        async with backend_for(lean_exe, project) as backend:
-            return await check(backend, "theorem t : True := trivial\n")
-
-    result = anyio.run(main)
+    result = check_once(lean_exe, project, "theorem t : True := trivial\n")
     assert result.verdict == Verdict.REJECTED
     assert "unknown module prefix 'Init'" in result.messages[0].data
 
@@ -127,11 +123,7 @@ def test_slow_proof_times_out_and_the_process_is_gone_within_a_second(lean_exe: 
 
 @pytest.mark.timeout(60)
 def test_memory_limit_kills_the_proof_with_verdict_memory_limit(lean_exe: Path, project: Path) -> None:
-    async def main() -> ProofResult:
-        async with backend_for(lean_exe, project) as backend:
-            return await check(backend, proofs.SLOW, timeout=40, memory_limit_mb=200)
-
-    result = anyio.run(main)
+    result = check_once(lean_exe, project, proofs.SLOW, timeout=40, memory_limit_mb=200)
     assert result.verdict == Verdict.MEMORY_LIMIT
     assert result.status == JobStatus.ERROR
     assert "200 MB" in (result.error_message or "")
@@ -139,11 +131,9 @@ def test_memory_limit_kills_the_proof_with_verdict_memory_limit(lean_exe: Path, 
 
 @pytest.mark.timeout(60)
 def test_server_memory_cap_applies_when_stricter_than_the_request(lean_exe: Path, project: Path) -> None:
-    async def main() -> ProofResult:
-        async with backend_for(lean_exe, project, memory_mb=250) as backend:
-            return await check(backend, proofs.SLOW, timeout=40, memory_limit_mb=8192)
-
-    result = anyio.run(main)
+    result = check_once(
+        lean_exe, project, proofs.SLOW, timeout=40, memory_limit_mb=8192, backend_settings={"memory_mb": 250}
+    )
     assert result.verdict == Verdict.MEMORY_LIMIT
     assert "250 MB" in (result.error_message or "")
 
@@ -221,11 +211,7 @@ def test_an_error_quoting_a_unicode_line_separator_is_kept_whole(lean_exe: Path,
     name = "«a\u2028b\x85c»"
     code = proofs.BASICS + f"\ntheorem t : Eq N.zero N.zero := {name}\n"
 
-    async def main() -> ProofResult:
-        async with backend_for(lean_exe, project) as backend:
-            return await check(backend, code)
-
-    result = anyio.run(main)
+    result = check_once(lean_exe, project, code)
     assert result.verdict == Verdict.REJECTED
     assert all(m.severity == Severity.ERROR for m in result.messages)
     assert name in result.messages[0].data
