@@ -77,11 +77,6 @@ class Toolchain:
     repl_toolchain: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
 
-    @property
-    def is_lake_project(self) -> bool:
-        """True when the project has a lakefile and `lake` was found to run Lean under."""
-        return self.lakefile is not None and self.lake is not None
-
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (paths as strings)."""
         return {
@@ -221,11 +216,21 @@ def _find_project_repl(project: Path) -> Path | None:
     return None
 
 
+def lakefile_of(project: Path) -> Path | None:
+    """The project's lakefile (`lakefile.lean` or `lakefile.toml`), None when it is not a Lake project."""
+    return next((project / name for name in LAKEFILES if (project / name).is_file()), None)
+
+
+def under_lake_env(command: list[str], lake: Path | None, project: Path) -> list[str]:
+    """`command` run as `lake env command` in a Lake project (so its packages are on the path), else as is."""
+    if lake is not None and lakefile_of(project) is not None:
+        return [str(lake), "env", *command]
+    return command
+
+
 def repl_command(repl: Path, lake: Path | None, project: Path) -> list[str]:
     """How to start `repl`: under `lake env` when the project is a Lake project, else directly."""
-    if lake is not None and any((project / name).is_file() for name in LAKEFILES):
-        return [str(lake), "env", str(repl)]
-    return [str(repl)]
+    return under_lake_env([str(repl)], lake, project)
 
 
 def _repl_root(repl: Path) -> Path | None:
@@ -240,7 +245,7 @@ def discover(settings: Settings) -> Toolchain:
     """Look for everything, record what was found, and warn about version mismatches."""
     project = settings.project_dir
     found = Toolchain(project=project)
-    found.lakefile = next((project / n for n in LAKEFILES if (project / n).is_file()), None)
+    found.lakefile = lakefile_of(project)
     found.toolchain = _read_toolchain(project)
     found.lean = find_lean(settings)
     found.lean_version = lean_version(found.lean, project if project.is_dir() else None) if found.lean else None

@@ -46,7 +46,7 @@ from ..processes import (
 )
 from ..repl.header import split_header
 from ..settings import Settings
-from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version, project_fingerprint
+from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version, project_fingerprint, under_lake_env
 from .base import Backend
 
 __all__ = ["GOAL_NOT_REPORTED", "LeanCliBackend", "parse_lean_json"]
@@ -165,10 +165,7 @@ class LeanCliBackend(Backend):
         project = settings.project_dir
         if not project.is_dir():
             raise ConfigurationError(f"The project directory {project} does not exist (--project / LEAN_MCP_PROJECT).")
-        command = [str(lean), "--json", "--stdin"]
-        lake = find_lake(lean)
-        if lake is not None and any((project / n).is_file() for n in ("lakefile.lean", "lakefile.toml")):
-            command = [str(lake), "env", *command]
+        command = under_lake_env([str(lean), "--json", "--stdin"], find_lake(lean), project)
         return cls(
             command,
             project=project,
