@@ -216,6 +216,14 @@ def _find_project_repl(project: Path) -> Path | None:
     return None
 
 
+def existing_project(settings: Settings) -> Path:
+    """The project directory the settings name; ConfigurationError when it does not exist."""
+    project = settings.project_dir
+    if not project.is_dir():
+        raise ConfigurationError(f"The project directory {project} does not exist (--project / LEAN_MCP_PROJECT).")
+    return project
+
+
 def lakefile_of(project: Path) -> Path | None:
     """The project's lakefile (`lakefile.lean` or `lakefile.toml`), None when it is not a Lake project."""
     return next((project / name for name in LAKEFILES if (project / name).is_file()), None)

@@ -156,3 +156,18 @@ def test_other_backends_are_left_alone(tmp_path: Path) -> None:
 )
 def test_version_of_toolchain_file(text: str, version: str | None) -> None:
     assert version_of_toolchain(text) == version
+
+
+@pytest.mark.parametrize("backend", ["repl", "lean"])
+def test_a_missing_project_directory_is_named_with_the_knob_to_fix(tmp_path: Path, backend: str) -> None:
+    from lean_mcp.backends.auto import create_backend
+    from lean_mcp.errors import ConfigurationError
+    from lean_mcp.settings import Settings
+
+    lean = tmp_path / "lean"
+    lean.write_text("#!/bin/sh\necho 'Lean (version 4.35.0)'\n")
+    lean.chmod(0o755)
+    missing = tmp_path / "no-such-project"
+    settings = Settings(backend=backend, repl=["repl"], lean=str(lean), project=str(missing))
+    with pytest.raises(ConfigurationError, match=rf"{missing} does not exist \(--project / LEAN_MCP_PROJECT\)"):
+        create_backend(settings)

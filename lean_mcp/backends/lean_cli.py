@@ -46,7 +46,15 @@ from ..processes import (
 )
 from ..repl.header import split_header
 from ..settings import Settings
-from ..toolchain import INSTALL_HINT, find_lake, find_lean, lean_version, project_fingerprint, under_lake_env
+from ..toolchain import (
+    INSTALL_HINT,
+    existing_project,
+    find_lake,
+    find_lean,
+    lean_version,
+    project_fingerprint,
+    under_lake_env,
+)
 from .base import Backend
 
 __all__ = ["GOAL_NOT_REPORTED", "LeanCliBackend", "parse_lean_json"]
@@ -162,9 +170,7 @@ class LeanCliBackend(Backend):
         lean = find_lean(settings)
         if lean is None:
             raise ConfigurationError(f"--backend lean needs a `lean` executable and none was found. {INSTALL_HINT}")
-        project = settings.project_dir
-        if not project.is_dir():
-            raise ConfigurationError(f"The project directory {project} does not exist (--project / LEAN_MCP_PROJECT).")
+        project = existing_project(settings)
         command = under_lake_env([str(lean), "--json", "--stdin"], find_lake(lean), project)
         return cls(
             command,

@@ -10,7 +10,7 @@ from ..errors import ConfigurationError
 from ..models import ProofConfig, ProofResult
 from ..repl.pool import ReplPool
 from ..settings import Settings
-from ..toolchain import project_fingerprint
+from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
 
 __all__ = ["ReplBackend"]
@@ -36,9 +36,7 @@ class ReplBackend(Backend):
                 "The repl backend needs a REPL command (--repl / LEAN_MCP_REPL), "
                 "e.g. `lake env /path/to/repl/.lake/build/bin/repl`."
             )
-        project = settings.project_dir
-        if not project.is_dir():
-            raise ConfigurationError(f"The project directory {project} does not exist (--project / LEAN_MCP_PROJECT).")
+        project = existing_project(settings)
         return cls(
             settings.repl,
             project=project,
