@@ -223,7 +223,8 @@ def add_knob_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | N
             type=_argparse_type(knob),
             choices=knob.choices,
             metavar=knob.name.upper(),
-            help=f"{knob.help} [{knob.env}; default: {knob.default_text()}]",
+            # argparse %-formats help texts: a literal % (as in "80% of memory-mb") must be doubled.
+            help=f"{knob.help} [{knob.env}; default: {knob.default_text()}]".replace("%", "%%"),
         )
 
 
