@@ -1,7 +1,7 @@
 """Every configuration knob, once: its CLI flag, its `LEAN_MCP_*` variable, its default.
 
 Precedence: a flag given on the command line, then the environment variable, then the default.
-`knobs_markdown()` renders the README's configuration table from the same list.
+`knobs_markdown()` renders docs/configuration.md's table from the same list.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def _argparse_type(knob: Knob) -> Callable[[str], Any]:
 
 
 def knobs_markdown() -> str:
-    """The configuration table, as Markdown, for the README."""
+    """The configuration table, as Markdown, for docs/configuration.md."""
     rows = ["| flag | environment variable | default | meaning |", "| --- | --- | --- | --- |"]
     for knob in KNOBS:
         rows.append(f"| `{knob.flag}` | `{knob.env}` | {knob.default_text()} | {knob.help} |")

@@ -22,11 +22,6 @@ PROVED = "theorem over_http : True := trivial\n"
 REJECTED = "theorem nope : False := by\n-- standin: error unsolved goals\n  skip\n"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

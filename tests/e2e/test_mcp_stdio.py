@@ -21,11 +21,6 @@ REJECTED = "theorem wrong : 1 = 2 := by\n-- standin: error The rfl tactic failed
 SLOW = "theorem slow : True := by\n-- standin: work {seconds}\n  trivial\n"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.timeout(60)
 async def test_the_three_tools_are_listed_with_output_schemas(tmp_path: Path) -> None:
     async with stdio_session(tmp_path) as session:
