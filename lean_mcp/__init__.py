@@ -36,7 +36,6 @@ from .models import (
     Sorry,
     Verdict,
 )
-
 from .settings import Settings
 
 if TYPE_CHECKING:
