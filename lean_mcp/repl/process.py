@@ -26,6 +26,7 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
 from ..errors import BackendUnavailableError
 from ..processes import kill_group, register_group, signal_name, tree_rss_mb, unregister_group
+from ..sandbox import NO_SANDBOX, Sandbox
 from .protocol import ResponseReader, encode_request
 
 __all__ = [
@@ -114,13 +115,18 @@ class ReplProcess:
 
     @classmethod
     async def start(
-        cls, command: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None
+        cls,
+        command: Sequence[str],
+        *,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> ReplProcess:
-        """Start the REPL in a new process group. Raises BackendUnavailableError if it cannot start."""
+        """Start the REPL in a new process group, inside `sandbox`. Raises BackendUnavailableError if it cannot."""
         stderr = _stderr_file()
         try:
             process = await anyio.open_process(
-                list(command),
+                sandbox.wrap(command, cwd=cwd, env=env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,

@@ -1,0 +1,288 @@
+"""Running untrusted Lean in a bubblewrap (`bwrap`) sandbox: `--sandbox auto|bwrap|none`.
+
+A proof can run arbitrary code (`#eval` with IO, `run_cmd`, `initialize`). Under `bwrap` every Lean
+and REPL process gets new namespaces (user, pid, network, ipc, uts, cgroup) and sees:
+
+- read-only: the system (`SYSTEM_PATHS`, a few files of `/etc`), the Lean project (its working
+  directory), and every path named in its command, an executable with its toolchain root
+  (`.../bin/x` → `...`, following symlinks) and the directories of the shared libraries it loads;
+- writable: a private, empty `/tmp` (also its `HOME`), gone when it exits;
+- nothing else: no job store (masked even inside a readable path), no home, no host `/tmp`, no
+  network (its own loopback only); only the `ENV_ALLOWED` variables; it dies with the server.
+
+`bwrap_argv` is the pure wrapping; `Sandbox.wrap` adds what it must look up on disk (cached).
+`resolve` turns the setting into a Sandbox once: `auto` probes `bwrap` (once per process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = [
+    "ENV_ALLOWED",
+    "MODES",
+    "NO_SANDBOX",
+    "SYSTEM_PATHS",
+    "Sandbox",
+    "bwrap_argv",
+    "command_paths",
+    "for_settings",
+    "probe",
+    "resolve",
+    "store_files",
+]
+
+logger = logging.getLogger(__name__)
+
+MODES = ("auto", "bwrap", "none")
+
+#: The system, visible read-only (missing ones are skipped).
+SYSTEM_PATHS = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/nix/store",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+)
+
+#: The only variables a sandboxed process inherits (if set); HOME and TMPDIR are always `/tmp`.
+ENV_ALLOWED = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "LEAN_PATH",
+    "LEAN_SRC_PATH",
+    "LEAN_SYSROOT",
+    "LEAN_NUM_THREADS",
+    "LEAN_ABORT_ON_PANIC",
+    "ELAN_HOME",
+    "ELAN_TOOLCHAIN",
+    "LAKE",
+    "LAKE_HOME",
+)
+
+#: How to install bubblewrap, for messages.
+INSTALL_HINT = (
+    "Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install bubblewrap`). "
+    "In a container, bwrap also needs user namespaces (e.g. Docker's default seccomp profile blocks them: "
+    "run with `--security-opt seccomp=unconfined` or use a host sandbox)."
+)
+
+_PRIVATE_TMP = "/tmp"
+_LIBRARY = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
+
+
+def bwrap_argv(
+    bwrap: str,
+    argv: Sequence[str],
+    *,
+    cwd: str,
+    readable: Iterable[str],
+    env: Mapping[str, str],
+    hidden: Iterable[str] = (),
+) -> list[str]:
+    """`argv` run by `bwrap` in new namespaces, seeing `readable` read-only, `hidden` masked.
+
+    Pure: nothing is looked up on disk (paths that turn out missing are skipped by bwrap's
+    `-try` binds). A `hidden` file inside a readable path reads as empty (it must exist, or
+    bwrap refuses to start). Deliberately no `--new-session`: the process stays in the caller's
+    process group, so killing the group kills everything inside the sandbox too (and the
+    caller's own new session already leaves it without a controlling terminal).
+    """
+    visible = _outermost_first([*SYSTEM_PATHS, *readable, cwd])
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--dev", "/dev", "--proc", "/proc", "--tmpfs", _PRIVATE_TMP]
+    for path in visible:
+        args += ["--ro-bind-try", path, path]
+    for path in hidden:
+        if _under_any(path, visible):
+            args += ["--ro-bind", "/dev/null", path]
+    args += ["--chdir", cwd, "--clearenv"]
+    for name, value in sandbox_env(env, readable).items():
+        args += ["--setenv", name, value]
+    return [*args, "--", *argv]
+
+
+def sandbox_env(env: Mapping[str, str], readable: Iterable[str]) -> dict[str, str]:
+    """The allowed variables of `env`; PATH keeps only the directories visible in the sandbox."""
+    visible = [*SYSTEM_PATHS, *readable]
+    kept = {name: env[name] for name in ENV_ALLOWED if name in env}
+    if "PATH" in kept:
+        kept["PATH"] = os.pathsep.join(d for d in kept["PATH"].split(os.pathsep) if _under_any(d, visible))
+    kept["HOME"] = kept["TMPDIR"] = _PRIVATE_TMP
+    return kept
+
+
+def _under_any(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _outermost_first(paths: Iterable[str]) -> list[str]:
+    """Each path once, parents before their children (a later bind must not hide an earlier one).
+
+    `/` and the private /tmp itself are never bound from the host (either would undo the sandbox);
+    a path inside /tmp is (it is bound over the private /tmp).
+    """
+    unique = dict.fromkeys(os.path.normpath(p) for p in paths if p)
+    kept = [p for p in unique if not _under_any(_PRIVATE_TMP, [p])]
+    return sorted(kept, key=lambda p: (p.count("/"), p))
+
+
+# ---------------------------------------------------------------------------------------------
+# What a command needs to see: looked up on disk, once per command.
+
+
+@functools.lru_cache(maxsize=64)
+def command_paths(argv: tuple[str, ...], path_env: str | None) -> tuple[str, ...]:
+    """The host paths `argv` names, for binding read-only: files and directories as they are,
+    each executable's toolchain root (before and after following symlinks) and the directories
+    of the shared libraries it loads (`ldd`)."""
+    found: list[str] = []
+    for i, arg in enumerate(argv):
+        path = _named_path(arg, path_env if i == 0 else None)
+        if path is None:
+            continue
+        if path.is_file() and os.access(path, os.X_OK):
+            found += [_toolchain_root(path), _toolchain_root(path.resolve()), *_library_dirs(path)]
+        else:
+            found.append(str(path.absolute()))
+    return tuple(dict.fromkeys(found))
+
+
+def _named_path(arg: str, path_env: str | None) -> Path | None:
+    if "/" not in arg:
+        located = shutil.which(arg, path=path_env) if path_env is not None else None
+        return Path(located).absolute() if located else None
+    path = Path(arg).expanduser()
+    return path.absolute() if path.exists() else None
+
+
+def _toolchain_root(executable: Path) -> str:
+    """`.../bin/lean` → `...` (the toolchain: its lib/ and share/ too); else the executable's directory."""
+    parent = executable.parent
+    return str(parent.parent if parent.name == "bin" else parent)
+
+
+def _library_dirs(executable: Path) -> list[str]:
+    """The directories of the shared libraries `executable` loads, outside the system paths."""
+    try:
+        done = subprocess.run(
+            ["ldd", str(executable)], check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    dirs = {str(Path(m.group(1)).resolve().parent) for m in _LIBRARY.finditer(done.stdout)}
+    return sorted(d for d in dirs if not _under_any(d, SYSTEM_PATHS))
+
+
+# ---------------------------------------------------------------------------------------------
+# The resolved choice.
+
+
+@dataclasses.dataclass(frozen=True)
+class Sandbox:
+    """How Lean processes are started: under `bwrap` (its path), or as they are (`bwrap` None).
+
+    `hidden` paths (the job store) are masked even when they lie inside a readable path;
+    `reason` says why proofs are not sandboxed when they are not.
+    """
+
+    bwrap: str | None = None
+    hidden: tuple[str, ...] = ()
+    reason: str = "disabled (--sandbox none)"
+
+    @property
+    def active(self) -> bool:
+        return self.bwrap is not None
+
+    def describe(self) -> str:
+        """One line for logs and `doctor`."""
+        if self.active:
+            return f"sandboxed with bubblewrap ({self.bwrap}): no network, read-only files, private /tmp"
+        return f"NOT sandboxed: {self.reason}"
+
+    def wrap(self, argv: Sequence[str], *, cwd: str | Path | None, env: Mapping[str, str] | None = None) -> list[str]:
+        """`argv` as it must be spawned: inside bwrap when active, else unchanged."""
+        if self.bwrap is None:
+            return list(argv)
+        environ = os.environ if env is None else env
+        workdir = str(Path(cwd or ".").absolute())
+        return bwrap_argv(
+            self.bwrap,
+            argv,
+            cwd=workdir,
+            readable=command_paths(tuple(argv), environ.get("PATH")),
+            env=environ,
+            hidden=[p for p in self.hidden if os.path.lexists(p)],
+        )
+
+
+NO_SANDBOX = Sandbox()
+
+
+@functools.cache
+def probe(bwrap: str) -> str | None:
+    """None when `bwrap` can start a sandboxed process here (tried once per process); else why not."""
+    true = shutil.which("true") or "/bin/true"
+    argv = bwrap_argv(bwrap, [true], cwd="/", readable=[], env={})
+    try:
+        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"`{bwrap}` did not run: {exc}"
+    if done.returncode != 0:
+        return f"`{bwrap}` cannot create a sandbox here: {done.stderr.strip() or f'exit status {done.returncode}'}"
+    return None
+
+
+def store_files(db: str) -> tuple[str, ...]:
+    """The job store's files (the database and its SQLite companions); none for `:memory:`."""
+    if not db or db == ":memory:":
+        return ()
+    path = str(Path(db).expanduser().absolute())
+    return tuple(path + suffix for suffix in ("", "-wal", "-shm", "-journal"))
+
+
+def resolve(mode: str, *, hidden: Sequence[str] = ()) -> Sandbox:
+    """The Sandbox for `--sandbox mode`: `bwrap` must work (ConfigurationError if not), `auto`
+    uses it where it works and logs a warning where not, `none` never sandboxes."""
+    if mode == "none":
+        return NO_SANDBOX
+    bwrap = shutil.which("bwrap")
+    problem = probe(bwrap) if bwrap else "bubblewrap (`bwrap`) is not installed"
+    if problem is None and bwrap is not None:
+        sandbox = Sandbox(bwrap=bwrap, hidden=tuple(hidden), reason="")
+        logger.info("Proofs run %s.", sandbox.describe())
+        return sandbox
+    if mode == "bwrap":
+        raise ConfigurationError(f"--sandbox bwrap: {problem}.", hint=INSTALL_HINT)
+    sandbox = Sandbox(reason=f"{problem} (--sandbox auto). {INSTALL_HINT}")
+    logger.warning("Proofs run %s", sandbox.describe())
+    return sandbox
+
+
+def for_settings(settings: Settings) -> Sandbox:
+    """The Sandbox `--sandbox` asks for, hiding the job store `--db` names."""
+    return resolve(settings.sandbox, hidden=store_files(settings.db))
