@@ -44,6 +44,7 @@ __all__ = [
     "probe",
     "resolve",
     "store_files",
+    "unsandboxed_warning",
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,10 +109,11 @@ def bwrap_argv(
     """`argv` run by `bwrap` in new namespaces, seeing `readable` read-only, `hidden` masked.
 
     Pure: nothing is looked up on disk (paths that turn out missing are skipped by bwrap's
-    `-try` binds). A `hidden` file inside a readable path reads as empty (it must exist, or
-    bwrap refuses to start). Deliberately no `--new-session`: the process stays in the caller's
-    process group, so killing the group kills everything inside the sandbox too (and the
-    caller's own new session already leaves it without a controlling terminal).
+    `-try` binds). A `hidden` file inside a readable path is covered by `/dev/null`, which the
+    sandbox may not open (devices are off on its mounts); it must exist, or bwrap refuses to
+    start. Deliberately no `--new-session`: the process stays in the caller's process group, so
+    killing the group kills everything inside the sandbox too (and the caller's own new session
+    already leaves it without a controlling terminal).
     """
     visible = _outermost_first([*SYSTEM_PATHS, *readable, cwd])
     args = [bwrap, "--unshare-all", "--die-with-parent", "--dev", "/dev", "--proc", "/proc", "--tmpfs", _PRIVATE_TMP]
@@ -268,12 +270,17 @@ def store_files(db: str) -> tuple[str, ...]:
 def resolve(mode: str, *, hidden: Sequence[str] = ()) -> Sandbox:
     """The Sandbox for `--sandbox mode`: `bwrap` must work (ConfigurationError if not), `auto`
     uses it where it works and logs a warning where not, `none` never sandboxes."""
+    return _resolve(mode, shutil.which("bwrap") if mode != "none" else None, tuple(hidden))
+
+
+@functools.cache
+def _resolve(mode: str, bwrap: str | None, hidden: tuple[str, ...]) -> Sandbox:
+    """`resolve`, once per process for each choice (so the log says it once)."""
     if mode == "none":
         return NO_SANDBOX
-    bwrap = shutil.which("bwrap")
     problem = probe(bwrap) if bwrap else "bubblewrap (`bwrap`) is not installed"
     if problem is None and bwrap is not None:
-        sandbox = Sandbox(bwrap=bwrap, hidden=tuple(hidden), reason="")
+        sandbox = Sandbox(bwrap=bwrap, hidden=hidden, reason="")
         logger.info("Proofs run %s.", sandbox.describe())
         return sandbox
     if mode == "bwrap":
@@ -286,3 +293,20 @@ def resolve(mode: str, *, hidden: Sequence[str] = ()) -> Sandbox:
 def for_settings(settings: Settings) -> Sandbox:
     """The Sandbox `--sandbox` asks for, hiding the job store `--db` names."""
     return resolve(settings.sandbox, hidden=store_files(settings.db))
+
+
+def unsandboxed_warning(settings: Settings) -> str | None:
+    """The loud warning for a server others can reach whose Lean processes run unsandboxed (else None)."""
+    if settings.backend in ("remote", "kimina"):
+        return None  # no Lean runs here
+    try:
+        sandbox = for_settings(settings)
+    except ConfigurationError:
+        return None  # --sandbox bwrap that cannot work: the backend refuses to start, saying why
+    if sandbox.active:
+        return None
+    return (
+        f"PROOFS ARE NOT SANDBOXED ({sandbox.reason.split('. ')[0]}): any client that can submit a proof can run "
+        "code as this server (`#eval` with IO): read its files and environment, write where it can, use its "
+        "network. Install bubblewrap, and set --sandbox bwrap to refuse to start without it."
+    )
