@@ -17,6 +17,7 @@ and REPL process gets new namespaces (user, pid, network, ipc, uts, cgroup) and 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -94,6 +95,7 @@ INSTALL_HINT = (
 )
 
 _PRIVATE_TMP = "/tmp"
+_MAX_SIGNAL = 64
 _LIBRARY = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 
 
@@ -220,6 +222,13 @@ class Sandbox:
     def active(self) -> bool:
         return self.bwrap is not None
 
+    def returncode(self, code: int | None) -> int | None:
+        """The wrapped command's exit status as if it ran unwrapped: bwrap exits with 128+N when
+        its child dies of signal N, which reads here as -N (killed by signal N)."""
+        if self.active and code is not None and 128 < code <= 128 + _MAX_SIGNAL:
+            return -(code - 128)
+        return code
+
     def describe(self) -> str:
         """One line for logs and `doctor`."""
         if self.active:
@@ -227,10 +236,15 @@ class Sandbox:
         return f"NOT sandboxed: {self.reason}"
 
     def wrap(self, argv: Sequence[str], *, cwd: str | Path | None, env: Mapping[str, str] | None = None) -> list[str]:
-        """`argv` as it must be spawned: inside bwrap when active, else unchanged."""
+        """`argv` as it must be spawned: inside bwrap when active, else unchanged.
+
+        Raises FileNotFoundError, as spawning it would, when `argv[0]` is not an executable.
+        """
         if self.bwrap is None:
             return list(argv)
         environ = os.environ if env is None else env
+        if not argv or shutil.which(argv[0], path=environ.get("PATH")) is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0] if argv else "")
         workdir = str(Path(cwd or ".").absolute())
         return bwrap_argv(
             self.bwrap,

@@ -258,7 +258,7 @@ class LeanCliBackend(Backend):
                 await process.aclose()
         elapsed = time.monotonic() - started
         self._counts["checked"] += 1
-        result = self._result(run, process.returncode, elapsed, config.timeout, memory_mb)
+        result = self._result(run, self.sandbox.returncode(process.returncode), elapsed, config.timeout, memory_mb)
         if _import_error(result, split_header(code).line_offset):
             # an import that failed may work once the project is built: Lean's answer, but not cached
             result = result.model_copy(update={"reusable": False})
