@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from lean_mcp.backends.repl import ReplBackend
 from lean_mcp.errors import ConfigurationError
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.processes import tree_pids
-from lean_mcp.sandbox import ENV_ALLOWED, NO_SANDBOX, bwrap_argv, probe, resolve, sandbox_env
+from lean_mcp.sandbox import ENV_ALLOWED, NO_SANDBOX, Sandbox, bwrap_argv, probe, resolve, sandbox_env
 from lean_mcp.settings import Settings
-from tests.procs import pid_alive
+from tests.procs import still_alive
 from tests.real_lean.cli import clean_env, lean_mcp
 from tests.standin import standin_command
 
@@ -98,6 +97,19 @@ def test_only_allow_listed_variables_reach_the_sandbox_and_path_keeps_only_visib
 def test_no_sandbox_leaves_the_command_as_it_is() -> None:
     assert NO_SANDBOX.wrap(["lean", "--stdin"], cwd="/srv") == ["lean", "--stdin"]
     assert resolve("none") is NO_SANDBOX
+
+
+def test_a_death_by_signal_inside_bwrap_reads_as_that_signal() -> None:
+    boxed = Sandbox(bwrap="/usr/bin/bwrap")
+    assert boxed.returncode(128 + 11) == -11  # bwrap exits 128+N when its child dies of signal N
+    assert boxed.returncode(-9) == -9  # bwrap itself killed
+    assert boxed.returncode(1) == 1
+    assert NO_SANDBOX.returncode(139) == 139
+
+
+def test_wrapping_a_command_that_does_not_exist_fails_as_spawning_it_would(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Sandbox(bwrap="/usr/bin/bwrap").wrap([str(tmp_path / "lean")], cwd=tmp_path)
 
 
 def test_without_bwrap_auto_warns_and_bwrap_refuses_saying_what_to_install(
@@ -289,11 +301,7 @@ def test_at_the_timeout_every_process_inside_the_sandbox_is_killed(project: Path
     # bwrap, bwrap's init in the new pid namespace, and the stand-in inside it
     assert [cmd.split(b"\0")[0] for cmd in seen.values()].count(BWRAP.encode()) == 2, seen  # type: ignore[union-attr]
     assert any(b"repl_standin.py" in cmd for cmd in seen.values()), seen
-    for _ in range(500):  # SIGKILLed at the deadline; give the kernel a moment to finish them
-        if not any(pid_alive(pid) for pid in seen):
-            break
-        time.sleep(0.01)
-    assert not [pid for pid in seen if pid_alive(pid)]
+    assert not still_alive(seen)
 
 
 # -- what users are told ----------------------------------------------------------------------------
