@@ -155,7 +155,7 @@ def check_with(mode: str, project: Path, code: str, *, db: str = ":memory:", **c
     async def main() -> ProofResult:
         async with ReplBackend.from_settings(settings) as backend:
             assert backend.health()["sandboxed"] is (mode == "bwrap")
-            return await backend.check(code, ProofConfig(**config))  # type: ignore[arg-type]
+            return await backend.check(code, ProofConfig.model_validate(config))
 
     return anyio.run(main)
 
@@ -294,7 +294,8 @@ def test_at_the_timeout_every_process_inside_the_sandbox_is_killed(project: Path
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
-                return await backend.check("theorem t : True := trivial\n-- standin: hang\n", ProofConfig(timeout=2))
+                result = await backend.check("theorem t : True := trivial\n-- standin: hang\n", ProofConfig(timeout=2))
+            return result
 
     result = anyio.run(main)
     assert result.verdict == Verdict.TIMEOUT

@@ -24,7 +24,7 @@ BWRAP = shutil.which("bwrap")
 WHY_NOT = "bubblewrap (bwrap) is not installed" if BWRAP is None else probe(BWRAP)
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no working sandbox here: {WHY_NOT}")
 
-BOXED = {"sandbox": "bwrap"}
+BOXED: dict[str, object] = {"sandbox": "bwrap"}
 
 
 @pytest.mark.timeout(60)
