@@ -7,6 +7,7 @@ real REPL pool twice: with `--sandbox none` it must succeed, so the action itsel
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from lean_mcp.backends.repl import ReplBackend
@@ -22,6 +24,7 @@ from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.processes import tree_pids
 from lean_mcp.sandbox import ENV_ALLOWED, NO_SANDBOX, Sandbox, bwrap_argv, probe, resolve, sandbox_env
 from lean_mcp.settings import Settings
+from tests.e2e.runner_support import runner_env, running_runner
 from tests.procs import still_alive
 from tests.real_lean.cli import clean_env, lean_mcp
 from tests.standin import standin_command
@@ -318,3 +321,19 @@ def test_doctor_says_whether_proofs_are_sandboxed(tmp_path: Path, mode: str, say
     done = lean_mcp("doctor", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert says in done.stdout
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_proof_sent_to_the_runner_cannot_read_its_api_key_when_sandboxed(mode: str, tmp_path: Path) -> None:
+    env = runner_env(tmp_path, LEAN_MCP_SANDBOX=mode, LEAN_MCP_API_KEY=SECRET)
+    proof = "theorem t : True := trivial\n-- standin: getenv LEAN_MCP_API_KEY\n"
+    with running_runner(tmp_path, env) as runner:
+        headers = {"Authorization": f"Bearer {SECRET}"}
+        body = httpx.post(f"{runner.url}/prove/check", json={"proof": proof}, headers=headers, timeout=60).json()
+        health = httpx.get(f"{runner.url}/health", headers=headers).json()
+        log = runner.log()
+    said = " ".join(m["data"] for m in body["result"]["messages"])
+    assert (SECRET in said) is (mode == "none"), body
+    assert ("PROOFS ARE NOT SANDBOXED" in log) is (mode == "none"), log  # the runner warns loudly
+    assert '"sandboxed": true' in json.dumps(health) if mode == "bwrap" else '"sandboxed": false' in json.dumps(health)
