@@ -210,12 +210,14 @@ def _library_dirs(executable: Path) -> list[str]:
 class Sandbox:
     """How Lean processes are started: under `bwrap` (its path), or as they are (`bwrap` None).
 
+    `readable` paths are visible (read-only) to every command besides what it names itself;
     `hidden` paths (the job store) are masked even when they lie inside a readable path;
     `reason` says why proofs are not sandboxed when they are not.
     """
 
     bwrap: str | None = None
     hidden: tuple[str, ...] = ()
+    readable: tuple[str, ...] = ()
     reason: str = "disabled (--sandbox none)"
 
     @property
@@ -250,7 +252,7 @@ class Sandbox:
             self.bwrap,
             argv,
             cwd=workdir,
-            readable=command_paths(tuple(argv), environ.get("PATH")),
+            readable=[*command_paths(tuple(argv), environ.get("PATH")), *self.readable],
             env=environ,
             hidden=[p for p in self.hidden if os.path.lexists(p)],
         )
@@ -281,20 +283,21 @@ def store_files(db: str) -> tuple[str, ...]:
     return tuple(path + suffix for suffix in ("", "-wal", "-shm", "-journal"))
 
 
-def resolve(mode: str, *, hidden: Sequence[str] = ()) -> Sandbox:
+def resolve(mode: str, *, hidden: Sequence[str] = (), readable: Sequence[str] = ()) -> Sandbox:
     """The Sandbox for `--sandbox mode`: `bwrap` must work (ConfigurationError if not), `auto`
     uses it where it works and logs a warning where not, `none` never sandboxes."""
-    return _resolve(mode, shutil.which("bwrap") if mode != "none" else None, tuple(hidden))
+    paths = tuple(str(Path(p).expanduser().absolute()) for p in readable)
+    return _resolve(mode, shutil.which("bwrap") if mode != "none" else None, tuple(hidden), paths)
 
 
 @functools.cache
-def _resolve(mode: str, bwrap: str | None, hidden: tuple[str, ...]) -> Sandbox:
+def _resolve(mode: str, bwrap: str | None, hidden: tuple[str, ...], readable: tuple[str, ...]) -> Sandbox:
     """`resolve`, once per process for each choice (so the log says it once)."""
     if mode == "none":
         return NO_SANDBOX
     problem = probe(bwrap) if bwrap else "bubblewrap (`bwrap`) is not installed"
     if problem is None and bwrap is not None:
-        sandbox = Sandbox(bwrap=bwrap, hidden=hidden, reason="")
+        sandbox = Sandbox(bwrap=bwrap, hidden=hidden, readable=readable, reason="")
         logger.info("Proofs run %s.", sandbox.describe())
         return sandbox
     if mode == "bwrap":
@@ -305,8 +308,8 @@ def _resolve(mode: str, bwrap: str | None, hidden: tuple[str, ...]) -> Sandbox:
 
 
 def for_settings(settings: Settings) -> Sandbox:
-    """The Sandbox `--sandbox` asks for, hiding the job store `--db` names."""
-    return resolve(settings.sandbox, hidden=store_files(settings.db))
+    """The Sandbox `--sandbox` asks for, hiding the job store `--db` names, showing `--sandbox-paths`."""
+    return resolve(settings.sandbox, hidden=store_files(settings.db), readable=settings.sandbox_paths)
 
 
 def unsandboxed_warning(settings: Settings) -> str | None:

@@ -128,6 +128,12 @@ KNOBS: tuple[Knob, ...] = (
         "without it), auto (bwrap where it works, else unsandboxed with a warning), none.",
         choices=SANDBOX_MODES,
     ),
+    Knob(
+        "sandbox_paths",
+        _parse_list,
+        [],
+        "More host paths sandboxed Lean may read, `;`-separated (e.g. Lake packages outside the project).",
+    ),
     Knob("log_level", str, "INFO", "Log level (logs go to stderr).", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
@@ -161,6 +167,7 @@ class Settings:
     port: int = 8000
     allowed_roots: list[str] = dataclasses.field(default_factory=list)
     sandbox: str = "auto"
+    sandbox_paths: list[str] = dataclasses.field(default_factory=list)
     log_level: str = "INFO"
 
     @classmethod

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from lean_mcp.settings import Settings
 from tests.e2e.runner_support import runner_env, running_runner
 from tests.procs import still_alive
 from tests.real_lean.cli import clean_env, lean_mcp
-from tests.standin import standin_command
+from tests.standin import STANDIN_PATH, standin_command
 
 BWRAP = shutil.which("bwrap")
 WHY_NOT = "bubblewrap (bwrap) is not installed" if BWRAP is None else probe(BWRAP)
@@ -337,3 +339,26 @@ def test_a_proof_sent_to_the_runner_cannot_read_its_api_key_when_sandboxed(mode:
     assert (SECRET in said) is (mode == "none"), body
     assert ("PROOFS ARE NOT SANDBOXED" in log) is (mode == "none"), log  # the runner warns loudly
     assert '"sandboxed": true' in json.dumps(health) if mode == "bwrap" else '"sandboxed": false' in json.dumps(health)
+
+
+@needs_bwrap
+@pytest.mark.timeout(60)
+def test_what_a_wrapper_script_runs_is_visible_only_through_sandbox_paths(project: Path, tmp_path: Path) -> None:
+    wrapper = tmp_path / "bin" / "repl"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.join(standin_command())} "$@"\n')
+    wrapper.chmod(0o755)
+    python_and_standin = [sys.prefix, sys.base_prefix, str(STANDIN_PATH.parent)]
+
+    def check(paths: list[str]) -> ProofResult:
+        settings = Settings(repl=[str(wrapper)], project=str(project), workers=1, sandbox="bwrap", sandbox_paths=paths)
+
+        async def main() -> ProofResult:
+            async with ReplBackend.from_settings(settings) as backend:
+                return await backend.check("theorem t : True := trivial\n", ProofConfig(timeout=20))
+
+        return anyio.run(main)
+
+    unseen = check([])  # the command names only the wrapper: the Python it runs is not there
+    assert unseen.verdict == Verdict.ERROR and "status 127" in (unseen.error_message or ""), unseen
+    assert check(python_and_standin).verdict == Verdict.PROVED
