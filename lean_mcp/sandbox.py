@@ -95,6 +95,8 @@ INSTALL_HINT = (
 )
 
 _PRIVATE_TMP = "/tmp"
+#: Size of the private /tmp, in MB (where bwrap can cap it).
+PRIVATE_TMP_MB = 256
 _MAX_SIGNAL = 64
 _LIBRARY = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 
@@ -107,8 +109,13 @@ def bwrap_argv(
     readable: Iterable[str],
     env: Mapping[str, str],
     hidden: Iterable[str] = (),
+    hardened: bool = True,
 ) -> list[str]:
     """`argv` run by `bwrap` in new namespaces, seeing `readable` read-only, `hidden` masked.
+
+    Always without capabilities (bwrap run as root keeps them otherwise). `hardened` adds what
+    bubblewrap 0.8 offers: a user namespace in which no further one may be made, and a size cap
+    on the private /tmp (memory the watchdog cannot see).
 
     Pure: nothing is looked up on disk (paths that turn out missing are skipped by bwrap's
     `-try` binds). A `hidden` file inside a readable path is covered by `/dev/null`, which the
@@ -118,7 +125,10 @@ def bwrap_argv(
     already leaves it without a controlling terminal).
     """
     visible = _outermost_first([*SYSTEM_PATHS, *readable, cwd])
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--dev", "/dev", "--proc", "/proc", "--tmpfs", _PRIVATE_TMP]
+    args = [bwrap, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--dev", "/dev", "--proc", "/proc"]
+    if hardened:
+        args += ["--unshare-user", "--disable-userns", "--size", str(PRIVATE_TMP_MB * 1024 * 1024)]
+    args += ["--tmpfs", _PRIVATE_TMP]
     for path in visible:
         args += ["--ro-bind-try", path, path]
     for path in hidden:
@@ -218,6 +228,7 @@ class Sandbox:
     bwrap: str | None = None
     hidden: tuple[str, ...] = ()
     readable: tuple[str, ...] = ()
+    hardened: bool = True
     reason: str = "disabled (--sandbox none)"
 
     @property
@@ -234,7 +245,8 @@ class Sandbox:
     def describe(self) -> str:
         """One line for logs and `doctor`."""
         if self.active:
-            return f"sandboxed with bubblewrap ({self.bwrap}): no network, read-only files, private /tmp"
+            older = "" if self.hardened else " (an older bubblewrap: nested user namespaces allowed, /tmp not capped)"
+            return f"sandboxed with bubblewrap ({self.bwrap}): no network, read-only files, private /tmp{older}"
         return f"NOT sandboxed: {self.reason}"
 
     def wrap(self, argv: Sequence[str], *, cwd: str | Path | None, env: Mapping[str, str] | None = None) -> list[str]:
@@ -255,6 +267,7 @@ class Sandbox:
             readable=[*command_paths(tuple(argv), environ.get("PATH")), *self.readable],
             env=environ,
             hidden=[p for p in self.hidden if os.path.lexists(p)],
+            hardened=self.hardened,
         )
 
 
@@ -262,10 +275,10 @@ NO_SANDBOX = Sandbox()
 
 
 @functools.cache
-def probe(bwrap: str) -> str | None:
+def probe(bwrap: str, *, hardened: bool = False) -> str | None:
     """None when `bwrap` can start a sandboxed process here (tried once per process); else why not."""
     true = shutil.which("true") or "/bin/true"
-    argv = bwrap_argv(bwrap, [true], cwd="/", readable=[], env={})
+    argv = bwrap_argv(bwrap, [true], cwd="/", readable=[], env={}, hardened=hardened)
     try:
         done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -297,7 +310,8 @@ def _resolve(mode: str, bwrap: str | None, hidden: tuple[str, ...], readable: tu
         return NO_SANDBOX
     problem = probe(bwrap) if bwrap else "bubblewrap (`bwrap`) is not installed"
     if problem is None and bwrap is not None:
-        sandbox = Sandbox(bwrap=bwrap, hidden=hidden, readable=readable, reason="")
+        hardened = probe(bwrap, hardened=True) is None
+        sandbox = Sandbox(bwrap=bwrap, hidden=hidden, readable=readable, hardened=hardened, reason="")
         logger.info("Proofs run %s.", sandbox.describe())
         return sandbox
     if mode == "bwrap":

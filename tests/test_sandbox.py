@@ -66,6 +66,15 @@ def test_the_wrapped_command_gets_new_namespaces_and_dies_with_the_server() -> N
     assert "--new-session" not in argv
 
 
+def test_the_sandbox_has_no_capabilities_and_where_bwrap_can_no_nested_user_namespace_and_a_capped_tmp() -> None:
+    argv = wrapped()
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"  # bwrap run as root would keep every capability
+    assert {"--unshare-user", "--disable-userns"} <= set(argv)
+    assert argv[argv.index("--size") + 1 : argv.index("--size") + 4] == [str(256 * 1024 * 1024), "--tmpfs", "/tmp"]
+    older = wrapped(hardened=False)  # bubblewrap before 0.8
+    assert "--cap-drop" in older and not {"--disable-userns", "--size"} & set(older)
+
+
 def test_only_the_system_the_project_and_the_named_paths_are_visible_read_only() -> None:
     argv = wrapped()
     binds = pairs(argv, "--ro-bind-try")
