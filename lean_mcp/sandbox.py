@@ -235,6 +235,11 @@ class Sandbox:
     def active(self) -> bool:
         return self.bwrap is not None
 
+    @property
+    def name(self) -> str:
+        """`bwrap` or `none`; part of a backend's identity (code run by a proof may see a different world)."""
+        return "bwrap" if self.active else "none"
+
     def returncode(self, code: int | None) -> int | None:
         """The wrapped command's exit status as if it ran unwrapped: bwrap exits with 128+N when
         its child dies of signal N, which reads here as -N (killed by signal N)."""

@@ -108,6 +108,16 @@ def test_only_allow_listed_variables_reach_the_sandbox_and_path_keeps_only_visib
     assert sandbox_env({"LEAN_PATH": "/x", "AWS_SECRET_ACCESS_KEY": SECRET}, [])["LEAN_PATH"] == "/x"
 
 
+@needs_bwrap
+def test_answers_cached_unsandboxed_are_not_reused_sandboxed(project: Path) -> None:
+    # a proof's `#eval` may read what only one of them can see
+    identities = {
+        ReplBackend.from_settings(Settings(repl=standin_command(), project=str(project), sandbox=mode)).identity
+        for mode in ("none", "bwrap")
+    }
+    assert len(identities) == 2
+
+
 def test_no_sandbox_leaves_the_command_as_it_is() -> None:
     assert NO_SANDBOX.wrap(["lean", "--stdin"], cwd="/srv") == ["lean", "--stdin"]
     assert resolve("none") is NO_SANDBOX

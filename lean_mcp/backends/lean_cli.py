@@ -190,7 +190,7 @@ class LeanCliBackend(Backend):
     def identity(self) -> str:
         return (
             f"lean:{' '.join(self.command)}|version={self.version}|project={self.project}"
-            f"|files={project_fingerprint(self.project)}"
+            f"|files={project_fingerprint(self.project)}|sandbox={self.sandbox.name}"
         )
 
     @property

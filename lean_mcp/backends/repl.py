@@ -64,7 +64,7 @@ class ReplBackend(Backend):
     def identity(self) -> str:
         return (
             f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={self.toolchain}"
-            f"|files={project_fingerprint(self.project)}"
+            f"|files={project_fingerprint(self.project)}|sandbox={self.pool.sandbox.name}"
         )
 
     @property
