@@ -22,7 +22,7 @@ from lean_mcp.backends.lean_cli import LeanCliBackend
 from lean_mcp.models import ProofConfig, Verdict
 from lean_mcp.repl.process import ReplProcess
 from lean_mcp.repl.protocol import command_request
-from lean_mcp.sandbox import NO_SANDBOX, Sandbox, command_paths, probe, resolve
+from lean_mcp.sandbox import NO_SANDBOX, Sandbox, command_paths, resolve, why_unavailable
 from lean_mcp.settings import Settings
 from tests.real_lean import proofs
 from tests.real_lean.leanbuild import LeanUnavailable, build_lean
@@ -99,8 +99,7 @@ def _wrap_row(boxed: Sandbox, lean: Path, project: Path) -> Row:
 
 def run(quick: bool) -> list[Row]:
     """Benchmark rows for the sandbox, or one row saying why it could not run."""
-    bwrap = shutil.which("bwrap")
-    why_not = "bubblewrap is not installed" if bwrap is None else probe(bwrap)
+    why_not = why_unavailable(shutil.which("bwrap"))
     if why_not is not None:
         return [Row(SECTION, "(skipped)", "-", note=why_not)]
     with tempfile.TemporaryDirectory(prefix="lean-mcp-bench-") as project:

@@ -46,6 +46,7 @@ __all__ = [
     "resolve",
     "store_files",
     "unsandboxed_warning",
+    "why_unavailable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -293,6 +294,11 @@ def probe(bwrap: str, *, hardened: bool = False) -> str | None:
     return None
 
 
+def why_unavailable(bwrap: str | None) -> str | None:
+    """Why `bwrap` (a path, or None when not found) cannot sandbox here; None when it can."""
+    return probe(bwrap) if bwrap else "bubblewrap (`bwrap`) is not installed"
+
+
 def store_files(db: str) -> tuple[str, ...]:
     """The job store's files (the database and its SQLite companions); none for `:memory:`."""
     if not db or db == ":memory:":
@@ -313,7 +319,7 @@ def _resolve(mode: str, bwrap: str | None, hidden: tuple[str, ...], readable: tu
     """`resolve`, once per process for each choice (so the log says it once)."""
     if mode == "none":
         return NO_SANDBOX
-    problem = probe(bwrap) if bwrap else "bubblewrap (`bwrap`) is not installed"
+    problem = why_unavailable(bwrap)
     if problem is None and bwrap is not None:
         hardened = probe(bwrap, hardened=True) is None
         sandbox = Sandbox(bwrap=bwrap, hidden=hidden, readable=readable, hardened=hardened, reason="")

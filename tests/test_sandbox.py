@@ -24,7 +24,7 @@ from lean_mcp.backends.repl import ReplBackend
 from lean_mcp.errors import ConfigurationError
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.processes import tree_pids
-from lean_mcp.sandbox import ENV_ALLOWED, NO_SANDBOX, Sandbox, bwrap_argv, probe, resolve, sandbox_env
+from lean_mcp.sandbox import ENV_ALLOWED, NO_SANDBOX, Sandbox, bwrap_argv, resolve, sandbox_env, why_unavailable
 from lean_mcp.settings import Settings
 from tests.e2e.runner_support import runner_env, running_runner
 from tests.procs import still_alive
@@ -32,7 +32,7 @@ from tests.real_lean.cli import clean_env, lean_mcp
 from tests.standin import STANDIN_PATH, standin_command
 
 BWRAP = shutil.which("bwrap")
-WHY_NOT = "bubblewrap (bwrap) is not installed" if BWRAP is None else probe(BWRAP)
+WHY_NOT = why_unavailable(BWRAP)
 needs_bwrap = pytest.mark.skipif(WHY_NOT is not None, reason=f"no working sandbox here: {WHY_NOT}")
 
 SECRET = "s3cret-value-0451"

@@ -14,14 +14,14 @@ import pytest
 
 from lean_mcp.models import ProofResult, Verdict
 from lean_mcp.processes import tree_pids
-from lean_mcp.sandbox import probe
+from lean_mcp.sandbox import why_unavailable
 from tests.procs import still_alive
 
 from . import proofs
 from .test_lean_backend import backend_for, check, check_once
 
 BWRAP = shutil.which("bwrap")
-WHY_NOT = "bubblewrap (bwrap) is not installed" if BWRAP is None else probe(BWRAP)
+WHY_NOT = why_unavailable(BWRAP)
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no working sandbox here: {WHY_NOT}")
 
 BOXED: dict[str, object] = {"sandbox": "bwrap"}
