@@ -1,6 +1,7 @@
 """What the bubblewrap sandbox costs: start-up per REPL and per `lean` process, with and without it.
 
 Rows:
+* a bare process (`true`): the sandbox alone;
 * a REPL (the stand-in): start, first answer, close; median with `--sandbox none` and `bwrap`,
   and the difference (the sandbox's start-up cost per REPL; a pooled REPL pays it once);
 * the `lean` backend (real Lean 4.35, a prelude proof): one check, which starts one process;
@@ -59,14 +60,24 @@ async def _alternate(n: int, plain: Callable[[], Awaitable[float]], boxed: Calla
         times["none"].append(await plain())
         times["bwrap"].append(await boxed())
     none, bwrap = (statistics.median(times[k]) * 1000 for k in ("none", "bwrap"))
-    return Row(SECTION, "", f"+{bwrap - none:.1f} ms", TARGET, f"median {none:.1f} ms unsandboxed → {bwrap:.1f} ms")
+    return Row(SECTION, "", f"{bwrap - none:+.1f} ms", TARGET, f"median {none:.1f} ms unsandboxed → {bwrap:.1f} ms")
+
+
+async def _true_once(sandbox: Sandbox, project: Path) -> float:
+    started = time.perf_counter()
+    process = await anyio.run_process(sandbox.wrap([shutil.which("true") or "/bin/true"], cwd=project))
+    if process.returncode != 0:
+        raise RuntimeError(f"`true` failed: {process.stderr.decode(errors='replace')}")
+    return time.perf_counter() - started
 
 
 async def _measure(boxed: Sandbox, project: Path, quick: bool) -> list[Row]:
     n = 5 if quick else 20
+    bare = await _alternate(n * 2, lambda: _true_once(NO_SANDBOX, project), lambda: _true_once(boxed, project))
+    bare.benchmark = f"bare process start (`true`, n={n * 2})"
     repl = await _alternate(n, lambda: _repl_once(NO_SANDBOX, project), lambda: _repl_once(boxed, project))
     repl.benchmark = f"REPL start + first answer (stand-in, n={n})"
-    rows = [repl]
+    rows = [bare, repl]
     try:
         lean = build_lean()
     except LeanUnavailable as exc:
