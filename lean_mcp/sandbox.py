@@ -5,7 +5,8 @@ and REPL process gets new namespaces (user, pid, network, ipc, uts, cgroup) and 
 
 - read-only: the system (`SYSTEM_PATHS`, a few files of `/etc`), the Lean project (its working
   directory), and every path named in its command, an executable with its toolchain root
-  (`.../bin/x` → `...`, following symlinks) and the directories of the shared libraries it loads;
+  (`.../bin/x` → `...`, following symlinks) and the directories of the shared libraries it loads,
+  the directories LEAN_PATH, LEAN_SRC_PATH, LEAN_SYSROOT and ELAN_HOME name, and `--sandbox-paths`;
 - writable: a private, empty `/tmp` (also its `HOME`), gone when it exits;
 - nothing else: no job store (masked even inside a readable path), no home, no host `/tmp`, no
   network (its own loopback only); only the `ENV_ALLOWED` variables; it dies with the server.
@@ -45,6 +46,7 @@ __all__ = [
     "probe",
     "resolve",
     "store_files",
+    "toolchain_env_paths",
     "unsandboxed_warning",
     "why_unavailable",
 ]
@@ -96,6 +98,7 @@ INSTALL_HINT = (
 )
 
 _PRIVATE_TMP = "/tmp"
+_TOOLCHAIN_VARIABLES = ("LEAN_PATH", "LEAN_SRC_PATH", "LEAN_SYSROOT", "ELAN_HOME")
 #: Size of the private /tmp, in MB (where bwrap can cap it).
 PRIVATE_TMP_MB = 256
 _MAX_SIGNAL = 64
@@ -142,13 +145,28 @@ def bwrap_argv(
 
 
 def sandbox_env(env: Mapping[str, str], readable: Iterable[str]) -> dict[str, str]:
-    """The allowed variables of `env`; PATH keeps only the directories visible in the sandbox."""
+    """The allowed variables of `env`; PATH keeps only the directories visible in the sandbox.
+
+    HOME becomes the private /tmp, so elan's default home (`~/.elan`), when visible, is passed
+    on as ELAN_HOME.
+    """
     visible = [*SYSTEM_PATHS, *readable]
     kept = {name: env[name] for name in ENV_ALLOWED if name in env}
     if "PATH" in kept:
         kept["PATH"] = os.pathsep.join(d for d in kept["PATH"].split(os.pathsep) if _under_any(d, visible))
+    elan = os.path.join(env.get("HOME", "~"), ".elan")
+    if "ELAN_HOME" not in kept and os.path.isabs(elan) and _under_any(elan, visible):
+        kept["ELAN_HOME"] = elan
     kept["HOME"] = kept["TMPDIR"] = _PRIVATE_TMP
     return kept
+
+
+def toolchain_env_paths(env: Mapping[str, str]) -> list[str]:
+    """The directories Lean's own variables name (LEAN_PATH, LEAN_SRC_PATH, LEAN_SYSROOT, ELAN_HOME)."""
+    found: list[str] = []
+    for name in _TOOLCHAIN_VARIABLES:
+        found += [p for p in env.get(name, "").split(os.pathsep) if os.path.isabs(p)]
+    return found
 
 
 def _under_any(path: str, roots: Iterable[str]) -> bool:
@@ -270,7 +288,7 @@ class Sandbox:
             self.bwrap,
             argv,
             cwd=workdir,
-            readable=[*command_paths(tuple(argv), environ.get("PATH")), *self.readable],
+            readable=[*command_paths(tuple(argv), environ.get("PATH")), *toolchain_env_paths(environ), *self.readable],
             env=environ,
             hidden=[p for p in self.hidden if os.path.lexists(p)],
             hardened=self.hardened,

@@ -24,7 +24,16 @@ from lean_mcp.backends.repl import ReplBackend
 from lean_mcp.errors import ConfigurationError
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.processes import tree_pids
-from lean_mcp.sandbox import ENV_ALLOWED, NO_SANDBOX, Sandbox, bwrap_argv, resolve, sandbox_env, why_unavailable
+from lean_mcp.sandbox import (
+    ENV_ALLOWED,
+    NO_SANDBOX,
+    Sandbox,
+    bwrap_argv,
+    resolve,
+    sandbox_env,
+    toolchain_env_paths,
+    why_unavailable,
+)
 from lean_mcp.settings import Settings
 from tests.e2e.runner_support import runner_env, running_runner
 from tests.procs import still_alive
@@ -118,6 +127,18 @@ def test_answers_cached_unsandboxed_are_not_reused_sandboxed(project: Path) -> N
     assert len(identities) == 2
 
 
+def test_elans_home_stays_reachable_when_home_moves_to_the_private_tmp() -> None:
+    env = sandbox_env({"HOME": "/home/me", "PATH": "/home/me/.elan/bin:/usr/bin"}, ["/home/me/.elan"])
+    assert env["ELAN_HOME"] == "/home/me/.elan" and env["HOME"] == "/tmp"
+    assert env["PATH"] == "/home/me/.elan/bin:/usr/bin"
+    assert "ELAN_HOME" not in sandbox_env({"HOME": "/home/me"}, [])  # not visible: not named
+
+
+def test_the_directories_leans_variables_name_are_readable() -> None:
+    env = {"LEAN_PATH": "/pkgs/a/.lake/build/lib:/pkgs/b/lib:relative", "LEAN_SYSROOT": "/opt/lean", "HOME": "/h"}
+    assert toolchain_env_paths(env) == ["/pkgs/a/.lake/build/lib", "/pkgs/b/lib", "/opt/lean"]
+
+
 def test_no_sandbox_leaves_the_command_as_it_is() -> None:
     assert NO_SANDBOX.wrap(["lean", "--stdin"], cwd="/srv") == ["lean", "--stdin"]
     assert resolve("none") is NO_SANDBOX
@@ -147,6 +168,15 @@ def test_without_bwrap_auto_warns_and_bwrap_refuses_saying_what_to_install(
     assert "NOT sandboxed" in caplog.text
     with pytest.raises(ConfigurationError, match=r"--sandbox bwrap: .*not installed.*apt-get install bubblewrap"):
         resolve("bwrap")
+
+
+def test_servers_others_reach_are_warned_only_when_their_lean_runs_unsandboxed() -> None:
+    local = {"repl": standin_command()}
+    warning = unsandboxed_warning(Settings(**local, sandbox="none"))  # type: ignore[arg-type]
+    assert warning is not None and warning.startswith("PROOFS ARE NOT SANDBOXED (disabled (--sandbox none))")
+    assert unsandboxed_warning(Settings(backend="remote", remote_url="http://127.0.0.1:9", sandbox="none")) is None
+    if WHY_NOT is None:
+        assert unsandboxed_warning(Settings(**local, sandbox="auto")) is None  # type: ignore[arg-type]
 
 
 def test_an_unknown_sandbox_mode_is_refused_naming_the_knob() -> None:
