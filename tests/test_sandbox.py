@@ -32,6 +32,7 @@ from lean_mcp.sandbox import (
     resolve,
     sandbox_env,
     toolchain_env_paths,
+    unsandboxed_warning,
     why_unavailable,
 )
 from lean_mcp.settings import Settings
