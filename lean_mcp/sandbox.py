@@ -189,13 +189,13 @@ def _outermost_first(paths: Iterable[str]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def command_paths(argv: tuple[str, ...], path_env: str | None) -> tuple[str, ...]:
-    """The host paths `argv` names, for binding read-only: files and directories as they are,
-    each executable's toolchain root (before and after following symlinks) and the directories
-    of the shared libraries it loads (`ldd`)."""
+def command_paths(argv: tuple[str, ...], path_env: str | None, cwd: str = "/") -> tuple[str, ...]:
+    """The host paths `argv` (run in `cwd`) names, for binding read-only: files and directories as
+    they are, each executable (a bare word found on `path_env` too) with its toolchain root (before
+    and after following symlinks) and the directories of the shared libraries it loads (`ldd`)."""
     found: list[str] = []
-    for i, arg in enumerate(argv):
-        path = _named_path(arg, path_env if i == 0 else None)
+    for arg in argv:
+        path = _named_path(arg, path_env, cwd)
         if path is None:
             continue
         if path.is_file() and os.access(path, os.X_OK):
@@ -205,12 +205,14 @@ def command_paths(argv: tuple[str, ...], path_env: str | None) -> tuple[str, ...
     return tuple(dict.fromkeys(found))
 
 
-def _named_path(arg: str, path_env: str | None) -> Path | None:
+def _named_path(arg: str, path_env: str | None, cwd: str) -> Path | None:
+    if arg.startswith("-"):
+        return None
     if "/" not in arg:
         located = shutil.which(arg, path=path_env) if path_env is not None else None
         return Path(located).absolute() if located else None
-    path = Path(arg).expanduser()
-    return path.absolute() if path.exists() else None
+    path = Path(os.path.normpath(Path(cwd, Path(arg).expanduser())))
+    return path if path.exists() else None
 
 
 def _toolchain_root(executable: Path) -> str:
@@ -281,14 +283,16 @@ class Sandbox:
         if self.bwrap is None:
             return list(argv)
         environ = os.environ if env is None else env
-        if not argv or shutil.which(argv[0], path=environ.get("PATH")) is None:
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0] if argv else "")
         workdir = str(Path(cwd or ".").absolute())
+        program = os.path.join(workdir, argv[0]) if argv and "/" in argv[0] else (argv[0] if argv else "")
+        if shutil.which(program, path=environ.get("PATH")) is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        paths = command_paths(tuple(argv), environ.get("PATH"), workdir)
         return bwrap_argv(
             self.bwrap,
             argv,
             cwd=workdir,
-            readable=[*command_paths(tuple(argv), environ.get("PATH")), *toolchain_env_paths(environ), *self.readable],
+            readable=[*paths, *toolchain_env_paths(environ), *self.readable],
             env=environ,
             hidden=[p for p in self.hidden if os.path.lexists(p)],
             hardened=self.hardened,

@@ -29,6 +29,7 @@ from lean_mcp.sandbox import (
     NO_SANDBOX,
     Sandbox,
     bwrap_argv,
+    command_paths,
     resolve,
     sandbox_env,
     toolchain_env_paths,
@@ -138,6 +139,22 @@ def test_elans_home_stays_reachable_when_home_moves_to_the_private_tmp() -> None
 def test_the_directories_leans_variables_name_are_readable() -> None:
     env = {"LEAN_PATH": "/pkgs/a/.lake/build/lib:/pkgs/b/lib:relative", "LEAN_SYSROOT": "/opt/lean", "HOME": "/h"}
     assert toolchain_env_paths(env) == ["/pkgs/a/.lake/build/lib", "/pkgs/b/lib", "/opt/lean"]
+
+
+def test_a_command_names_its_toolchain_and_files_relative_to_where_it_runs(tmp_path: Path) -> None:
+    lean = tmp_path / "toolchains" / "v4" / "bin" / "lean"
+    lean.parent.mkdir(parents=True)
+    lean.write_text("#!/bin/sh\n")
+    lean.chmod(0o755)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.lean").write_text("")
+    argv = ("../toolchains/v4/bin/lean", "../data/input.lean", "--json", "sh")
+    paths = command_paths(argv, "/usr/bin:/bin", str(tmp_path / "work"))
+    assert str(tmp_path / "toolchains" / "v4") in paths  # `…/bin/lean` → its toolchain root
+    assert str(tmp_path / "data" / "input.lean") in paths
+    assert not [p for p in paths if "--json" in p]
+    assert any(p in ("/usr", "/bin", "/") for p in paths)  # `sh`, found on PATH
 
 
 def test_no_sandbox_leaves_the_command_as_it_is() -> None:
