@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +42,7 @@ from lean_mcp.sandbox import (
 from lean_mcp.settings import Settings
 from tests.e2e.runner_support import runner_env, running_runner
 from tests.procs import still_alive
-from tests.real_lean.cli import clean_env, lean_mcp
+from tests.real_lean.cli import REPO, clean_env, lean_mcp
 from tests.standin import STANDIN_PATH, standin_command
 
 BWRAP = shutil.which("bwrap")
@@ -429,3 +432,45 @@ def test_what_a_wrapper_script_runs_is_visible_only_through_sandbox_paths(projec
     unseen = check([])  # the command names only the wrapper: the Python it runs is not there
     assert unseen.verdict == Verdict.ERROR and "status 127" in (unseen.error_message or ""), unseen
     assert check(python_and_standin).verdict == Verdict.PROVED
+
+
+SERVER = """
+import sys, anyio
+from lean_mcp.backends.repl import ReplBackend
+from lean_mcp.models import ProofConfig
+from lean_mcp.processes import tree_pids
+from lean_mcp.settings import Settings
+from tests.standin import standin_command
+
+async def main():
+    settings = Settings(repl=standin_command(), project=sys.argv[1], workers=1, sandbox=sys.argv[2], db=":memory:")
+    async with ReplBackend.from_settings(settings) as backend, anyio.create_task_group() as tg:
+        tg.start_soon(backend.check, "theorem t : True := trivial\\n-- standin: hang\\n", ProofConfig(timeout=300))
+        while not backend.health()["pids"]:
+            await anyio.sleep(0.01)
+        await anyio.sleep(0.3)
+        print(*tree_pids(backend.health()["pids"][0]), flush=True)
+        await anyio.sleep(300)
+
+anyio.run(main)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", MODES)
+def test_when_the_server_is_killed_outright_the_sandboxed_repl_dies_with_it(mode: str, project: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(project), mode], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    assert server.stdout is not None
+    pids = [int(pid) for pid in server.stdout.readline().split()]
+    server.kill()  # SIGKILL: no atexit, no signal handler runs
+    server.wait()
+    survivors = still_alive(pids, seconds=5)
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert pids
+    if mode == "bwrap":
+        assert not survivors  # bwrap's --die-with-parent
+    else:
+        assert survivors  # an unsandboxed REPL outlives a server killed outright
