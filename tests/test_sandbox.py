@@ -456,11 +456,12 @@ anyio.run(main)
 """
 
 
+@needs_bwrap
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("mode", MODES)
-def test_when_the_server_is_killed_outright_the_sandboxed_repl_dies_with_it(mode: str, project: Path) -> None:
+def test_when_the_server_is_killed_outright_the_sandboxed_repl_dies_with_it(project: Path) -> None:
+    # (unsandboxed, whether an orphaned REPL survives depends on the machine's init, so no contrast here)
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(project), mode], stdout=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, "-c", SERVER, str(project), "bwrap"], stdout=subprocess.PIPE, text=True, cwd=REPO
     )
     assert server.stdout is not None
     pids = [int(pid) for pid in server.stdout.readline().split()]
@@ -469,8 +470,5 @@ def test_when_the_server_is_killed_outright_the_sandboxed_repl_dies_with_it(mode
     survivors = still_alive(pids, seconds=5)
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
-    assert pids
-    if mode == "bwrap":
-        assert not survivors  # bwrap's --die-with-parent
-    else:
-        assert survivors  # an unsandboxed REPL outlives a server killed outright
+    assert len(pids) >= 3, pids  # bwrap, its init, the stand-in
+    assert not survivors  # bwrap's --die-with-parent
