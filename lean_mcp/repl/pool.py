@@ -39,6 +39,7 @@ import anyio
 from ..errors import BackendUnavailableError, BusyError
 from ..models import LeanOutput, ProofConfig, ProofResult, Verdict, validate_proof_text
 from ..processes import install_signal_cleanup
+from ..sandbox import NO_SANDBOX, Sandbox
 from .header import SplitProof, split_header
 from .process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout
 from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions, to_lean_output
@@ -105,6 +106,7 @@ class ReplPool:
         max_proof_bytes: int = 4 * 1024 * 1024,
         prewarm: Sequence[str] = (),
         import_timeout: float = 300.0,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> None:
         self.command = list(command)
         self.cwd = cwd
@@ -117,6 +119,7 @@ class ReplPool:
         self.max_proof_bytes = max_proof_bytes
         self.prewarm = list(prewarm)
         self.import_timeout = import_timeout
+        self.sandbox = sandbox
         self._slots = [_Slot(i) for i in range(self.workers)]
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._closed = False
@@ -268,7 +271,9 @@ class ReplPool:
             self.counts["evictions"] += 1
         await self._retire(slot)
         with anyio.CancelScope(shield=True):
-            process = slot.process = await ReplProcess.start(self.command, cwd=self.cwd, env=self.env)
+            process = slot.process = await ReplProcess.start(
+                self.command, cwd=self.cwd, env=self.env, sandbox=self.sandbox
+            )
         self.counts["repl_starts"] += 1
         slot.key, slot.env, slot.uses = split.key, None, 0
         if split.whole:
