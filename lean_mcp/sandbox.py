@@ -199,10 +199,19 @@ def command_paths(argv: tuple[str, ...], path_env: str | None, cwd: str = "/") -
         if path is None:
             continue
         if path.is_file() and os.access(path, os.X_OK):
-            found += [_toolchain_root(path), _toolchain_root(path.resolve()), *_library_dirs(path)]
+            found += [_toolchain_root(Path(p)) for p in _bindable(path)] + _library_dirs(path)
         else:
-            found.append(str(path.absolute()))
+            found += _bindable(path)
     return tuple(dict.fromkeys(found))
+
+
+def _bindable(path: Path) -> list[str]:
+    """Where `path` can be bound: its own name, unless a directory on the way is a symlink (bwrap
+    cannot make a mount point under a symlink; the link, seen through an enclosing bind, then leads
+    to the real place), and its real place."""
+    named, real = str(path.absolute()), str(path.resolve())
+    through_link = os.path.realpath(path.parent) != str(path.parent.absolute())
+    return [real] if through_link else list(dict.fromkeys([named, real]))
 
 
 def _named_path(arg: str, path_env: str | None, cwd: str) -> Path | None:

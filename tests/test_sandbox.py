@@ -160,6 +160,22 @@ def test_a_command_names_its_toolchain_and_files_relative_to_where_it_runs(tmp_p
     assert any(p in ("/usr", "/bin", "/") for p in paths)  # `sh`, found on PATH
 
 
+@needs_bwrap
+def test_a_file_named_through_a_symlinked_directory_is_readable_in_the_sandbox(tmp_path: Path) -> None:
+    """A project may reach its files through a link (`tests -> /elsewhere/tests`): bwrap cannot make a
+    mount point under a symlink, so the real place is bound and the link leads there."""
+    real = tmp_path / "elsewhere" / "tests"
+    real.mkdir(parents=True)
+    (real / "input.lean").write_text("theorem t : True := trivial\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "tests").symlink_to(real)
+    argv = resolve("bwrap").wrap(["cat", "tests/input.lean"], cwd=work, env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "theorem t : True := trivial\n"
+
+
 def test_no_sandbox_leaves_the_command_as_it_is() -> None:
     assert NO_SANDBOX.wrap(["lean", "--stdin"], cwd="/srv") == ["lean", "--stdin"]
     assert resolve("none") is NO_SANDBOX
