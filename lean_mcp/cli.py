@@ -6,6 +6,7 @@
     lean-mcp check FILE...   verify .lean files; exit 0 iff every file is proved
     lean-mcp jobs            list recent jobs; --prune applies retention
     lean-mcp doctor          report what was found and run one proof end to end
+    lean-mcp setup           install elan, a Lake project and the REPL (--mathlib: and Mathlib)
 
 Each command lives in `lean_mcp.commands.<name>` as `run(settings, args) -> int`.
 """
@@ -19,12 +20,14 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .commands.setup import add_arguments as add_setup_arguments
 from .errors import LeanMCPError
 from .settings import Settings, add_knob_arguments
+from .toolchain import with_recorded_project
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("serve", "runner", "check", "jobs", "doctor")
+COMMANDS = ("serve", "runner", "check", "jobs", "doctor", "setup")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="report what was found and run one tiny proof end to end")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     add_knob_arguments(doctor)
+
+    add_setup_arguments(commands.add_parser("setup", help="install Lean, the REPL and a project (and Mathlib)"))
     return parser
 
 
@@ -70,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeanMCPError as exc:
         print(f"lean-mcp: {exc}", file=sys.stderr)
         return 2
+    if args.command != "setup":
+        settings = with_recorded_project(settings)
     logging.basicConfig(
         stream=sys.stderr,
         level=settings.log_level,
