@@ -138,12 +138,11 @@ FAILURES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("failing", "failed_at", "resumed_at", "step", "command"), FAILURES, ids=[f[0] for f in FAILURES]
-)
+@pytest.mark.parametrize("case", FAILURES, ids=[f[0] for f in FAILURES])
 def test_a_failed_step_says_what_and_how_and_the_next_run_continues(
-    fakes: Fakes, failing: str, failed_at: int, resumed_at: int, step: str, command: str
+    fakes: Fakes, case: tuple[str, int, int, str, str]
 ) -> None:
+    failing, failed_at, resumed_at, step, command = case
     failed = setup(fakes, "--mathlib", FAKE_FAIL=failing)
     assert failed.returncode == 1
     assert [line for line in failed.stderr.splitlines() if line.startswith(step)][-1].endswith(": FAILED")
