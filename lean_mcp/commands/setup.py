@@ -36,6 +36,11 @@ OVERRIDES = ("LEAN_MCP_PROJECT", "LEAN_MCP_REPL", "LEAN_MCP_LEAN", "LEAN_MCP_BAC
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The setup command's flags (`--project` is the shared knob; `--lean` here is a Lean version)."""
+    parser.description = (
+        "Install elan, the Lean toolchain, a Lake project (default: the current directory when it is a Lake "
+        "project, else lean-mcp's own), the Lean REPL and, with --mathlib, Mathlib; record them so that plain "
+        "`lean-mcp` finds them; end with `lean-mcp doctor`. Safe to run again: done steps are skipped."
+    )
     parser.add_argument(
         "--lean",
         dest="lean_version",
@@ -126,7 +131,7 @@ def _verify(settings: Settings, plan: Plan, out: TextIO) -> bool:
 
     given = [name for name in OVERRIDES if os.environ.get(name)]
     if given:
-        print(f"  note: {', '.join(given)} set in the environment win over what setup made.", file=out)
+        print(f"  note: {', '.join(given)} (environment) take precedence over what setup made.", file=out)
     settings = dataclasses.replace(settings, project=str(plan.project))
     report = diagnose(settings)
     print(_indent(_format(report)), file=out)
