@@ -254,3 +254,24 @@ def test_a_bad_version_is_a_usage_error(fakes: Fakes, flag: str) -> None:
     assert done.returncode == 2
     assert "is not a Lean release; give one like 4.32.0" in done.stderr
     assert fakes.ran() == []
+
+
+def test_ctrl_c_stops_the_tool_and_says_how_to_continue(fakes: Fakes) -> None:
+    process = subprocess.Popen(
+        [*SETUP, "--elan-installer", str(fakes.installer)],
+        cwd=fakes.root,
+        env=fakes.env(FAKE_SLEEP="lake build"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while "lake build" not in fakes.changes():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "interrupted. Run it again to continue where it stopped." in stderr
+    assert setup(fakes).returncode == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..install.steps import DEFAULT_LEAN, ELAN_INSTALLER, Plan, Step, normalize_
 from ..models import ProofConfig, Verdict
 from ..settings import Settings, add_knob_arguments
 from ..toolchain import lakefile_of, read_toolchain, version_of_toolchain
-from .doctor import _format, diagnose
+from .doctor import diagnose, format_report
 
 __all__ = ["MATHLIB_PROOF", "add_arguments", "make_plan", "run"]
 
@@ -93,9 +94,13 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
     total = len(steps) + 1
     mathlib = ", Mathlib" if plan.mathlib else ""
     print(f"lean-mcp setup: Lean {plan.version}, project {plan.project}{mathlib}", file=out)
-    for number, step in enumerate(steps, 1):
-        if not _do(step, f"[{number}/{total}]", args.dry_run, out):
-            return 1
+    try:
+        for number, step in enumerate(steps, 1):
+            if not _do(step, f"[{number}/{total}]", args.dry_run, out):
+                return 1
+    except KeyboardInterrupt:
+        print("\nlean-mcp setup: interrupted. Run it again to continue where it stopped.", file=out)
+        return 130
     label = f"[{total}/{total}] Check: lean-mcp doctor" + (" and a proof that imports Mathlib" if plan.mathlib else "")
     if args.dry_run:
         print(f"{label}: to do", file=out)
@@ -121,20 +126,21 @@ def _do(step: Step, label: str, dry_run: bool, out: TextIO) -> bool:
     except StepFailed as exc:
         print(f"{label} {step.title}: FAILED\n  {exc.args[0]}\n  What to do: {exc.hint}", file=out)
         return False
+    except OSError as exc:  # a file setup writes (project, cache, record) could not be written
+        print(f"{label} {step.title}: FAILED\n  {exc}\n  What to do: {step.hint}", file=out)
+        return False
     print(f"{label} {step.title}: done in {time.monotonic() - started:.1f} s", file=out)
     return True
 
 
 def _verify(settings: Settings, plan: Plan, out: TextIO) -> bool:
     """Run doctor on the project (what plain `lean-mcp` would use), then the Mathlib proof."""
-    import os
-
     given = [name for name in OVERRIDES if os.environ.get(name)]
     if given:
         print(f"  note: {', '.join(given)} (environment) take precedence over what setup made.", file=out)
     settings = dataclasses.replace(settings, project=str(plan.project))
     report = diagnose(settings)
-    print(_indent(_format(report)), file=out)
+    print(_indent(format_report(report)), file=out)
     if not report["ok"]:
         print("  What to do: see the problems above; `lean-mcp setup` again repeats only what is missing.", file=out)
         return False

@@ -65,7 +65,7 @@ class Plan:
     version: str
     mathlib: bool = False
     installer: str = ELAN_INSTALLER
-    out: TextIO = dataclasses.field(default=sys.stderr)
+    out: TextIO = dataclasses.field(default_factory=lambda: sys.stderr)
 
     @property
     def toolchain(self) -> str:
@@ -312,6 +312,7 @@ class FetchRepl(Step):
             raise StepFailed("git is not installed (setup clones the REPL with it).", hint="Install git, then rerun.")
         partial = self._partial()
         shutil.rmtree(partial, ignore_errors=True)  # what an interrupted clone left
+        shutil.rmtree(self.plan.repl_checkout, ignore_errors=True)  # a checkout without lean-toolchain is broken
         partial.parent.mkdir(parents=True, exist_ok=True)
         self.tool([git, "clone", "--progress", REPL_URL, str(partial)])
         self.tool([git, "checkout", "--quiet", repl_revision(self.plan.version)], cwd=partial)
