@@ -64,8 +64,12 @@ if args == ["build"]:
     binary.parent.mkdir(parents=True, exist_ok=True)
     binary.write_text("#!/bin/sh\\nexec {python} {standin} \\"$@\\"\\n")
     binary.chmod(0o755)
-elif args == ["exe", "cache", "get"]:
+elif args == ["update"]:
     assert "mathlib" in (here / "lakefile.lean").read_text(), "no mathlib in the lakefile"
+    (here / ".lake/packages/mathlib").mkdir(parents=True, exist_ok=True)
+    (here / "lake-manifest.json").write_text('{{"packages": [{{"name": "mathlib"}}]}}')
+elif args == ["exe", "cache", "get"]:
+    assert (here / "lake-manifest.json").is_file(), "no lake-manifest.json: dependencies not resolved"
     olean = here / ".lake/packages/mathlib/.lake/build/lib/lean/Mathlib.olean"
     olean.parent.mkdir(parents=True, exist_ok=True)
     print("Decompressing 2/2 file(s)")

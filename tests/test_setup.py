@@ -26,6 +26,7 @@ SETUP = [sys.executable, "-m", "lean_mcp.cli", "setup"]
 FRESH_MATHLIB = [
     "elan-init.sh -y --no-modify-path --default-toolchain",
     "elan toolchain install leanprover/lean4:v4.32.0",
+    "lake update",
     "lake exe cache get",
     "git clone --progress https://github.com/leanprover-community/repl",
     "git checkout --quiet v4.32.0",
@@ -58,7 +59,7 @@ def test_a_fresh_setup_installs_everything_in_order_and_ends_proving(fakes: Fake
     assert done.stdout == ""
     assert fakes.changes() == FRESH_MATHLIB
     where = {" ".join([tool, *args[:2]]): Path(cwd) for tool, args, cwd in fakes.ran()}
-    assert where["lake exe cache"] == fakes.project
+    assert where["lake exe cache"] == where["lake update"] == fakes.project
     assert where["lake build"] == fakes.cache / "repl" / "v4.32.0"
     assert where["git checkout --quiet"] == fakes.cache / "repl" / "v4.32.0.partial"
     assert (fakes.project / "lean-toolchain").read_text() == "leanprover/lean4:v4.32.0\n"
@@ -121,20 +122,17 @@ def test_dry_run_lists_the_steps_and_their_commands_and_changes_nothing(fakes: F
 
 
 # (what fails, its place in FRESH_MATHLIB, where the next run starts, the step line, the command shown)
+REPL = "clone --progress https://github.com/leanprover-community/repl"
 FAILURES = [
     ("elan-init", 0, 0, "[1/8] elan (the Lean toolchain manager)", "elan-init.sh -y --no-modify-path"),
     ("elan toolchain install", 1, 1, "[2/8] Lean 4.32.0 (leanprover/lean4:v4.32.0)", "toolchain install"),
-    ("lake exe cache get", 2, 2, "[4/8] Mathlib and its prebuilt cache", "exe cache get` (in "),
-    (
-        "git clone",
-        3,
-        3,
-        "[5/8] REPL sources (v4.32.0)",
-        "clone --progress https://github.com/leanprover-community/repl",
-    ),
+    ("lake update", 2, 2, "[4/8] Mathlib and its prebuilt cache", "update` (in "),
+    # the manifest is there: the next run goes straight to the cache
+    ("lake exe cache get", 3, 3, "[4/8] Mathlib and its prebuilt cache", "exe cache get` (in "),
+    ("git clone", 4, 4, "[5/8] REPL sources (v4.32.0)", REPL),
     # a checkout that failed is never kept: the next run clones again
-    ("git checkout", 4, 3, "[5/8] REPL sources (v4.32.0)", "checkout --quiet v4.32.0` (in "),
-    ("lake build", 5, 5, "[6/8] REPL build for Lean 4.32.0", "build` (in "),
+    ("git checkout", 5, 4, "[5/8] REPL sources (v4.32.0)", "checkout --quiet v4.32.0` (in "),
+    ("lake build", 6, 6, "[6/8] REPL build for Lean 4.32.0", "build` (in "),
 ]
 
 

@@ -250,16 +250,18 @@ def _requires_mathlib(project: Path) -> bool:
 
 
 class GetMathlib(Step):
-    """Mathlib's sources (cloned by Lake) and its prebuilt .olean files (`lake exe cache get`)."""
+    """Mathlib's sources (`lake update` when the project has no lake-manifest.json yet: it resolves and
+    clones the dependencies) and its prebuilt .olean files (`lake exe cache get`)."""
 
     title = "Mathlib and its prebuilt cache"
 
     @property
     def hint(self) -> str:  # type: ignore[override]
         return (
-            "Check the network (Lake clones from GitHub and the cache comes from Mathlib's servers) and the disk "
-            f"space (about 5 GB), then run `lean-mcp setup --mathlib` again; it continues where it stopped. "
-            f"To see everything, run `lake exe cache get` in {self.plan.project} yourself."
+            "Check the network (Lake clones from GitHub, the cache comes from Mathlib's servers) and the disk space "
+            f"(about 5 GB), and that Mathlib has a tag v{self.plan.version} ({MATHLIB_URL}/tags); then run "
+            f"`lean-mcp setup --mathlib` again: it continues where it stopped. To see everything, run the command "
+            f"above in {self.plan.project} yourself."
         )
 
     def olean(self) -> Path | None:
@@ -270,10 +272,16 @@ class GetMathlib(Step):
         olean = self.olean()
         return f"found {olean}" if olean else None
 
+    def _needs_update(self) -> bool:
+        return not (self.plan.project / "lake-manifest.json").is_file()
+
     def commands(self) -> list[str]:
-        return [f"lake exe cache get (in {self.plan.project})"]
+        update = [f"lake update (in {self.plan.project})"] if self._needs_update() else []
+        return [*update, f"lake exe cache get (in {self.plan.project})"]
 
     def run(self) -> None:
+        if self._needs_update():
+            self.tool([_lake(), "update"], cwd=self.plan.project)
         self.tool([_lake(), "exe", "cache", "get"], cwd=self.plan.project)
         if self.olean() is None:
             raise StepFailed(
