@@ -227,6 +227,14 @@ def test_a_project_setup_wrote_follows_a_new_version(fakes: Fakes) -> None:
     assert '@ "v4.31.0"' in (fakes.project / "lakefile.lean").read_text()
     assert json.loads(fakes.record.read_text())["toolchain"] == "leanprover/lean4:v4.31.0"
     assert (fakes.cache / "repl/v4.32.0").is_dir() and (fakes.cache / "repl/v4.31.0").is_dir()
+    again = setup(fakes, "--lean", "4.30.0", "--mathlib")  # Mathlib is resolved again at the new tag
+    assert again.returncode == 0, again.stderr
+    assert fakes.changes().count("lake update") == fakes.changes().count("lake exe cache get") == 2
+    assert fakes.changes()[-3:] == [
+        "git clone --progress https://github.com/leanprover-community/repl",
+        "git checkout --quiet v4.30.0",
+        "lake build",
+    ]
 
 
 def test_a_directory_that_is_not_a_project_is_left_alone(fakes: Fakes, tmp_path: Path) -> None:

@@ -79,11 +79,18 @@ class Plan:
 class Step:
     """One step: a title, a check, the commands it would run, the work, and what to do when it fails."""
 
-    title = ""
-    hint = ""
-
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
+
+    @property
+    def title(self) -> str:
+        """What the step makes, as its progress line names it."""
+        return type(self).__name__
+
+    @property
+    def hint(self) -> str:
+        """What to do when the step fails."""
+        return "Run `lean-mcp setup` again."
 
     def done(self) -> str | None:
         """Why nothing is needed (e.g. `found ~/.elan/bin/elan`), or None when `run()` must run."""
@@ -153,7 +160,7 @@ class InstallToolchain(Step):
     hint = "Check the network and the disk space in elan's home, then run `lean-mcp setup` again."
 
     @property
-    def title(self) -> str:  # type: ignore[override]
+    def title(self) -> str:
         return f"Lean {self.plan.version} ({self.plan.toolchain})"
 
     def done(self) -> str | None:
@@ -190,7 +197,7 @@ class CreateProject(Step):
     hint = "Choose another directory with --project, or fix the project as said above."
 
     @property
-    def title(self) -> str:  # type: ignore[override]
+    def title(self) -> str:
         return f"Lake project {self.plan.project}"
 
     def files(self) -> dict[str, str]:
@@ -220,6 +227,8 @@ class CreateProject(Step):
         if lakefile is None and project.is_dir() and any(project.iterdir()):
             raise StepFailed(f"{project} is not empty and is not a Lake project (no lakefile).", hint=self.hint)
         project.mkdir(parents=True, exist_ok=True)
+        if ours:  # another version or Mathlib: the dependencies Lake resolved before no longer hold
+            (project / "lake-manifest.json").unlink(missing_ok=True)
         for name, text in self.files().items():
             partial = project / f".{name}.partial"
             partial.write_text(text, encoding="utf-8")
@@ -256,7 +265,7 @@ class GetMathlib(Step):
     title = "Mathlib and its prebuilt cache"
 
     @property
-    def hint(self) -> str:  # type: ignore[override]
+    def hint(self) -> str:
         return (
             "Check the network (Lake clones from GitHub, the cache comes from Mathlib's servers) and the disk space "
             f"(about 5 GB), and that Mathlib has a tag v{self.plan.version} ({MATHLIB_URL}/tags); then run "
@@ -270,7 +279,7 @@ class GetMathlib(Step):
 
     def done(self) -> str | None:
         olean = self.olean()
-        return f"found {olean}" if olean else None
+        return f"found {olean}" if olean and not self._needs_update() else None
 
     def _needs_update(self) -> bool:
         return not (self.plan.project / "lake-manifest.json").is_file()
@@ -294,11 +303,11 @@ class FetchRepl(Step):
     """The REPL's sources at the revision built for this Lean version, in lean-mcp's cache."""
 
     @property
-    def title(self) -> str:  # type: ignore[override]
+    def title(self) -> str:
         return f"REPL sources ({repl_revision(self.plan.version)}) in {self.plan.repl_checkout}"
 
     @property
-    def hint(self) -> str:  # type: ignore[override]
+    def hint(self) -> str:
         return (
             f"Check the network and that git is installed. If the REPL has no revision for Lean {self.plan.version}, "
             f"pick a version listed at {REPL_URL}/tags with --lean (the project must use the same version)."
@@ -338,11 +347,11 @@ class BuildRepl(Step):
     """`lake build` in the REPL checkout (shared by every project of this Lean version)."""
 
     @property
-    def title(self) -> str:  # type: ignore[override]
+    def title(self) -> str:
         return f"REPL build for Lean {self.plan.version}"
 
     @property
-    def hint(self) -> str:  # type: ignore[override]
+    def hint(self) -> str:
         return (
             f"Run `lake build` in {self.plan.repl_checkout} to see the whole output; to start over, delete that "
             "directory and run `lean-mcp setup` again."
