@@ -20,7 +20,7 @@ from ..sandbox import for_settings
 from ..settings import Settings
 from ..toolchain import Toolchain, discover
 
-__all__ = ["PRELUDE_PROOF", "SIMPLE_PROOF", "diagnose", "run"]
+__all__ = ["PRELUDE_PROOF", "SIMPLE_PROOF", "diagnose", "format_report", "run"]
 
 #: Checks with nothing but the Lean core (no `Init`), so any real `lean` can run it.
 PRELUDE_PROOF = """prelude
@@ -97,7 +97,8 @@ def _proof_problem(name: str, proof: dict[str, Any], found: Toolchain) -> str:
     return f"The test proof through the {name} backend came back {proof['verdict']}: {said}. {fix}"
 
 
-def _format(report: dict[str, Any]) -> str:
+def format_report(report: dict[str, Any]) -> str:
+    """The report as readable text (what `lean-mcp doctor` prints)."""
     found = report.get("toolchain", {})
     lines = ["lean-mcp doctor"]
 
@@ -127,5 +128,5 @@ def _format(report: dict[str, Any]) -> str:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Print the report (text, or JSON with --json); 0 iff the test proof was proved."""
     report = diagnose(settings)
-    print(json.dumps(report, indent=2) if getattr(args, "json", False) else _format(report))
+    print(json.dumps(report, indent=2) if getattr(args, "json", False) else format_report(report))
     return 0 if report["ok"] else 1
