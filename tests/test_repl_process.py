@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 from lean_mcp.errors import BackendUnavailableError
-from lean_mcp.processes import kill_all_groups, tree_rss_mb
 from lean_mcp.lean.supervise import ProcessMemoryExceeded, ProcessTimeout
+from lean_mcp.processes import kill_all_groups, tree_rss_mb
 from lean_mcp.repl.process import ReplCrashed, ReplProcess
 from lean_mcp.repl.protocol import command_request
 from tests.procs import pid_alive
