@@ -72,18 +72,20 @@ def read_proof_file(path: str | os.PathLike[str], max_bytes: int | None = None) 
         raise InvalidProofError(f"Cannot read the proof file {name}: it does not exist.", hint=_READ_HINT) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
         raise _unreadable(name, _reason(exc)) from None
-    with open(fd, "rb") as file:
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise _unreadable(name, "it is not a regular file")
-            if max_bytes is not None and info.st_size > max_bytes:
-                raise ProofTooLargeError(
-                    f"The proof file {name} is {info.st_size:,} bytes; the limit is {max_bytes:,} bytes."
-                )
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _unreadable(name, "it is not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise ProofTooLargeError(
+                f"The proof file {name} is {info.st_size:,} bytes; the limit is {max_bytes:,} bytes."
+            )
+        with open(fd, "rb", closefd=False) as file:
             data = file.read() if max_bytes is None else file.read(max_bytes + 1)
-        except OSError as exc:
-            raise _unreadable(name, _reason(exc)) from None
+    except OSError as exc:
+        raise _unreadable(name, _reason(exc)) from None
+    finally:
+        os.close(fd)
     if max_bytes is not None and len(data) > max_bytes:  # it grew while we read it
         raise ProofTooLargeError(f"The proof file {name} is over the limit of {max_bytes:,} bytes.")
     try:
