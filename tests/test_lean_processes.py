@@ -4,6 +4,7 @@ an allow-listed environment, and no Lean process outliving a server killed with 
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import signal
 import stat
@@ -48,7 +49,10 @@ async def test_a_proof_that_floods_stdout_gets_error_and_its_repl_is_replaced() 
     limits = LeanLimits(max_output_bytes=1_000_000)
     async with ReplPool(standin_command(), workers=1, limits=limits) as pool:
         first_pid = (await pool.check(PROVED, CFG), pool.health()["pids"][0])[1]
-        flooded = await pool.check("-- standin: flood 20000000\n" + PROVED, CFG)
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        flooded = await pool.check("-- standin: flood 300000000\n" + PROVED, CFG)
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+        assert grown_mb < 50, f"the server's peak memory grew by {grown_mb:.0f} MB"
         assert flooded.verdict == Verdict.ERROR
         assert "more than 1,000,000 bytes" in (flooded.error_message or "")
         assert "--max-output-bytes" in (flooded.error_message or "")

@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 
 from ..errors import BackendUnavailableError
-from ..lean.supervise import LeanProcess, ProcessFailure, ProcessTimeout, exit_text, spawn
+from ..lean.supervise import STDERR_TAIL_BYTES, LeanProcess, ProcessFailure, ProcessTimeout, exit_text, spawn
 from .protocol import ResponseReader, encode_request
 
 __all__ = ["ReplCrashed", "ReplOutOfStep", "ReplProcess"]
@@ -102,7 +102,8 @@ class ReplProcess:
         """Resident memory of the process tree, in MB, when it last answered or was sampled."""
         return self.lean.last_rss_mb
 
-    def stderr_tail(self, limit: int = 4096) -> str:
+    def stderr_tail(self, limit: int = STDERR_TAIL_BYTES) -> str:
+        """The last `limit` bytes the REPL wrote to stderr, decoded."""
         return self.lean.stderr_tail(limit)
 
     async def request(
