@@ -11,8 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.backends.lean_cli import LeanCliBackend, parse_lean_json
+from lean_mcp.backends.lean_cli import LeanCliBackend
 from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationError
+from lean_mcp.lean.messages import parse_lean_json
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
 from lean_mcp.settings import Settings
 
@@ -137,9 +138,8 @@ def test_runaway_output_is_cut_off_with_verdict_error(tmp_path: Path) -> None:
     lean = fake_lean(tmp_path, "yes 'output line'\n")
 
     async def main() -> ProofResult:
-        settings = Settings(lean=str(lean), project=str(tmp_path))
+        settings = Settings(lean=str(lean), project=str(tmp_path), max_output_bytes=100_000)
         backend = LeanCliBackend.from_settings(settings)
-        backend.max_output_bytes = 100_000
         async with backend:
             return await backend.check("x", ProofConfig(timeout=20))
 

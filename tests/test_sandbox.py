@@ -320,8 +320,9 @@ def test_connecting_to_a_local_port_works_only_unsandboxed(mode: str, project: P
 def test_reading_the_servers_environment_works_only_unsandboxed(
     mode: str, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LEAN_MCP_API_KEY", SECRET)
-    report = hostile(mode, project, "getenv LEAN_MCP_API_KEY")
+    # A LEAN_* variable passes the children's general allow-list (lean.supervise), not the sandbox's.
+    monkeypatch.setenv("LEAN_SECRET_TOKEN", SECRET)
+    report = hostile(mode, project, "getenv LEAN_SECRET_TOKEN")
     if mode == "none":
         assert report.endswith(f": ok {SECRET}")
     else:
@@ -413,7 +414,7 @@ def test_doctor_says_whether_proofs_are_sandboxed(tmp_path: Path, mode: str, say
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", MODES)
-def test_a_proof_sent_to_the_runner_cannot_read_its_api_key_when_sandboxed(mode: str, tmp_path: Path) -> None:
+def test_a_proof_sent_to_the_runner_never_reads_its_api_key(mode: str, tmp_path: Path) -> None:
     env = runner_env(tmp_path, LEAN_MCP_SANDBOX=mode, LEAN_MCP_API_KEY=SECRET)
     proof = "theorem t : True := trivial\n-- standin: getenv LEAN_MCP_API_KEY\n"
     with running_runner(tmp_path, env) as runner:
@@ -422,7 +423,8 @@ def test_a_proof_sent_to_the_runner_cannot_read_its_api_key_when_sandboxed(mode:
         health = httpx.get(f"{runner.url}/health", headers=headers).json()
         log = runner.log()
     said = " ".join(m["data"] for m in body["result"]["messages"])
-    assert (SECRET in said) is (mode == "none"), body
+    assert "getenv LEAN_MCP_API_KEY: failed" in said, body  # no LEAN_MCP_* reaches a child, sandboxed or not
+    assert SECRET not in said, body
     assert ("PROOFS ARE NOT SANDBOXED" in log) is (mode == "none"), log  # the runner warns loudly
     assert '"sandboxed": true' in json.dumps(health) if mode == "bwrap" else '"sandboxed": false' in json.dumps(health)
 

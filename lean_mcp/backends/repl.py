@@ -42,13 +42,12 @@ class ReplBackend(Backend):
             settings.repl,
             project=project,
             workers=settings.workers,
-            memory_mb=settings.memory_mb,
+            limits=settings.lean_limits,
             max_uses=settings.max_uses,
             recycle_mb=settings.recycle_threshold_mb,
             queue_timeout=settings.queue_timeout,
             max_proof_bytes=settings.max_proof_bytes,
             prewarm=settings.prewarm,
-            import_timeout=settings.timeout,
             sandbox=for_settings(settings),
         )
 

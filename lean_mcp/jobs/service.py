@@ -27,7 +27,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ..backends.base import Backend
 from ..errors import BusyError, InvalidProofError, JobNotFoundError, LeanMCPError, QueueFullError
-from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict, validate_proof_text
+from ..lean.source import validate_proof_text
+from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict
 from ..settings import Settings
 from .cache import ResultCache, cache_key
 from .store import JobRow, JobStore, OwnerLock, uuid7

@@ -262,7 +262,7 @@ async def test_a_lean_file_in_the_project_can_be_sent_by_path_and_nothing_outsid
         assert refused.is_error
         assert "is not inside a directory this server may read" in text_of(refused)
         assert "--allowed-roots" in text_of(refused)
-    assert missing.is_error and "is not a file" in text_of(missing)
+    assert missing.is_error and "does not exist" in text_of(missing)
 
 
 @pytest.mark.timeout(60)

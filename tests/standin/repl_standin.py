@@ -14,8 +14,10 @@ It does not know Lean. Its answers are scripted by the proof text:
 * `theorem|lemma|def|abbrev|axiom|inductive|structure|instance NAME` declarations are tracked per env;
   redeclaring a name of the env gives the error `'NAME' has already been declared`;
 * directive comments on their own line, `-- standin: VERB [ARG]`: `error TEXT`, `info TEXT`,
-  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`, and the hostile
-  actions `write PATH`, `read PATH`, `connect HOST:PORT`, `getenv NAME` (see HOSTILE);
+  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`; the hostile
+  actions `write PATH`, `read PATH`, `connect HOST:PORT`, `getenv NAME` (see HOSTILE); misbehaviours for
+  the driver's tests: `flood BYTES` (stdout bytes that end no answer), `answer-twice [SECONDS]` (the
+  answer is written again, at once or SECONDS later), `env NAME` (an info message with NAME's value);
 * anything else elaborates cleanly: `{"env": n}`.
 
 Stdlib only; it must never import the code under test.
@@ -28,6 +30,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -415,6 +418,7 @@ class Repl:
         self.envs: list[Env] = []
         self.proof_states: list[ProofState] = []
         self.memory: list[bytearray] = []
+        self.repeat_after: float | None = None
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -520,6 +524,17 @@ class Repl:
                 sys.stderr.flush()
                 os._exit(1)
             self.memory.append(block)
+        elif verb == "flood":
+            for start in range(0, int(arg), 1 << 20):
+                sys.stdout.buffer.write(b"x" * min(1 << 20, int(arg) - start))
+            sys.stdout.buffer.flush()
+        elif verb == "answer-twice":
+            self.repeat_after = float(arg or 0)
+        elif verb == "env":
+            value = os.environ.get(arg)
+            messages.append(
+                message("info", tok.pos(), tok.end_pos(), f"{arg} is unset" if value is None else f"{arg}={value}")
+            )
         elif verb == "stderr":
             size = int(arg)
             chunk = ("standin stderr noise " * 4)[:-1] + "\n"
@@ -835,7 +850,11 @@ def main(argv: list[str] | None = None) -> int:
         if query.startswith(("#", "--")):
             continue
         kind, req = parse_request(query)
-        write_response(repl.handle(kind, req))
+        response = repl.handle(kind, req)
+        write_response(response)
+        if repl.repeat_after is not None:
+            threading.Timer(repl.repeat_after, write_response, (response,)).start()
+            repl.repeat_after = None
 
 
 if __name__ == "__main__":
