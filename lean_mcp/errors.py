@@ -19,6 +19,7 @@ __all__ = [
     "RateLimitedError",
     "RemoteError",
     "RunnerUnreachableError",
+    "StoreUnavailableError",
 ]
 
 
@@ -75,6 +76,12 @@ class QueueFullError(BusyError):
 
 class BackendUnavailableError(LeanMCPError):
     """The configured backend cannot be started or reached."""
+
+
+class StoreUnavailableError(BackendUnavailableError):
+    """The job store cannot be written (disk full, read-only, corrupt): no new work is accepted."""
+
+    hint = "Free disk space or fix the file's permissions; the server resumes by itself once it can write again."
 
 
 class RemoteError(LeanMCPError):
