@@ -38,7 +38,7 @@ from ..errors import (
 from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict, validate_proof_text
 from ..settings import Settings
 from .cache import ResultCache, cache_key
-from .store import JobRow, JobStore, OwnerLock, uuid7
+from .store import JobRow, JobStore, OwnerLock, describe_store_error, uuid7
 
 __all__ = ["CANCELLED_MESSAGE", "ProofService", "open_service"]
 
@@ -159,7 +159,10 @@ class ProofService:
         await self.backend.start()
         await self.store.open()
         try:
-            self._owner.acquire()
+            try:
+                self._owner.acquire()
+            except OSError as exc:
+                raise StoreUnavailableError(describe_store_error(self.store.path, exc)) from exc
             await self.prune()
             self._send, self._receive = anyio.create_memory_object_stream[_Job](math.inf)
             await self._recover()
@@ -460,8 +463,8 @@ class ProofService:
         """Queue the final result for the store; the waiters wake once it is committed.
 
         If it cannot be committed (the store is broken) the waiters are answered from memory; the
-        store retries the write, and until then the job stays open in the file (it runs again after
-        a restart).
+        store retries the write, and until it succeeds the job stays open in the file (it runs again
+        after a restart) and in memory here.
         """
         result = result.model_copy(update={"proof_id": job.id, "cached": False})
         verdict = result.verdict.value if result.verdict else None
@@ -473,6 +476,7 @@ class ProofService:
             time.time(),
             cacheable=result.reusable,
             process_died=result.result is not None and result.result.error_type == "crash",
+            on_recorded=lambda: self._forget_recorded(job),
         )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -485,6 +489,11 @@ class ProofService:
 
         stored.add_done_callback(wake)
         return done
+
+    def _forget_recorded(self, job: _Job) -> None:
+        """A result written late (the store was broken when the job finished): the file answers now."""
+        if job.result is not None:
+            self._active.pop(job.id, None)
 
     def _answer(self, job: _Job, result: ProofResult, *, stored: bool) -> None:
         """Give the job its final result and wake its waiters."""

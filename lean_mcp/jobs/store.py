@@ -139,7 +139,7 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 class _Write:
     """Statements to commit, the future that says when they are, and whether a failure may be retried."""
 
-    __slots__ = ("deferrable", "durable", "future", "loop", "statements")
+    __slots__ = ("deferrable", "durable", "future", "loop", "on_recorded", "statements")
 
     def __init__(
         self,
@@ -153,6 +153,7 @@ class _Write:
         self.deferrable = deferrable
         self.loop = loop
         self.future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
+        self.on_recorded: Callable[[], None] | None = None
 
 
 def _settle(batch: Sequence[_Write], error: BaseException | None) -> None:
@@ -168,6 +169,8 @@ def _settle(batch: Sequence[_Write], error: BaseException | None) -> None:
 
 def _settle_on_loop(items: Sequence[_Write], error: BaseException | None) -> None:
     for item in items:
+        if error is None and item.on_recorded is not None:
+            item.on_recorded()
         future = item.future
         if future is None or future.done():
             continue
@@ -328,7 +331,12 @@ class JobStore:
     # -- writes -------------------------------------------------------------------------------
 
     def queue_write(
-        self, statements: list[tuple[str, Sequence[Any]]], *, durable: bool = False, deferrable: bool = False
+        self,
+        statements: list[tuple[str, Sequence[Any]]],
+        *,
+        durable: bool = False,
+        deferrable: bool = False,
+        on_recorded: Callable[[], None] | None = None,
     ) -> asyncio.Future[None]:
         """Queue `statements` for the writer thread; the future is done once they are committed.
 
@@ -339,6 +347,7 @@ class JobStore:
         if self._writer is None:
             raise RuntimeError("The job store is not open.")
         item = _Write(statements, durable, deferrable, asyncio.get_running_loop())
+        item.on_recorded = on_recorded
         assert item.future is not None
         self._queue.put(item)
         return item.future
@@ -440,18 +449,20 @@ class JobStore:
         *,
         cacheable: bool = True,
         process_died: bool = False,
+        on_recorded: Callable[[], None] | None = None,
     ) -> asyncio.Future[None]:
         """Queue the job's final result; the future is done once it is committed.
 
         One that is not `cacheable` loses its cache key; `process_died` (the checking process died
-        on this job) counts one attempt. Deferred and retried when the store cannot be written.
+        on this job) counts one attempt. Deferred and retried when the store cannot be written (the
+        future then fails at once); `on_recorded` is called on the loop once it is committed.
         """
         sql = (
             "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ?,"
             " cache_key = CASE WHEN ? THEN cache_key END, attempts = attempts + ? WHERE id = ?"
         )
         params = (status, result_json, verdict, finished, cacheable, int(process_died), job_id)
-        return self.queue_write([(sql, params)], deferrable=True)
+        return self.queue_write([(sql, params)], deferrable=True, on_recorded=on_recorded)
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
         """Checkpoint the WAL from a second connection, until cancelled.
