@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -39,6 +40,14 @@ SECTION = "throughput"
 WORKERS = 2
 BATCH = 100
 REPO = Path(__file__).resolve().parents[1]
+
+
+async def _post(http: httpx.AsyncClient, path: str, **kwargs: Any) -> httpx.Response:
+    """POST, once more on a fresh connection if the server closed an idle keep-alive one under us."""
+    try:
+        return await http.post(path, **kwargs)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await http.post(path, **kwargs)
 
 
 def _snippet(tag: str, i: int) -> str:
@@ -114,7 +123,7 @@ async def _api_check(url: str, n: int, in_flight: int, tag: str) -> float:
         async def batch(b: int) -> None:
             async with limiter:
                 snippets = [{"id": f"s{i}", "code": _snippet(f"{tag}{b}", i)} for i in range(BATCH)]
-                response = await http.post("/api/check", json={"snippets": snippets, "timeout": 60})
+                response = await _post(http, "/api/check", json={"snippets": snippets, "timeout": 60})
                 results = response.json()["results"]
                 if len(results) != BATCH or any(item["verdict"] != "proved" for item in results):
                     raise RuntimeError(f"/api/check answered {response.text[:300]}")
@@ -134,7 +143,7 @@ async def _prove_check(url: str, n: int, clients: int) -> float:
         async def one(k: int) -> None:
             async with limiter:
                 form = {"proof": _snippet("pc", k), "config": "{}"}
-                response = await http.post("/prove/check", data=form)
+                response = await _post(http, "/prove/check", data=form)
                 if response.json().get("verdict") != "proved":
                     raise RuntimeError(f"/prove/check answered {response.text[:300]}")
 

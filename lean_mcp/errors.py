@@ -104,7 +104,7 @@ class BackendUnavailableError(LeanMCPError):
 class StoreUnavailableError(BackendUnavailableError):
     """The job store cannot be written (disk full, read-only, corrupt): no new work is accepted."""
 
-    hint = "Free disk space or fix the file's permissions; the server resumes by itself once it can write again."
+    hint = "Check --db / LEAN_MCP_DB: it must name a writable file on a disk with free space."
 
 
 class RemoteError(LeanMCPError):

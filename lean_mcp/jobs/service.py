@@ -38,7 +38,7 @@ from ..errors import (
 from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict, validate_proof_text
 from ..settings import Settings
 from .cache import ResultCache, cache_key
-from .store import JobRow, JobStore, OwnerLock, describe_store_error, uuid7
+from .store import JobRow, JobStore, OwnerLock, store_unavailable, uuid7
 
 __all__ = ["CANCELLED_MESSAGE", "ProofService", "open_service"]
 
@@ -162,7 +162,7 @@ class ProofService:
             try:
                 self._owner.acquire()
             except OSError as exc:
-                raise StoreUnavailableError(describe_store_error(self.store.path, exc)) from exc
+                raise store_unavailable(self.store.path, exc) from exc
             await self.prune()
             self._send, self._receive = anyio.create_memory_object_stream[_Job](math.inf)
             await self._recover()
@@ -261,8 +261,8 @@ class ProofService:
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         for code in codes:
             validate_proof_text(code, self.max_proof_bytes)
-        if self.store.failure is not None:
-            raise StoreUnavailableError(f"No new proof jobs are accepted: {self.store.failure}")
+        if (failure := self.store.failure) is not None:
+            raise StoreUnavailableError(f"No new proof jobs are accepted: {failure.message}", hint=failure.hint)
         if self._queued + len(codes) > self.max_queue:
             raise QueueFullError(f"The queue holds {self._queued:,} jobs; its limit is {self.max_queue:,}.")
         self._queued += len(codes)  # reserve the places: other submits run while we await

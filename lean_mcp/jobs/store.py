@@ -42,7 +42,7 @@ import anyio.to_thread
 
 from ..errors import ConfigurationError, StoreUnavailableError
 
-__all__ = ["SCHEMA_VERSION", "JobRow", "JobStore", "OwnerLock", "describe_store_error", "uuid7"]
+__all__ = ["SCHEMA_VERSION", "JobRow", "JobStore", "OwnerLock", "store_unavailable", "uuid7"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,18 +200,32 @@ def _make_private(path: Path) -> None:
                 file.chmod(0o600)
 
 
-def describe_store_error(path: str, exc: BaseException) -> str:
-    """One line naming why the job store at `path` failed (disk full, read-only, corrupt, ...)."""
+_RESUMES = "lean-mcp resumes by itself once it can write the file again."
+_CAUSES = (
+    (("full",), "the disk is full", f"Free space on that disk; {_RESUMES}"),
+    (
+        ("readonly", "read-only", "permission", "unable to open"),
+        "it is read-only or not accessible",
+        f"Make the file and its directory writable, or point --db / LEAN_MCP_DB elsewhere; {_RESUMES}",
+    ),
+    (
+        ("malformed", "not a database", "corrupt"),
+        "the file is corrupt",
+        "Move the file aside (a new one is created) or restore it from a backup, or point --db / LEAN_MCP_DB "
+        "elsewhere.",
+    ),
+)
+
+
+def store_unavailable(path: str, exc: BaseException) -> StoreUnavailableError:
+    """The error for a job store at `path` that failed with `exc`: names the cause and what to do."""
     text = str(exc).lower()
-    if "full" in text or getattr(exc, "errno", None) == errno.ENOSPC:
-        cause = "the disk is full"
-    elif "readonly" in text or "read-only" in text or "permission" in text or "unable to open" in text:
-        cause = "it is read-only or not accessible"
-    elif "malformed" in text or "not a database" in text or "corrupt" in text:
-        cause = "the file is corrupt"
-    else:
-        cause = "SQLite could not write it"
-    return f"The job store {path} cannot be written: {cause} ({exc})."
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        text += " full"
+    for needles, cause, hint in _CAUSES:
+        if any(needle in text for needle in needles):
+            return StoreUnavailableError(f"The job store {path} cannot be written: {cause} ({exc}).", hint=hint)
+    return StoreUnavailableError(f"The job store {path} cannot be written ({exc}).")
 
 
 class JobStore:
@@ -237,7 +251,7 @@ class JobStore:
         self._deferred: list[_Write] = []
         self._commits = 0
         #: Why the store cannot be written right now (None while it can).
-        self.failure: str | None = None
+        self.failure: StoreUnavailableError | None = None
 
     @property
     def in_memory(self) -> bool:
@@ -321,7 +335,7 @@ class JobStore:
         try:
             return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailableError(describe_store_error(self.path, exc)) from exc
+            raise store_unavailable(self.path, exc) from exc
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -397,10 +411,10 @@ class JobStore:
             with self._lock:
                 self._commit(batch)
         except (sqlite3.Error, OSError) as exc:
-            error = StoreUnavailableError(describe_store_error(self.path, exc))
+            error = store_unavailable(self.path, exc)
             if self.failure is None:
                 logger.error("%s New jobs are refused until it can be written again.", error)
-            self.failure = str(error)
+            self.failure = error
             self._deferred = [item for item in batch if item.deferrable]
         else:
             if self.failure is not None:
@@ -490,7 +504,7 @@ class JobStore:
                         side = await anyio.to_thread.run_sync(self._side_connection)
                     await anyio.to_thread.run_sync(_checkpoint, side)
                 except (sqlite3.Error, OSError) as exc:
-                    logger.warning("WAL checkpoint failed, will retry: %s", describe_store_error(self.path, exc))
+                    logger.warning("WAL checkpoint failed, will retry: %s", store_unavailable(self.path, exc))
                     continue
                 checkpointed, last = seen, time.monotonic()
         finally:
