@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 __all__ = [
+    "DEFAULT_PERMITTED_AXIOMS",
     "FailureKind",
     "JobStatus",
     "LeanOutput",
@@ -28,6 +29,10 @@ __all__ = [
     "validate_proof_text",
     "verdict_of",
 ]
+
+
+#: The axioms a `proved` theorem may depend on unless the server says otherwise (`--permitted-axioms`).
+DEFAULT_PERMITTED_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
 
 
 class JobStatus(enum.StrEnum):
@@ -185,10 +190,16 @@ class ProofConfig(BaseModel):
     premises: bool = False
     memory_limit_mb: int = Field(default=8192, gt=0)
     use_cache: bool = True
+    #: The challenge (ours): Lean text whose theorems are proved by `sorry`; the proof must prove them.
+    statement: str | None = None
+    #: Axioms accepted on top of the server's `--permitted-axioms` (ours).
+    permitted_axioms: list[str] = Field(default_factory=list)
 
     def answer_key(self) -> dict[str, Any]:
-        """The fields that can change Lean's answer (what a cache must key on)."""
-        return self.model_dump(include={"all_tactics", "tactics", "ast", "premises"})
+        """The fields that can change the answer (what a cache must key on)."""
+        key = self.model_dump(include={"all_tactics", "tactics", "ast", "premises", "statement"})
+        key["permitted_axioms"] = sorted(set(self.permitted_axioms))
+        return key
 
 
 class Proof(BaseModel):
@@ -212,6 +223,10 @@ class ProofResult(BaseModel):
     lean_time: float | None = Field(default=None, description="Seconds Lean spent on this proof.")
     proof_id: str | None = None
     cached: bool = False
+    #: The checks that decided the verdict (ours): "lean", "sorry", "axioms", "statement".
+    checks: list[str] = Field(default_factory=list)
+    #: Every audited theorem's full name → the axioms it depends on (ours; null when not audited).
+    axioms: dict[str, list[str]] | None = None
     #: False when the answer depends on more than the text and the Lean (an import that failed may
     #: work once the project is built): such an answer is never served from the cache. Not serialised.
     reusable: bool = Field(default=True, exclude=True, repr=False)
@@ -278,17 +293,15 @@ class ProofResult(BaseModel):
         return self.result.sorries if self.result else []
 
 
-#: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
-_MESSAGE_FILTER = re.compile(r"#guard_msgs\b")
-
-
-def validate_proof_text(code: str, max_bytes: int) -> None:
+def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = False) -> None:
     """Refuse proof text that cannot be checked as given: not a string, empty, over `max_bytes`,
-    or using `#guard_msgs` (which can hide the errors and sorry warnings the verdict rests on).
+    or using a refused construct (`lean_mcp.trust.refusals`: `#guard_msgs`, `#exit`,
+    `debug.skipKernelTC`, and `prelude` unless `allow_prelude`).
 
     Raises InvalidProofError / ProofTooLargeError with a message that says what to do.
     """
     from .errors import InvalidProofError, ProofTooLargeError
+    from .trust.refusals import refuse_constructs
 
     if not isinstance(code, str):
         raise InvalidProofError(f"The proof must be Lean source text (a string), not {type(code).__name__}.")
@@ -297,9 +310,4 @@ def validate_proof_text(code: str, max_bytes: int) -> None:
     size = len(code.encode("utf-8", errors="surrogatepass"))
     if size > max_bytes:
         raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
-    if _MESSAGE_FILTER.search(code):
-        raise InvalidProofError(
-            "The proof uses `#guard_msgs`, which can hide Lean's errors and `sorry` warnings, so a wrong "
-            "proof would look proved.",
-            hint="Remove `#guard_msgs`: lean-mcp reports every message itself.",
-        )
+    refuse_constructs(code, allow_prelude=allow_prelude)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .models import DEFAULT_PERMITTED_AXIOMS
 
 __all__ = ["BACKENDS", "KNOBS", "Knob", "Settings", "add_knob_arguments", "default_db_path", "knobs_markdown"]
 
@@ -74,6 +75,8 @@ class Knob:
             return (self.default.__doc__ or "").strip().rstrip(".")
         if self.default in (None, [], ""):
             return "(unset)"
+        if isinstance(self.default, list):
+            return ";".join(self.default)
         return str(self.default)
 
 
@@ -119,6 +122,18 @@ KNOBS: tuple[Knob, ...] = (
         [],
         "Directories whose `.lean` files tools may read by path, `;`-separated (default: the project).",
     ),
+    Knob(
+        "permitted_axioms",
+        _parse_list,
+        list(DEFAULT_PERMITTED_AXIOMS),
+        "Axioms a `proved` theorem may depend on, `;`-separated (a request's `permitted_axioms` adds to them).",
+    ),
+    Knob(
+        "allow_prelude",
+        _parse_bool,
+        False,
+        "Accept `prelude` proofs (they define Lean's basic types themselves; only for a Lean without Init).",
+    ),
     Knob("log_level", str, "INFO", "Log level (logs go to stderr).", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
@@ -151,6 +166,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     allowed_roots: list[str] = dataclasses.field(default_factory=list)
+    permitted_axioms: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_PERMITTED_AXIOMS))
+    allow_prelude: bool = False
     log_level: str = "INFO"
 
     @classmethod

@@ -69,6 +69,11 @@ def _row_result(row: JobRow) -> ProofResult:
     return ProofResult.pending(row.id, JobStatus(row.status))
 
 
+def _within_limits(result: ProofResult, config: ProofConfig) -> bool:
+    """True when a cached answer's Lean time fits the request's timeout (else it may not be served)."""
+    return result.lean_time is None or result.lean_time <= config.timeout
+
+
 def _cancelled() -> ProofResult:
     return ProofResult.failure(Verdict.ERROR, CANCELLED_MESSAGE, error_type="cancelled")
 
@@ -88,6 +93,7 @@ class ProofService:
         retention_days: float = 30.0,
         retention_jobs: int = 100_000,
         prune_interval: float = 600.0,
+        allow_prelude: bool = False,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -95,6 +101,7 @@ class ProofService:
         self.default_timeout = default_timeout
         self.max_queue = max_queue
         self.max_proof_bytes = max_proof_bytes
+        self.allow_prelude = allow_prelude
         self.retention_days = retention_days
         self.retention_jobs = retention_jobs
         self.prune_interval = prune_interval
@@ -121,6 +128,7 @@ class ProofService:
             cache=settings.cache,
             retention_days=settings.retention_days,
             retention_jobs=settings.retention_jobs,
+            allow_prelude=settings.allow_prelude,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -233,7 +241,7 @@ class ProofService:
         if not math.isfinite(config.timeout):
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         for code in codes:
-            validate_proof_text(code, self.max_proof_bytes)
+            validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         if self._queued + len(codes) > self.max_queue:
             raise QueueFullError(f"The queue holds {self._queued:,} jobs; its limit is {self.max_queue:,}.")
         self._queued += len(codes)  # reserve the places: other submits run while we await
@@ -259,6 +267,8 @@ class ProofService:
         for code, key in zip(codes, keys, strict=True):
             job_id, now = uuid7(), time.time()
             hit = hits.get(key)
+            if hit is not None and not _within_limits(hit, config):
+                hit = None  # it needed more time than this request allows: check again, under its limit
             if hit is None:
                 rows.append(
                     JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, owner=owner, created=now)

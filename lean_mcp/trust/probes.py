@@ -1,0 +1,165 @@
+"""Commands lean-mcp appends to a Lean text, and their answers read back by position.
+
+Each probe is one command on a line of its own after the checked text. Lean answers a command
+with messages positioned at that command, so the answer to a probe is the message on the probe's
+line: nothing the text prints itself (an `#eval` printing "does not depend on any axioms") can
+stand in for it, because the text ends before the first probe line. A probe with no answer (Lean
+stopped reading early: an unterminated comment, an open command swallowing the probe...) has
+`answer` None and counts as a failed check, never as a pass.
+
+The block starts with a sentinel command that absorbs whatever the text left dangling (a trailing
+`set_option ... in` would otherwise wrap the first probe), and ends with a marker that must be
+answered for the block to count as read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+
+from ..models import LeanOutput, Message, Severity
+from .source import render_name
+
+__all__ = ["PP_EXPLICIT", "Probe", "ProbeKind", "ProbeRun", "axioms_of", "layout"]
+
+#: Options that make Lean print a term fully: full names, explicit arguments, universes, no notation,
+#: no elided proofs or deep terms. Two terms that print the same under them are the same term.
+PP_EXPLICIT = (
+    "set_option pp.all true in set_option pp.proofs true in set_option pp.deepTerms true in "
+    "set_option pp.maxSteps 100000000 in set_option pp.oneline false in "
+)
+_SENTINEL = "#check (Sort 0)"
+_ELIDED = "⋯"
+
+
+class ProbeKind(enum.StrEnum):
+    """What a probe asks Lean."""
+
+    AXIOMS = "axioms"  # `#print axioms N`: the axioms N depends on
+    SAFE = "safe"  # `example := @N`: Lean errors when N is `unsafe` (no answer when it is fine)
+    TYPE = "type"  # `#check @N` under PP_EXPLICIT: N's type, fully explicit
+    DEFINITION = "definition"  # `#print N` under PP_EXPLICIT: N's definition
+    KNOWN = "known"  # `#check @N`: answered when N exists
+
+
+@dataclasses.dataclass
+class Probe:
+    """One appended command, its line once laid out, and what Lean answered there."""
+
+    kind: ProbeKind
+    name: list[str]
+    line: int = 0
+    answer: str | None = None
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return ".".join(self.name)
+
+    def command(self) -> str:
+        ref = "_root_." + render_name(self.name)
+        if self.kind is ProbeKind.AXIOMS:
+            return f"#print axioms {ref}"
+        if self.kind is ProbeKind.SAFE:
+            return f"example := @{ref}"
+        if self.kind is ProbeKind.TYPE:
+            return f"{PP_EXPLICIT}#check @{ref}"
+        if self.kind is ProbeKind.DEFINITION:
+            return f"{PP_EXPLICIT}#print {ref}"
+        return f"#check @{ref}"
+
+    @property
+    def complete(self) -> bool:
+        """Answered with a full (not elided) print and no error."""
+        return self.answer is not None and not self.errors and _ELIDED not in self.answer
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + 1
+
+
+def _block(probes: list[Probe], first_line: int) -> str:
+    """The probe lines (with sentinel and end marker), numbering each probe; `first_line` is the sentinel's."""
+    lines = [_SENTINEL]
+    for offset, probe in enumerate(probes, start=1):
+        probe.line = first_line + offset
+        lines.append(probe.command())
+    lines.append(_SENTINEL)
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass
+class ProbeRun:
+    """A text with probes laid into it; `read` fills in the answers from Lean's output."""
+
+    text: str
+    probes: list[Probe]
+    end_line: int
+    #: Lines that hold lean-mcp's own commands (their messages are not the proof's).
+    own_lines: frozenset[int]
+    reached_end: bool = False
+
+    def read(self, output: LeanOutput) -> LeanOutput:
+        """Fill in the answers; return `output` without the messages of lean-mcp's own lines."""
+        by_line = {probe.line: probe for probe in self.probes}
+        kept: list[Message] = []
+        for message in output.messages:
+            line = message.pos.line
+            if line not in self.own_lines:
+                kept.append(message)
+                continue
+            if line == self.end_line and message.severity != Severity.ERROR:
+                self.reached_end = True
+            probe = by_line.get(line)
+            if probe is None:
+                continue
+            if message.severity == Severity.ERROR:
+                probe.errors.append(message.data)
+            elif probe.answer is None:
+                probe.answer = message.data
+            else:  # two answers to one command: something else printed here; trust neither
+                probe.errors.append("more than one answer")
+        return output.model_copy(update={"messages": kept})
+
+
+def layout(text: str, late: list[Probe], *, early: list[Probe] | None = None, header: str = "") -> ProbeRun:
+    """`text` with `late` probes after it; `early` probes go right after `header` (its first part).
+
+    Early probes run in the environment of the header alone (what the imports define).
+    """
+    early = early or []
+    parts: list[str] = []
+    own: set[int] = set()
+    body = text
+    if early:
+        assert text.startswith(header)
+        body = text[len(header) :]
+        head = header if header.endswith("\n") or not header else header + "\n"
+        parts.append(head)
+        start = _lines(head)
+        block = _block(early, start)
+        own.update(range(start, start + len(early) + 2))
+        parts.append(block)
+    prefix = "".join(parts) + body
+    if not prefix.endswith("\n"):
+        prefix += "\n"
+    start = _lines(prefix)
+    block = _block(late, start)
+    end_line = start + len(late) + 1
+    own.update(range(start, end_line + 1))
+    return ProbeRun(prefix + block, early + late, end_line, frozenset(own))
+
+
+_AXIOM_LIST = re.compile(r"^'(?P<name>.+)' depends on axioms: \[(?P<axioms>.*)\]\s*$", re.S)
+_NO_AXIOMS = re.compile(r"^'(?P<name>.+)' does not depend on any axioms\s*$", re.S)
+
+
+def axioms_of(answer: str) -> list[str] | None:
+    """The axioms in Lean's answer to `#print axioms` (None when it is not such an answer)."""
+    if _NO_AXIOMS.match(answer):
+        return []
+    match = _AXIOM_LIST.match(answer)
+    if match is None:
+        return None
+    return [item.strip() for item in match["axioms"].split(",") if item.strip()]
