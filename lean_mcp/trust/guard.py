@@ -76,7 +76,8 @@ class TrustedBackend(Backend):
         declared = read_declarations(code)
         reference = await self._reference(config.statement, config) if config.statement else None
         probe_run = layout(code, _probes(declared, reference))
-        result = await self.inner.check(probe_run.text, config)
+        # the statement is ours to check: a remote lean-mcp behind us need not pin it again
+        result = await self.inner.check(probe_run.text, config.model_copy(update={"statement": None}))
         if result.result is None or result.verdict is None or not result.verdict.lean_finished:
             return result
         output = probe_run.read(result.result)
