@@ -15,6 +15,7 @@ import pytest
 from lean_mcp.backends.auto import create_backend
 from lean_mcp.backends.lean_cli import parse_lean_json
 from lean_mcp.errors import InvalidProofError
+from lean_mcp.jobs.service import open_service
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.settings import Settings
 from lean_mcp.trust.probes import Probe, ProbeKind, layout
@@ -178,3 +179,28 @@ def test_a_spoofed_audit_answer_printed_by_the_proof_is_not_taken(lean_exe: Path
     result = check(lean_exe, project, spoof)
     assert result.verdict == Verdict.REJECTED
     assert "`zero_eq_one` depends on the axiom `cheat`" in errors(result)
+
+
+# -- the result cache -----------------------------------------------------------------------------
+
+
+def test_a_cached_proved_is_not_served_to_a_request_with_a_smaller_limit(lean_exe: Path, project: Path) -> None:
+    settings = Settings(
+        backend="lean", lean=str(lean_exe), project=str(project), allow_prelude=True, db=str(project / "jobs.db")
+    )
+
+    async def main() -> list[ProofResult]:
+        async with open_service(settings) as service:
+            first = await service.verify(cheats.HONEST, ProofConfig(timeout=120))
+            again = await service.verify(cheats.HONEST, ProofConfig(timeout=120))
+            tight = await service.verify(cheats.HONEST, ProofConfig(timeout=0.01))
+            pinned = await service.verify(cheats.HONEST, ProofConfig(timeout=120, statement=cheats.TRUE_CLAIM))
+            return [first, again, tight, pinned]
+
+    first, again, tight, pinned = anyio.run(main)
+    assert first.verdict == Verdict.PROVED and not first.cached
+    assert first.lean_time is not None and first.lean_time > 0.01
+    assert again.verdict == Verdict.PROVED and again.cached
+    assert tight.verdict == Verdict.TIMEOUT and not tight.cached
+    # the statement is part of the key: a pinned request is checked, not answered with the unpinned result
+    assert pinned.verdict == Verdict.PROVED and not pinned.cached and "statement" in pinned.checks
