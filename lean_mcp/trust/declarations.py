@@ -37,7 +37,7 @@ class Declarations:
     sorry_lines: list[int] = dataclasses.field(default_factory=list)
 
 
-def _header(toks: list[Token], found: Declarations) -> int:
+def _header(toks: tuple[Token, ...], found: Declarations) -> int:
     """Read `module`/`prelude`/imports; the index of the first body token."""
     i = 0
     while i < len(toks) and toks[i].text in ("module", "prelude"):

@@ -7,9 +7,10 @@ stand in for it, because the text ends before the first probe line. A probe with
 stopped reading early: an unterminated comment, an open command swallowing the probe...) has
 `answer` None and counts as a failed check, never as a pass.
 
-The block starts with a sentinel command that absorbs whatever the text left dangling (a trailing
-`set_option ... in` would otherwise wrap the first probe), and ends with a marker that must be
-answered for the block to count as read.
+The last line of the block must be answered for the block to count as read (probes that answer
+only with an error, `SAFE`, go first; an end marker closes a block that would end with one). Text the
+proof leaves dangling (a trailing `set_option ... in`) wraps the first probe at most; it cannot turn
+a failed check into a pass: the probes that compare texts set their own print options innermost.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PP_EXPLICIT = (
     "set_option pp.all true in set_option pp.proofs true in set_option pp.deepTerms true in "
     "set_option pp.maxSteps 100000000 in set_option pp.oneline false in "
 )
-_SENTINEL = "#check (Sort 0)"
+_END_MARKER = "#check (Sort 0)"
 _ELIDED = "⋯"
 
 
@@ -79,14 +80,20 @@ def _lines(text: str) -> int:
     return text.count("\n") + 1
 
 
-def _block(probes: list[Probe], first_line: int) -> str:
-    """The probe lines (with sentinel and end marker), numbering each probe; `first_line` is the sentinel's."""
-    lines = [_SENTINEL]
-    for offset, probe in enumerate(probes, start=1):
+def _block(probes: list[Probe], first_line: int) -> tuple[str, int]:
+    """The probe lines, numbering each probe from `first_line`, and the line whose answer ends the block.
+
+    Probes with no answer of their own (`SAFE`) go first; the last line must be answered, so when no
+    probe would answer there, an end marker (`#check (Sort 0)`) closes the block.
+    """
+    ordered = sorted(probes, key=lambda p: p.kind is not ProbeKind.SAFE)
+    lines = []
+    for offset, probe in enumerate(ordered):
         probe.line = first_line + offset
         lines.append(probe.command())
-    lines.append(_SENTINEL)
-    return "\n".join(lines) + "\n"
+    if not ordered or ordered[-1].kind is ProbeKind.SAFE:
+        lines.append(_END_MARKER)
+    return "\n".join(lines) + "\n", first_line + len(lines) - 1
 
 
 @dataclasses.dataclass
@@ -109,7 +116,7 @@ class ProbeRun:
             if line not in self.own_lines:
                 kept.append(message)
                 continue
-            if line == self.end_line and message.severity != Severity.ERROR:
+            if line == self.end_line:  # any answer there, even an error, shows Lean read that far
                 self.reached_end = True
             probe = by_line.get(line)
             if probe is None:
@@ -136,17 +143,15 @@ def layout(text: str, late: list[Probe], *, early: list[Probe] | None = None, he
         assert text.startswith(header)
         body = text[len(header) :]
         head = header if header.endswith("\n") or not header else header + "\n"
-        parts.append(head)
         start = _lines(head)
-        block = _block(early, start)
-        own.update(range(start, start + len(early) + 2))
-        parts.append(block)
+        block, last = _block(early, start)
+        parts += [head, block]
+        own.update(range(start, last + 1))
     prefix = "".join(parts) + body
     if not prefix.endswith("\n"):
         prefix += "\n"
     start = _lines(prefix)
-    block = _block(late, start)
-    end_line = start + len(late) + 1
+    block, end_line = _block(late, start)
     own.update(range(start, end_line + 1))
     return ProbeRun(prefix + block, early + late, end_line, frozenset(own))
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 import re
 
 from ..errors import InvalidProofError
-from .source import code_only, tokens
+from .source import code_only
 
 __all__ = ["refuse_constructs"]
 
 _EXIT = re.compile(r"#exit(?![\w'!?])")
 _GUARD_MSGS = re.compile(r"#guard_msgs(?![\w'!?])")
+_PRELUDE = re.compile(r"\s*prelude(?![\w'!?.])")
 _SKIP_KERNEL = re.compile(r"skip\W{0,3}Kernel\W{0,3}TC", re.IGNORECASE)
 
 
@@ -48,8 +49,7 @@ def refuse_constructs(code: str, *, allow_prelude: bool) -> None:
             "The proof uses `#exit`: Lean stops reading there, so nothing after it would be checked.",
             hint="Remove `#exit` and whatever follows it that is not meant to be checked.",
         )
-    first = next(iter(tokens(code)), None)
-    if first is not None and first.text == "prelude" and not allow_prelude:
+    if not allow_prelude and _PRELUDE.match(plain):
         raise InvalidProofError(
             "The proof starts with `prelude`: it would define Lean's basic types (`Nat`, `Eq`, `False`...) "
             "itself, and the kernel trusts some of them by name, so `False` could be proved without any axiom.",

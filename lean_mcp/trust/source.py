@@ -11,14 +11,14 @@ text is left as code: a scan may then see too much (a false refusal), never too 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import re
+from typing import NamedTuple
 
 __all__ = ["Token", "code_only", "name_parts", "render_name", "tokens"]
 
 _IDENT_START = re.compile(r"[^\W\d]|_")
 _IDENT_CHAR = re.compile(r"[\w'!?]")
-_RAW_STRING = re.compile(r'r(#*)"')
 
 
 def _is_ident_char(ch: str) -> bool:
@@ -68,42 +68,55 @@ def _blank(chunk: str) -> str:
     return "".join("\n" if ch == "\n" else " " for ch in chunk)
 
 
+_SPECIAL = re.compile(r"--|/-|«|\"|r#*\"|'")
+
+
+@functools.lru_cache(maxsize=64)
 def code_only(text: str) -> str:
     """`text` with comments and string/char literals blanked (same length, same line breaks)."""
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
-        ch = text[i]
-        prev = text[i - 1] if i else " "
-        if text.startswith("--", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-        elif text.startswith("/-", i):
-            end = _block_comment_end(text, i)
-        elif ch == "«":  # an escaped identifier part: code, whatever it holds
-            close = text.find("»", i)
-            end = n if close < 0 else close + 1
-            out.append(text[i:end])
-            i = end
+        match = _SPECIAL.search(text, i)
+        if match is None:
+            out.append(text[i:])
+            break
+        start = match.start()
+        out.append(text[i:start])
+        end = _literal_end(text, start, match.group())
+        if end is None:  # not a literal after all (an identifier's `'`, `r`...): code
+            out.append(text[start])
+            i = start + 1
             continue
-        elif ch == '"' and prev != "!":
-            end = _string_end(text, i)
-        elif ch == "r" and not _is_ident_char(prev) and (raw := _RAW_STRING.match(text, i)):
-            close = text.find('"' + raw.group(1), raw.end())
-            end = n if close < 0 else close + 1 + len(raw.group(1))
-        elif ch == "'" and not _is_ident_char(prev) and (char_end := _char_end(text, i)) is not None:
-            end = char_end
-        else:
-            out.append(ch)
-            i += 1
-            continue
-        out.append(_blank(text[i:end]))
+        chunk = text[start:end]
+        out.append(chunk if chunk.startswith("«") else _blank(chunk))
         i = end
     return "".join(out)
 
 
-@dataclasses.dataclass(frozen=True)
-class Token:
+def _literal_end(text: str, start: int, found: str) -> int | None:
+    """Where the comment / literal / escaped identifier found at `start` ends; None if it is none."""
+    prev = text[start - 1] if start else " "
+    if found == "--":
+        end = text.find("\n", start)
+        return len(text) if end < 0 else end
+    if found == "/-":
+        return _block_comment_end(text, start)
+    if found == "«":  # an escaped identifier part: code, whatever it holds
+        close = text.find("»", start)
+        return len(text) if close < 0 else close + 1
+    if found == '"':
+        return None if prev == "!" else _string_end(text, start)
+    if found.startswith("r"):
+        if _is_ident_char(prev):
+            return None
+        hashes = found[1:-1]
+        close = text.find('"' + hashes, start + len(found))
+        return len(text) if close < 0 else close + 1 + len(hashes)
+    return None if _is_ident_char(prev) else _char_end(text, start)
+
+
+class Token(NamedTuple):
     """One token of code: its text, its 1-based line and its offset in the text."""
 
     text: str
@@ -120,16 +133,18 @@ _TOKEN = re.compile(rf"{_PART}(?:\.{_PART})*|#[A-Za-z_]\w*|:=|\S")
 _NAME_PART = re.compile(r"«([^»]*)»|([^.«»]+)")
 
 
-def tokens(text: str) -> list[Token]:
+@functools.lru_cache(maxsize=64)
+def tokens(text: str) -> tuple[Token, ...]:
     """The tokens of `text` (comments and literals skipped), each with its line."""
     code = code_only(text)
     found: list[Token] = []
     line, last = 1, 0
     for match in _TOKEN.finditer(code):
-        line += code.count("\n", last, match.start())
-        last = match.start()
-        found.append(Token(match.group(), line, match.start()))
-    return found
+        start = match.start()
+        line += code.count("\n", last, start)
+        last = start
+        found.append(Token(match.group(), line, start))
+    return tuple(found)
 
 
 def name_parts(name: str) -> list[str]:
