@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from lean_mcp.backends.base import Backend
+from lean_mcp.backends.base import Backend, WrappingBackend
 from lean_mcp.backends.lean_cli import LeanCliBackend
 from lean_mcp.backends.repl import ReplBackend
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
@@ -36,25 +36,12 @@ WORKERS = 2
 CLIENTS = 4
 
 
-class _Timed(Backend):
+class _Timed(WrappingBackend):
     """A backend that adds up the time its checks take (summed over concurrent checks)."""
 
     def __init__(self, inner: Backend) -> None:
-        self.inner, self.name, self.spent = inner, inner.name, 0.0
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    @property
-    def capacity(self) -> int:
-        return self.inner.capacity
+        super().__init__(inner)
+        self.spent = 0.0
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         started = time.perf_counter()

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from ..backends.base import Backend
+from ..backends.base import Backend, WrappingBackend
 from ..models import ProofConfig, ProofResult, validate_proof_text
 from .declarations import Declarations, read_declarations
 from .probes import Probe, ProbeKind, layout
@@ -29,7 +29,7 @@ __all__ = ["TrustedBackend"]
 MAX_REFERENCES = 256
 
 
-class TrustedBackend(Backend):
+class TrustedBackend(WrappingBackend):
     """Wraps `inner` with refusals, the axiom audit and statement pinning."""
 
     def __init__(
@@ -40,28 +40,17 @@ class TrustedBackend(Backend):
         allow_prelude: bool = False,
         max_proof_bytes: int = 4 * 1024 * 1024,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.permitted_axioms = frozenset(permitted_axioms)
         self.allow_prelude = allow_prelude
         self.max_proof_bytes = max_proof_bytes
         self._references: dict[str, Reference] = {}
         self._reference_locks: dict[str, anyio.Lock] = {}
 
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
     @property
     def identity(self) -> str:
         permitted = ",".join(sorted(self.permitted_axioms))
         return f"{self.inner.identity}|trust=v1|permitted={permitted}|prelude={self.allow_prelude}"
-
-    @property
-    def capacity(self) -> int:
-        return self.inner.capacity
 
     def health(self) -> dict[str, Any]:
         return {
