@@ -102,8 +102,9 @@ def _probes(declared: Declarations, reference: Reference | None) -> list[Probe]:
         names += [list(t) for t in reference.theorems if t not in names]
     probes = [Probe(kind, list(name)) for name in names for kind in (ProbeKind.AXIOMS, ProbeKind.SAFE)]
     if reference is not None:
-        probes += [Probe(ProbeKind.TYPE, list(t)) for t in reference.theorems]
-        probes += [Probe(ProbeKind.DEFINITION, list(parts)) for parts in reference.constants.values()]
+        for raw in (False, True):
+            probes += [Probe(ProbeKind.TYPE, list(t), raw) for t in reference.theorems]
+            probes += [Probe(ProbeKind.DEFINITION, list(parts), raw) for parts in reference.constants.values()]
     return probes
 
 

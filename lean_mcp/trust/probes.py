@@ -25,11 +25,22 @@ from .source import render_name
 __all__ = ["PP_EXPLICIT", "Probe", "ProbeKind", "ProbeRun", "axioms_of", "layout"]
 
 #: Options that make Lean print a term fully: full names, explicit arguments, universes, no notation,
-#: no elided proofs or deep terms. Two terms that print the same under them are the same term.
-PP_EXPLICIT = (
-    "set_option pp.all true in set_option pp.proofs true in set_option pp.deepTerms true in "
-    "set_option pp.maxSteps 100000000 in set_option pp.oneline false in "
-)
+#: no elided proofs or deep terms. Each is set explicitly (innermost, so nothing the proof set wins):
+#: `pp.all` alone does not override an option the proof set itself (e.g. `pp.notation true`).
+PP_EXPLICIT = "".join(
+    f"set_option pp.{option} in "
+    for option in (
+        "all true", "notation false", "explicit true", "universes true", "fullNames true", "funBinderTypes true",
+        "coercions false", "fieldNotation false", "proofs true", "deepTerms true", "maxSteps 100000000",
+        "oneline false", "mvars true", "structureInstances false", "privateNames true", "natLit true",
+        "piBinderTypes true", "letVarTypes true", "beta false", "instances true", "instanceTypes true",
+        "motives.all true",
+    )
+)  # fmt: skip
+#: The raw form: the term as stored, printed without any delaborator (so no notation, unexpander or
+#: custom printer of the proof's can shape it). Its hygienic binder names are renumbered (`_hygiene`).
+PP_RAW = "set_option pp.raw true in set_option pp.raw.maxDepth 100000000 in set_option pp.raw.showInfo false in "
+_HYGIENIC = re.compile(r"[^\s(){}\[\]:,]*\._@\.[^\s(){}\[\]:,]*")
 _END_MARKER = "#check (Sort 0)"
 _ELIDED = "⋯"
 
@@ -50,6 +61,8 @@ class Probe:
 
     kind: ProbeKind
     name: list[str]
+    #: print the raw term (PP_RAW) instead of the delaborated one (PP_EXPLICIT); TYPE and DEFINITION only
+    raw: bool = False
     line: int = 0
     answer: str | None = None
     errors: list[str] = dataclasses.field(default_factory=list)
@@ -58,16 +71,22 @@ class Probe:
     def full_name(self) -> str:
         return ".".join(self.name)
 
+    @property
+    def key(self) -> str:
+        """What the probe asks about, for comparing its answer with a reference's."""
+        return self.full_name + ("  (raw)" if self.raw else "")
+
     def command(self) -> str:
         ref = "_root_." + render_name(self.name)
         if self.kind is ProbeKind.AXIOMS:
             return f"#print axioms {ref}"
         if self.kind is ProbeKind.SAFE:
             return f"example := @{ref}"
+        style = PP_RAW if self.raw else PP_EXPLICIT
         if self.kind is ProbeKind.TYPE:
-            return f"{PP_EXPLICIT}#check @{ref}"
+            return f"{style}#check @{ref}"
         if self.kind is ProbeKind.DEFINITION:
-            return f"{PP_EXPLICIT}#print {ref}"
+            return f"{style}#print {ref}"
         return f"#check @{ref}"
 
     @property
@@ -124,7 +143,7 @@ class ProbeRun:
             if message.severity == Severity.ERROR:
                 probe.errors.append(message.data)
             elif probe.answer is None:
-                probe.answer = message.data
+                probe.answer = _hygiene(message.data) if probe.raw else message.data
             else:  # two answers to one command: something else printed here; trust neither
                 probe.errors.append("more than one answer")
         return output.model_copy(update={"messages": kept})
@@ -154,6 +173,13 @@ def layout(text: str, late: list[Probe], *, early: list[Probe] | None = None, he
     block, end_line = _block(late, start)
     own.update(range(start, end_line + 1))
     return ProbeRun(prefix + block, early + late, end_line, frozenset(own))
+
+
+def _hygiene(text: str) -> str:
+    """`text` with each distinct hygienic name (`x._@.Mod.123._hyg.7`) renamed `_hyg1`, `_hyg2`... in order
+    of first appearance: the same term elaborated in another module prints the same."""
+    names: dict[str, str] = {}
+    return _HYGIENIC.sub(lambda m: names.setdefault(m.group(), f"_hyg{len(names) + 1}"), text)
 
 
 _AXIOM_LIST = re.compile(r"^'(?P<name>.+)' depends on axioms: \[(?P<axioms>.*)\]\s*$", re.S)

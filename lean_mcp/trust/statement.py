@@ -42,9 +42,9 @@ class Reference:
     """What a proof of the statement must match."""
 
     theorems: list[list[str]]
-    #: full theorem name → its type, printed explicitly
+    #: probe key (full theorem name, plus "(raw)" for the raw form) → its type, printed explicitly
     types: dict[str, str]
-    #: full constant name (challenge-defined, used by a statement) → its definition, printed explicitly
+    #: probe key of a constant the challenge defines and a statement uses → its definition, printed explicitly
     definitions: dict[str, str]
     #: the same constants' names as components
     constants: dict[str, list[str]]
@@ -77,26 +77,26 @@ async def build_reference(statement: str, run: Runner) -> Reference:
     for round_no in range(MAX_ROUNDS):
         names = sorted(frontier)
         early = [Probe(ProbeKind.KNOWN, name_parts(n)) for n in names] if header or split.key == "" else []
-        late = [Probe(ProbeKind.TYPE, list(t)) for t in declared.theorems]
-        late += [Probe(ProbeKind.DEFINITION, name_parts(n)) for n in names]
+        late = [Probe(ProbeKind.TYPE, list(t), raw) for t in declared.theorems for raw in (False, True)]
+        theorem_probes = len(late)
+        late += [Probe(ProbeKind.DEFINITION, name_parts(n), raw) for n in names for raw in (False, True)]
         probe_run = layout(statement, late, early=early, header=header)
         await _run_checked(probe_run, run, round_no)
         if round_no == 0:
-            for probe in late[: len(declared.theorems)]:
+            for probe in late[:theorem_probes]:
                 if not probe.complete or probe.answer is None:
                     raise InvalidProofError(
                         f"lean-mcp could not read the statement of `{probe.full_name}` from the statement text "
                         f"({'; '.join(probe.errors) or 'no answer'})."
                     )
-                types[probe.full_name] = probe.answer
+                types[probe.key] = probe.answer
                 frontier |= _names_in(probe.answer)
         imported = {".".join(p.name) for p in early if p.answer is not None}
         seen |= set(names)
-        for probe in late[len(declared.theorems) :]:
-            key = ".".join(probe.name)
-            if key in imported or probe.answer is None:
+        for probe in late[theorem_probes:]:
+            if probe.full_name in imported or probe.answer is None:
                 continue
-            printed[key], parts[key] = probe.answer, probe.name
+            printed[probe.key], parts[probe.full_name] = probe.answer, probe.name
             frontier |= _names_in(probe.answer)
         frontier -= seen
         if not frontier:

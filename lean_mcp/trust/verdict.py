@@ -26,6 +26,8 @@ class Assessment:
     rejections: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     sorries: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     axioms: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: names whose statement or definition was already found to differ (reported once, not per print style)
+    differing: set[str] = dataclasses.field(default_factory=set)
 
     def reject(self, text: str, line: int = 1) -> None:
         self.rejections.append((line, text))
@@ -52,6 +54,9 @@ def _audit(probe: Probe, permitted: frozenset[str], line: int, found: Assessment
 
 def _compare(probe: Probe, expected: str, found: Assessment) -> None:
     name = probe.full_name
+    if name in found.differing or (probe.complete and probe.answer == expected):
+        return
+    found.differing.add(name)
     if probe.kind is ProbeKind.TYPE:
         if probe.answer is None or probe.errors:
             found.reject(f"The proof does not declare `{name}`, a theorem of the statement (under that full name).")
@@ -90,9 +95,9 @@ def assess(
                 line,
             )
         elif reference is not None and probe.kind is ProbeKind.TYPE:
-            _compare(probe, reference.types[probe.full_name], found)
+            _compare(probe, reference.types[probe.key], found)
         elif reference is not None and probe.kind is ProbeKind.DEFINITION:
-            _compare(probe, reference.definitions[probe.full_name], found)
+            _compare(probe, reference.definitions[probe.key], found)
     for axiom in declared.axioms:
         if axiom is None:
             found.reject("The proof declares an axiom whose name lean-mcp cannot read (made by a macro?).")
