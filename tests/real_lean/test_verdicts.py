@@ -204,3 +204,13 @@ def test_a_cached_proved_is_not_served_to_a_request_with_a_smaller_limit(lean_ex
     assert tight.verdict == Verdict.TIMEOUT and not tight.cached
     # the statement is part of the key: a pinned request is checked, not answered with the unpinned result
     assert pinned.verdict == Verdict.PROVED and not pinned.cached and "statement" in pinned.checks
+
+
+def test_print_options_set_by_the_proof_do_not_weaken_the_comparison(lean_exe: Path, project: Path) -> None:
+    """`pp.all` alone does not override options the proof set: lean-mcp sets each one, and compares the raw form."""
+    options = "set_option pp.universes false\nset_option pp.explicit false\nset_option pp.raw.maxDepth 1\n"
+    honest = check(lean_exe, project, cheats.HONEST + options, statement=cheats.TRUE_CLAIM)
+    assert honest.verdict == Verdict.PROVED, errors(honest)
+    weaker = check(lean_exe, project, cheats.WEAKER + options, statement=cheats.FALSE_CLAIM)
+    assert weaker.verdict == Verdict.REJECTED
+    assert errors(weaker).count("The statement of `zero_eq_one` differs") == 1
