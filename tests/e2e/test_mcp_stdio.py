@@ -228,10 +228,9 @@ async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_kee
     assert huge.is_error and "10,485,760 bytes" in text_of(huge) and "--max-proof-bytes" in text_of(huge)
     assert unknown.is_error and "no-such-proof" in text_of(unknown)
     # Argument errors: one sentence naming the field and what to send, no pydantic dump or link.
-    assert missing.is_error and "`proof` field required" in text_of(missing)
+    assert missing.is_error and "Give exactly one of `proof` (the Lean text) and `path`" in text_of(missing)
     assert negative.is_error and "`timeout` input should be greater than 0" in text_of(negative)
-    for wrong in (missing, negative):
-        assert "Send a JSON object with `proof` (string, required), `timeout` (number)" in text_of(wrong)
+    assert "Send a JSON object with `proof` (string), `timeout` (number)" in text_of(negative)
         assert "pydantic" not in text_of(wrong) and "validation error" not in text_of(wrong)
     assert structured(fine)["verdict"] == "proved"
 
