@@ -231,6 +231,7 @@ async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_kee
     assert missing.is_error and "Give exactly one of `proof` (the Lean text) and `path`" in text_of(missing)
     assert negative.is_error and "`timeout` input should be greater than 0" in text_of(negative)
     assert "Send a JSON object with `proof` (string), `timeout` (number)" in text_of(negative)
+    for wrong in (missing, negative):
         assert "pydantic" not in text_of(wrong) and "validation error" not in text_of(wrong)
     assert structured(fine)["verdict"] == "proved"
 
