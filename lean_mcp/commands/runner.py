@@ -17,7 +17,9 @@ from types import FrameType
 import anyio
 import uvicorn
 
+from .. import http_limits
 from ..errors import ConfigurationError
+from ..http_limits import uvicorn_config
 from ..http_runner import create_app
 from ..jobs.service import open_service
 from ..settings import Settings
@@ -73,10 +75,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings, sock: socket.socket) -> bool:
     async with open_service(settings) as service:
-        config = uvicorn.Config(
+        config = uvicorn_config(
             create_app(service, settings),
-            log_config=None,
-            log_level=settings.log_level.lower(),
+            settings,
             access_log=settings.log_level == "DEBUG",
             lifespan="off",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
@@ -85,5 +86,5 @@ async def _serve(settings: Settings, sock: socket.socket) -> bool:
         host, port = sock.getsockname()[:2]
         auth = "bearer token required" if settings.api_key else "no authentication"
         logger.info("lean-mcp runner listening on http://%s:%d (%s)", host, port, auth)
-        await server.serve(sockets=[sock])
+        await http_limits.serve(server, [sock])
         return server.started

@@ -21,10 +21,11 @@ from typing import Any
 import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import http_limits
+from ..http_limits import uvicorn_config
 from ..mcp_server import ServiceSlot, build_server
 from ..mcp_stdio import stdio_streams
 from ..settings import Settings
@@ -80,20 +81,13 @@ async def _serve_stdio(server: MCPServer[Any], settings: Settings) -> None:
 async def _serve_http(server: MCPServer[Any], settings: Settings, listener: socket.socket) -> None:
     app: ASGIApp = server.streamable_http_app(
         host=settings.host,
-        max_request_body_size=max(DEFAULT_MAX_REQUEST_BODY_SIZE, 3 * settings.max_proof_bytes),
+        max_request_body_size=settings.request_limit_bytes,
     )
     if settings.api_key:
         app = BearerAuthMiddleware(app, settings.api_key)
     elif settings.host not in _LOOPBACK:
         logger.warning("Serving on %s with no --api-key: anyone who can reach it can use it.", settings.host)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=5,
-    )
+    config = uvicorn_config(app, settings, host=settings.host, port=settings.port, timeout_graceful_shutdown=5)
     http = _UvicornServer(config)
 
     def graceful() -> None:
@@ -104,7 +98,7 @@ async def _serve_http(server: MCPServer[Any], settings: Settings, listener: sock
             tg.start_soon(_watch_signals, graceful, serving.cancel)
             port = listener.getsockname()[1]
             logger.info("lean-mcp serving MCP on http://%s:%s/mcp", settings.host, port)
-            await http.serve(sockets=[listener])
+            await http_limits.serve(http, [listener])
             tg.cancel_scope.cancel()
 
 
