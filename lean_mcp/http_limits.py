@@ -26,6 +26,7 @@ import socket
 import time
 from typing import Any, ClassVar, Literal
 
+import anyio
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -37,6 +38,8 @@ __all__ = ["GuardedH11Protocol", "HttpLimits", "raise_open_file_limit", "serve",
 logger = logging.getLogger(__name__)
 
 Phase = Literal["headers", "body", "working"]
+#: Connections the kernel may queue before the server accepts them.
+LISTEN_BACKLOG = 4096
 #: Seconds between two log lines about connections the limits closed.
 _CLOSED_LOG_INTERVAL = 60.0
 
@@ -110,7 +113,23 @@ async def serve(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
         loop.default_exception_handler(context)
 
     loop.set_exception_handler(handle)
-    await server.serve(sockets=sockets)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_widen_backlog, server, sockets)
+        await server.serve(sockets=sockets)
+        tg.cancel_scope.cancel()
+
+
+async def _widen_backlog(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+    """Once serving, let the kernel queue up to LISTEN_BACKLOG connections (asyncio took the small batch size).
+
+    asyncio uses one number both as listen()'s backlog and as how many sockets it accepts per
+    wake-up. A small batch keeps a flood from outrunning the connection limit; a long kernel queue
+    keeps real clients from having their connection attempts dropped (and retried a second later).
+    """
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+        await anyio.sleep(0.05)
+    for sock in sockets:
+        sock.listen(LISTEN_BACKLOG)
 
 
 class GuardedH11Protocol(H11Protocol):

@@ -415,19 +415,19 @@ async def fuzz_all(inputs: int, seconds: float, seed: int, workdir: Path) -> lis
     for path in (stdio_dir, runner_dir, mcp_dir):
         path.mkdir(parents=True, exist_ok=True)
     reports.append(await fuzz_stdio(inputs * 2 // 5, seconds * 0.45, seed, stdio_dir))
-    async with _http_server(RUNNER, runner_env(runner_dir, LEAN_MCP_LOG_LEVEL="ERROR"), runner_dir) as url:
+    async with http_server(RUNNER, runner_env(runner_dir, LEAN_MCP_LOG_LEVEL="ERROR"), runner_dir) as url:
         share, budget = inputs * 2 // 5, seconds * 0.35
         reports.append(
             await fuzz_http("runner HTTP", url, share, budget, seed=seed, routes=RUNNER_ROUTES, json_detail=True)
         )
     serve_http = [*SERVE, "--transport", "streamable-http"]
-    async with _http_server(serve_http, server_env(mcp_dir, LEAN_MCP_LOG_LEVEL="ERROR"), mcp_dir) as url:
+    async with http_server(serve_http, server_env(mcp_dir, LEAN_MCP_LOG_LEVEL="ERROR"), mcp_dir) as url:
         share, budget = inputs // 5, seconds * 0.2
         reports.append(await fuzz_http("MCP HTTP", url, share, budget, seed=seed, routes=("/mcp",), json_detail=False))
     return reports
 
 
-class _http_server:
+class http_server:
     """A server subprocess on a free port of 127.0.0.1; yields its base URL once it answers."""
 
     def __init__(self, command: list[str], env: dict[str, str], workdir: Path) -> None:

@@ -1,4 +1,4 @@
-"""The HTTP limits against the real runner on 127.0.0.1: idle and slow clients cannot lock out real ones,
+"""The HTTP limits against the real servers on 127.0.0.1: idle and slow clients cannot lock out real ones,
 every malformed body is a 4xx with a JSON `detail`, and one body limit holds on every route."""
 
 from __future__ import annotations
@@ -12,9 +12,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import anyio
 import httpx
+import httpx2
 import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
+from tests.fuzz import http_server
+
+from .mcp_support import SERVE, server_env
 from .runner_support import RUNNER, RunnerProcess, runner_env
 
 TOKEN = "limits-token"
@@ -166,3 +173,30 @@ def test_the_limits_are_knobs_with_clear_errors(tmp_path: Path) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=runner_env(tmp_path))
     assert done.returncode == 2
     assert "--header-timeout (LEAN_MCP_HEADER_TIMEOUT) must be a finite positive number" in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_the_mcp_http_server_times_out_slow_clients_and_keeps_serving(tmp_path: Path) -> None:
+    anyio.run(_mcp_http_slow_clients, tmp_path)
+
+
+async def _mcp_http_slow_clients(tmp_path: Path) -> None:
+    env = server_env(tmp_path, LEAN_MCP_HEADER_TIMEOUT="2", LEAN_MCP_BODY_TIMEOUT="2")
+    async with http_server([*SERVE, "--transport", "streamable-http"], env, tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with _connect(port) as slow_header, _connect(port) as slow_body:
+            slow_header.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\n")
+            slow_body.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{")
+            late_header = await anyio.to_thread.run_sync(_read_all, slow_header, 10)
+            late_body = await anyio.to_thread.run_sync(_read_all, slow_body, 10)
+        async with (
+            httpx2.AsyncClient(timeout=30) as client,
+            streamable_http_client(f"{url}/mcp", http_client=client) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            proved = await session.call_tool("verify_proof", {"proof": PROVED})
+    assert late_header.startswith(b"HTTP/1.1 408") and b"--header-timeout" in late_header, late_header
+    assert late_body.startswith(b"HTTP/1.1 408") and b"--body-timeout" in late_body, late_body
+    assert proved.structured_content is not None and proved.structured_content["verdict"] == "proved"
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
