@@ -148,6 +148,7 @@ def test_every_malformed_body_is_a_4xx_with_a_json_detail_and_one_limit_holds_ev
             )
             answers[f"{route} NaN"] = client.post(url, content=NAN_BODY, headers=json_headers)
         bad_http = _raw_exchange(runner.port, b"POST /prove/check HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        huge_headers = _raw_exchange(runner.port, b"GET /health HTTP/1.1\r\nX: " + b"y" * 100_000 + b"\r\n\r\n")
         fine = client.post(f"{runner.url}/prove/check", json={"proof": PROVED}, headers=AUTH)
         log = runner.log()
     for name, answer in answers.items():
@@ -156,6 +157,7 @@ def test_every_malformed_body_is_a_4xx_with_a_json_detail_and_one_limit_holds_ev
         if "too big" in name:
             assert answer.status_code == 413 and "100,000 bytes" in answer.json()["detail"], (name, answer.text)
     assert bad_http.startswith(b"HTTP/1.1 400") and b'"detail"' in bad_http, bad_http
+    assert huge_headers.startswith(b"HTTP/1.1 400") and b"64 KiB" in huge_headers, huge_headers
     assert "nested too deeply" in answers["/prove/check deep"].json()["detail"]
     assert fine.json()["verdict"] == "proved"
     assert "Traceback" not in log, log[-3000:]
