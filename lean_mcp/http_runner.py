@@ -140,11 +140,17 @@ def _describe_validation(error: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
+_TOO_BIG = (
+    "the limit is {limit:,} bytes (the server's --max-request-bytes). "
+    "Send a smaller proof, or fewer snippets per request."
+)
+
+
 def _refuse_declared_length(request: Request, limit: int) -> None:
     """413 at once when the request says its body is larger than `limit` bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _bad_request(f"The request body is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413)
+        raise _bad_request(f"The request body is {int(declared):,} bytes; {_TOO_BIG.format(limit=limit)}", 413)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -155,7 +161,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _bad_request(f"The request body is over the limit of {limit:,} bytes.", 413)
+            raise _bad_request(f"The request body is too large: {_TOO_BIG.format(limit=limit)}", 413)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -278,7 +284,7 @@ def _kimina_item(snippet_id: str, result: ProofResult, debug: bool) -> dict[str,
 
 
 def _kimina_invalid(snippet_id: str, error: LeanMCPError) -> dict[str, Any]:
-    message = str(error.args[0]) if error.args else str(error)
+    message = error.message
     return {
         "id": snippet_id,
         "time": 0.0,
@@ -458,7 +464,9 @@ async def _lean_error(_request: Request, exc: Exception) -> Response:
     if code >= 500:
         logger.warning("Request failed: %s", exc)
     headers = {"Retry-After": "1"} if code == 429 else None
-    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+    # `detail` as every lean-runner client reads it; `message` and `hint` apart for lean-mcp's client.
+    body = {"detail": str(exc), "message": exc.message, "hint": exc.hint}
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> Response:
