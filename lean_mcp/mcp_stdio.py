@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import stat
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn, cast
 
@@ -150,6 +151,13 @@ def _is_pollable(fd: int) -> bool:
 @contextlib.contextmanager
 def claimed_stdin(limit: int) -> Iterator[PipeLines]:
     """Take the protocol pipe off fd 0 (children see /dev/null) and read its lines ourselves."""
+    if sys.stdin is None:  # started with fd 0 closed (`<&-`): nothing to read, and fd 0 is not ours to move
+        nothing = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            yield PipeLines(nothing, limit)
+        finally:
+            os.close(nothing)
+        return
     private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

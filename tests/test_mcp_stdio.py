@@ -16,11 +16,6 @@ from lean_mcp.mcp_stdio import CheckedWriter, Oversized, PipeLines, screen_line
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _lines_of(data: bytes, limit: int) -> list[str | Oversized]:
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)

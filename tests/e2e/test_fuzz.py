@@ -20,11 +20,6 @@ INPUTS = 2500
 SECONDS = 40.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.timeout(240)
 async def test_hostile_inputs_never_kill_a_server_leave_a_request_unanswered_or_get_a_500(tmp_path: Path) -> None:
     seed = int(os.environ.get("LEAN_MCP_FUZZ_SEED", "20261127"))

@@ -54,11 +54,6 @@ CASES: list[tuple[bytes, Any, str]] = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.timeout(120)
 async def test_every_hostile_line_is_answered_and_the_server_keeps_serving(tmp_path: Path) -> None:
     async with raw_server(tmp_path) as server:
