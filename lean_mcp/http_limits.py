@@ -26,14 +26,13 @@ import socket
 import time
 from typing import Any, ClassVar, Literal
 
-import anyio
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .settings import Settings
 
-__all__ = ["GuardedH11Protocol", "HttpLimits", "raise_open_file_limit", "serve", "uvicorn_config"]
+__all__ = ["GuardedH11Protocol", "HttpLimits", "Server", "raise_open_file_limit", "uvicorn_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,40 +95,29 @@ def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Conf
     )
 
 
-async def serve(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
-    """Run `server` (configured by `uvicorn_config`) on `sockets`.
+class Server(uvicorn.Server):
+    """uvicorn's server for a configuration from `uvicorn_config`, with two changes at start-up.
 
-    When a flood of connections runs the process out of open files, asyncio pauses accepting for
-    a second and logs a traceback per refused socket; here that becomes a counted warning.
+    asyncio uses one number both as listen()'s backlog and as how many sockets it accepts per
+    wake-up: uvicorn starts with the small batch (so a flood cannot outrun the connection limit),
+    then the kernel queue is widened to LISTEN_BACKLOG (so real clients' connection attempts wait
+    in line instead of being dropped and retried a second later). And when a flood runs the
+    process out of open files, asyncio's traceback per refused socket becomes a counted warning.
     """
-    protocol = server.config.http
-    loop = asyncio.get_running_loop()
 
-    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(self._accept_errors)
+        await super().startup(sockets=sockets)
+        for sock in sockets or ():
+            sock.listen(LISTEN_BACKLOG)
+
+    def _accept_errors(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        protocol = self.config.http
         out_of_files = isinstance(context.get("exception"), OSError) and "accept" in str(context.get("message"))
         if out_of_files and isinstance(protocol, type) and issubclass(protocol, GuardedH11Protocol):
             protocol._note("not accepted, out of open files")
             return
         loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handle)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_widen_backlog, server, sockets)
-        await server.serve(sockets=sockets)
-        tg.cancel_scope.cancel()
-
-
-async def _widen_backlog(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
-    """Once serving, let the kernel queue up to LISTEN_BACKLOG connections (asyncio took the small batch size).
-
-    asyncio uses one number both as listen()'s backlog and as how many sockets it accepts per
-    wake-up. A small batch keeps a flood from outrunning the connection limit; a long kernel queue
-    keeps real clients from having their connection attempts dropped (and retried a second later).
-    """
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
-        await anyio.sleep(0.05)
-    for sock in sockets:
-        sock.listen(LISTEN_BACKLOG)
 
 
 class GuardedH11Protocol(H11Protocol):

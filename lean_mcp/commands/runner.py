@@ -15,11 +15,9 @@ import socket
 from types import FrameType
 
 import anyio
-import uvicorn
 
 from .. import http_limits
 from ..errors import ConfigurationError
-from ..http_limits import uvicorn_config
 from ..http_runner import create_app
 from ..jobs.service import open_service
 from ..settings import Settings
@@ -75,16 +73,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings, sock: socket.socket) -> bool:
     async with open_service(settings) as service:
-        config = uvicorn_config(
+        config = http_limits.uvicorn_config(
             create_app(service, settings),
             settings,
             access_log=settings.log_level == "DEBUG",
             lifespan="off",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
-        server = uvicorn.Server(config)
+        server = http_limits.Server(config)
         host, port = sock.getsockname()[:2]
         auth = "bearer token required" if settings.api_key else "no authentication"
         logger.info("lean-mcp runner listening on http://%s:%d (%s)", host, port, auth)
-        await http_limits.serve(server, [sock])
+        await server.serve(sockets=[sock])
         return server.started

@@ -19,13 +19,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import http_limits
-from ..http_limits import uvicorn_config
 from ..mcp_server import ServiceSlot, build_server
 from ..mcp_stdio import stdio_streams
 from ..settings import Settings
@@ -87,7 +85,9 @@ async def _serve_http(server: MCPServer[Any], settings: Settings, listener: sock
         app = BearerAuthMiddleware(app, settings.api_key)
     elif settings.host not in _LOOPBACK:
         logger.warning("Serving on %s with no --api-key: anyone who can reach it can use it.", settings.host)
-    config = uvicorn_config(app, settings, host=settings.host, port=settings.port, timeout_graceful_shutdown=5)
+    config = http_limits.uvicorn_config(
+        app, settings, host=settings.host, port=settings.port, timeout_graceful_shutdown=5
+    )
     http = _UvicornServer(config)
 
     def graceful() -> None:
@@ -98,11 +98,11 @@ async def _serve_http(server: MCPServer[Any], settings: Settings, listener: sock
             tg.start_soon(_watch_signals, graceful, serving.cancel)
             port = listener.getsockname()[1]
             logger.info("lean-mcp serving MCP on http://%s:%s/mcp", settings.host, port)
-            await http_limits.serve(http, [listener])
+            await http.serve(sockets=[listener])
             tg.cancel_scope.cancel()
 
 
-class _UvicornServer(uvicorn.Server):
+class _UvicornServer(http_limits.Server):
     """uvicorn without its own signal handlers: ours stop it, then close the proof service."""
 
     @contextlib.contextmanager
