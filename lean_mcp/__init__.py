@@ -15,11 +15,13 @@ from .errors import (
     InvalidProofError,
     JobNotFoundError,
     LeanMCPError,
+    ProofStateError,
     ProofTooLargeError,
     QueueFullError,
     RateLimitedError,
     RemoteError,
     RunnerUnreachableError,
+    TacticModeUnavailableError,
 )
 from .models import (
     JobStatus,
@@ -29,8 +31,12 @@ from .models import (
     Proof,
     ProofConfig,
     ProofResult,
+    ProofStatus,
     Severity,
     Sorry,
+    TacticCheck,
+    TacticResult,
+    TryTacticsResult,
     Verdict,
 )
 
@@ -56,6 +62,8 @@ __all__ = [
     "Proof",
     "ProofConfig",
     "ProofResult",
+    "ProofStateError",
+    "ProofStatus",
     "ProofTooLargeError",
     "QueueFullError",
     "RateLimitedError",
@@ -63,6 +71,10 @@ __all__ = [
     "RunnerUnreachableError",
     "Severity",
     "Sorry",
+    "TacticCheck",
+    "TacticModeUnavailableError",
+    "TacticResult",
+    "TryTacticsResult",
     "Verdict",
     "__version__",
 ]

@@ -14,11 +14,13 @@ __all__ = [
     "InvalidProofError",
     "JobNotFoundError",
     "LeanMCPError",
+    "ProofStateError",
     "ProofTooLargeError",
     "QueueFullError",
     "RateLimitedError",
     "RemoteError",
     "RunnerUnreachableError",
+    "TacticModeUnavailableError",
 ]
 
 
@@ -59,6 +61,18 @@ class JobNotFoundError(LeanMCPError):
     """No job has this id (never submitted here, or pruned by retention)."""
 
     hint = "Use the id returned by submit; finished jobs are pruned after the retention period."
+
+
+class ProofStateError(LeanMCPError):
+    """A proof-state handle that names no live proof state (unknown, expired, or its REPL is gone)."""
+
+    hint = "Verify the proof (with its sorries) again to get fresh proof_state_ids for its goals."
+
+
+class TacticModeUnavailableError(LeanMCPError):
+    """The backend has no proof states: tactic mode needs the `repl` backend."""
+
+    hint = "Start lean-mcp with `--backend repl` and a REPL command (--repl / LEAN_MCP_REPL)."
 
 
 class BusyError(LeanMCPError):

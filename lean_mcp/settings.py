@@ -102,6 +102,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("prewarm", _parse_list, [], "Headers to import at start, `;`-separated, e.g. `import Mathlib`."),
     Knob("queue_timeout", float, 600.0, "Seconds a proof may wait for a free REPL before a clear `busy` error."),
     Knob("max_proof_bytes", int, 4 * 1024 * 1024, "Largest proof accepted, in UTF-8 bytes."),
+    Knob(
+        "proof_state_ttl",
+        float,
+        3600.0,
+        "Seconds a proof_state_id (repl backend, tactic mode) stays usable after its last use.",
+    ),
+    Knob("max_proof_states", int, 10_000, "Most live proof_state_ids; past it the least recently used expire."),
     Knob("max_queue", int, 100_000, "Most jobs that may wait at once; past it submits are refused (HTTP 429)."),
     Knob("db", str, default_db_path, "SQLite job store path, or `:memory:`."),
     Knob("cache", _parse_bool, True, "Answer identical proofs from the store (never timeouts or errors)."),
@@ -139,6 +146,8 @@ class Settings:
     prewarm: list[str] = dataclasses.field(default_factory=list)
     queue_timeout: float = 600.0
     max_proof_bytes: int = 4 * 1024 * 1024
+    proof_state_ttl: float = 3600.0
+    max_proof_states: int = 10_000
     max_queue: int = 100_000
     db: str = dataclasses.field(default_factory=default_db_path)
     cache: bool = True
@@ -188,7 +197,8 @@ class Settings:
             value = getattr(self, knob.name)
             if knob.choices and value not in knob.choices:
                 raise ConfigurationError(f"{knob.flag} must be one of {', '.join(knob.choices)}, got {value!r}.")
-        positive = ("workers", "timeout", "memory_mb", "max_uses", "queue_timeout", "max_proof_bytes", "max_queue")
+        positive: tuple[str, ...] = ("workers", "timeout", "memory_mb", "max_uses", "queue_timeout")
+        positive += ("max_proof_bytes", "max_queue", "proof_state_ttl", "max_proof_states")
         for name in positive:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

@@ -14,7 +14,9 @@ It does not know Lean. Its answers are scripted by the proof text:
 * `theorem|lemma|def|abbrev|axiom|inductive|structure|instance NAME` declarations are tracked per env;
   redeclaring a name of the env gives the error `'NAME' has already been declared`;
 * directive comments on their own line, `-- standin: VERB [ARG]`: `error TEXT`, `info TEXT`,
-  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`;
+  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`, and in tactic
+  mode `status TEXT` (the step's `proofStatus` is TEXT, e.g. `Error: kernel type check failed: x`);
+* tactic mode: see `Repl.tactic`;
 * anything else elaborates cleanly: `{"env": n}`.
 
 Stdlib only; it must never import the code under test.
@@ -370,6 +372,7 @@ class Env:
 class ProofState:
     goals: list[str]
     has_sorry: bool = False
+    status: str | None = None  # a `status` directive's proofStatus
 
 
 @dataclass
@@ -392,8 +395,10 @@ CLOSING_TACTICS = {
 }  # fmt: skip
 SPLITTING_TACTICS = {
     "by_cases": ("pos", "neg"), "cases": ("zero", "succ"), "induction": ("zero", "succ"),
-    "constructor": ("left", "right"), "split": ("isTrue", "isFalse"),
+    "constructor": ("left", "right"), "split": ("isTrue", "isFalse"), "induction'": ("zero", "succ"),
 }  # fmt: skip
+#: `apply X` that leaves one goal per field of X.
+SPLITTING_TERMS = {"And.intro": ("left", "right"), "Iff.intro": ("mp", "mpr")}
 TACTIC_SEPARATORS = {";", "=>", "·", "<;>", "all_goals", "any_goals", "try", "first", "|", "focus", "next"}
 PROGRESS_TACTICS = {
     "intro", "intros", "apply", "have", "cases'", "induction'", "refine", "trace", "use", "rw", "rewrite",
@@ -414,6 +419,8 @@ class Repl:
         self.envs: list[Env] = []
         self.proof_states: list[ProofState] = []
         self.memory: list[bytearray] = []
+        #: Set by a `status` directive: the proofStatus of the tactic step being run.
+        self.forced_status: str | None = None
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -519,6 +526,8 @@ class Repl:
                 sys.stderr.flush()
                 os._exit(1)
             self.memory.append(block)
+        elif verb == "status":
+            self.forced_status = arg
         elif verb == "stderr":
             size = int(arg)
             chunk = ("standin stderr noise " * 4)[:-1] + "\n"
@@ -608,13 +617,15 @@ class Repl:
 
     def tactic(self, state_id: int, text: str) -> dict[str, Any]:
         """Run a tactic. A closing tactic (or `sorry`) in tactic position closes the first goal (every goal
-        after `all_goals`/`any_goals`); a splitting tactic turns the first goal into two cases; other
-        known tactics leave the goals as they are; an unknown head is a parse error."""
+        after `all_goals`/`any_goals`); a splitting tactic (or `apply And.intro`) at the start of the text,
+        of a line or after a separator turns the first goal into its cases; other known tactics leave
+        the goals as they are; an unknown head is a parse error."""
         if state_id >= len(self.proof_states):
             return {"message": "Unknown proof state."}
         state = self.proof_states[state_id]
         tokens = lex(text)
         messages: list[dict[str, Any]] = []
+        self.forced_status = None
         self.run_directives(text, tokens, messages)
         for msg in messages:  # messages logged in tactic mode sit at 0:0
             msg["pos"] = msg["endPos"] = {"line": 0, "column": 0}
@@ -634,12 +645,15 @@ class Repl:
             t.text in CLOSING_TACTICS and (i == 0 or code[i - 1].text in TACTIC_SEPARATORS) for i, t in enumerate(code)
         )
         goals = list(state.goals)
+        cases = split_cases(code)
         if closes:
             goals = [] if every_goal else goals[1:]
-        elif head in SPLITTING_TACTICS and goals:
-            goals[:1] = [f"case {case}\n{goals[0]}" for case in SPLITTING_TACTICS[head]]
+        elif cases and goals:
+            goals[:1] = [f"case {case}\n{goals[0]}" for case in cases]
         has_sorry = state.has_sorry or bool(sorry_count) or errors
-        return self.new_proof_state(ProofState(goals, has_sorry), sorries, messages)
+        if self.forced_status is not None and not self.forced_status.startswith("Incomplete: open goals"):
+            goals = []
+        return self.new_proof_state(ProofState(goals, has_sorry, self.forced_status), sorries, messages)
 
     def new_proof_state(
         self,
@@ -648,7 +662,9 @@ class Repl:
         messages: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         self.proof_states.append(state)
-        if state.goals:
+        if state.status is not None:
+            status = state.status
+        elif state.goals:
             status = "Incomplete: open goals remain"
         elif state.has_sorry:
             status = "Incomplete: contains sorry"
@@ -748,6 +764,18 @@ def goal_of(text: str, rest: list[Token]) -> str:
         return "⊢ Prop"
     target = _squash(text[rest[colon].offset : rest[end - 1].offset + len(rest[end - 1].text)])
     return "\n".join([h for h in hyps if " : " in h] + [f"⊢ {target}"])
+
+
+def split_cases(code: list[Token]) -> tuple[str, ...] | None:
+    """The cases a splitting tactic in tactic position (start, new line, after a separator) makes."""
+    for i, tok in enumerate(code):
+        if i and code[i - 1].text not in TACTIC_SEPARATORS and code[i - 1].line == tok.line:
+            continue
+        if tok.text in SPLITTING_TACTICS:
+            return SPLITTING_TACTICS[tok.text]
+        if tok.text == "apply" and i + 1 < len(code) and code[i + 1].text in SPLITTING_TERMS:
+            return SPLITTING_TERMS[code[i + 1].text]
+    return None
 
 
 def tactic_block(rest: list[Token]) -> list[list[Token]]:
