@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 __all__ = [
+    "MAX_TACTICS_PER_TRY",
     "FailureKind",
     "JobStatus",
     "LeanOutput",
@@ -23,10 +24,12 @@ __all__ = [
     "ProofConfig",
     "ProofResult",
     "ProofStatus",
+    "RunTacticRequest",
     "Severity",
     "Sorry",
     "TacticCheck",
     "TacticResult",
+    "TryTacticsRequest",
     "TryTacticsResult",
     "Verdict",
     "validate_proof_text",
@@ -356,3 +359,23 @@ class TryTacticsResult(BaseModel):
 
     proof_state_id: str
     results: list[TacticResult]
+
+
+class RunTacticRequest(BaseModel):
+    """The body of the runner's `POST /tactic/run`."""
+
+    proof_state_id: str
+    tactic: str
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+#: Most tactics one `try_tactics` call may run.
+MAX_TACTICS_PER_TRY = 64
+
+
+class TryTacticsRequest(BaseModel):
+    """The body of the runner's `POST /tactic/try`."""
+
+    proof_state_id: str
+    tactics: list[str] = Field(min_length=1, max_length=MAX_TACTICS_PER_TRY)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)

@@ -25,10 +25,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..errors import InvalidProofError, ProofStateError
-from ..models import Message, Severity, Sorry, TacticCheck
+from ..models import MAX_TACTICS_PER_TRY, Message, Severity, Sorry, TacticCheck
 
 __all__ = [
-    "MAX_TACTICS_PER_TRY",
     "ProofStateHandle",
     "ProofStateRegistry",
     "completion_checks",
@@ -38,8 +37,6 @@ __all__ = [
     "validate_tactics",
 ]
 
-#: Most tactics one `try_tactics` call may run.
-MAX_TACTICS_PER_TRY = 64
 #: Longest string that can be a proof_state_id (anything longer was never issued).
 _MAX_ID_LENGTH = 64
 #: How many ids of gone proof states are remembered, to say why they are gone.
