@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 import tempfile
 import time
@@ -23,21 +22,11 @@ from lean_mcp.models import ProofConfig
 from tests.standin import standin_command
 
 from .common import Row, latency_summary
+from .mcp import _env  # the same server, configured the same way
 
-REPO = Path(__file__).resolve().parents[1]
 SECTION = "tactics"
 SKETCH = "theorem bench_and (p q : Prop) (hp : p) (hq : q) : p ∧ q := by\n  sorry\n"
 EIGHT = ["skip", "apply And.intro", "constructor", "exact ⟨hp, hq⟩", "trivial", "simp", "bogus", "intro"]
-
-
-def _env(workdir: Path) -> dict[str, str]:
-    return {
-        "PYTHONPATH": str(REPO),
-        "LEAN_MCP_REPL": shlex.join(standin_command()),
-        "LEAN_MCP_DB": str(workdir / "jobs.sqlite3"),
-        "LEAN_MCP_WORKERS": "2",
-        "LEAN_MCP_LOG_LEVEL": "WARNING",
-    }
 
 
 async def _timed(calls: int, call: Any) -> list[float]:

@@ -59,7 +59,7 @@ class TacticRunner:
         timeout: float | None = None,  # noqa: ASYNC109 - Lean's limit for each tactic
     ) -> TryTacticsResult:
         """Run each of `tactics` from the proof state `proof_state_id` names, in order, in its REPL."""
-        texts = validate_tactics(list(tactics) if isinstance(tactics, tuple) else tactics, self.pool.max_proof_bytes)
+        texts = validate_tactics(tactics, self.pool.max_proof_bytes)
         handle = self.pool.proof_states.get(proof_state_id)
         results: list[TacticResult] = []
         async with self.pool.reserve(handle.owner) as process:

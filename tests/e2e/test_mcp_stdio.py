@@ -63,7 +63,8 @@ async def test_verdicts_come_back_structured_and_readable(tmp_path: Path) -> Non
     text = text_of(sorry)
     assert text.startswith("SORRY:")
     assert "warning: declaration uses `sorry`" in text
-    assert "Goal left at the sorry at 2:2:\n  n : Nat\n  ⊢ 0 + n = n" in text
+    state_id = data["result"]["sorries"][0]["proof_state_id"]
+    assert f"Goal left at the sorry at 2:2 (proof_state_id {state_id}):\n  n : Nat\n  ⊢ 0 + n = n" in text
 
     data = structured(rejected)
     assert (data["verdict"], data["success"]) == ("rejected", False)
