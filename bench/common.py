@@ -37,7 +37,7 @@ def mean(samples: Sequence[float]) -> float:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """Rows as a Markdown table (printable, and pasteable into the README)."""
+    """Rows as a Markdown table (printable, and pasteable into docs/benchmarks.md)."""
     header = ("section", "benchmark", "value", "target", "note")
     cells = [header, *[(r.section, r.benchmark, r.value, r.target, r.note) for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]

@@ -8,14 +8,15 @@ import time
 
 from lean_mcp import LeanClient
 
-# The seed guide's code, verbatim but for the import and the URL:
+# The seed guide's code, verbatim but for the import, the URL and `use_cache`:
 # fmt: off
 with LeanClient(os.environ.get("LEAN_MCP_URL", "http://localhost:8000")) as client:
     proof_content = (
         "import Mathlib.Tactic.NormNum\n"
         "theorem test : 2 + 2 = 4 := by norm_num"
     )
-    submitted_proof = client.submit(proof_content)
+    # `use_cache` false: an identical proof answered before would otherwise come back finished at once.
+    submitted_proof = client.submit(proof_content, {"use_cache": False})
     print(f"Proof submitted with ID: {submitted_proof.id}")
 
     last_status = None

@@ -1,10 +1,13 @@
 """lean-mcp: check Lean 4 proofs for agents and prover loops.
 
-The public surface: the models, the errors, and the HTTP clients.
+The public surface is `__all__` (pinned by tests/test_public_api.py): the models, the errors, the
+settings, the in-process engine (`open_service`, `ProofService`) and the HTTP clients. Everything
+else is internal and may change.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -39,9 +42,11 @@ from .models import (
     TryTacticsResult,
     Verdict,
 )
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .client import AsyncLeanClient, LeanClient
+    from .jobs.service import ProofService, open_service
 
 __version__ = "0.1.0"
 
@@ -62,6 +67,7 @@ __all__ = [
     "Proof",
     "ProofConfig",
     "ProofResult",
+    "ProofService",
     "ProofStateError",
     "ProofStatus",
     "ProofTooLargeError",
@@ -69,6 +75,7 @@ __all__ = [
     "RateLimitedError",
     "RemoteError",
     "RunnerUnreachableError",
+    "Settings",
     "Severity",
     "Sorry",
     "TacticCheck",
@@ -77,13 +84,20 @@ __all__ = [
     "TryTacticsResult",
     "Verdict",
     "__version__",
+    "open_service",
 ]
+
+# Loaded on first use: the clients import httpx, the engine the whole job and backend stack.
+_LAZY = {
+    "AsyncLeanClient": "client",
+    "LeanClient": "client",
+    "ProofService": "jobs.service",
+    "open_service": "jobs.service",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The HTTP clients import httpx; load them only when asked for.
-    if name in ("LeanClient", "AsyncLeanClient"):
-        from . import client
-
-        return getattr(client, name)
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
     raise AttributeError(f"module 'lean_mcp' has no attribute {name!r}")

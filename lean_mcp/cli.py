@@ -20,11 +20,30 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import LeanMCPError
-from .settings import Settings, add_knob_arguments
+from .settings import KNOBS, Settings, add_knob_arguments
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "command_knobs", "main"]
 
 COMMANDS = ("serve", "runner", "check", "jobs", "doctor")
+
+# Knobs a command has no use for, so its --help lists only what it reads. A knob added to
+# settings.KNOBS shows up in every command except `jobs` until it is listed here.
+_SERVER_ONLY = ("transport", "host", "port", "api_key", "allowed_roots")
+_NOT_FOR: dict[str, tuple[str, ...]] = {
+    "serve": (),
+    "runner": ("transport", "allowed_roots"),
+    "check": _SERVER_ONLY,
+    "doctor": _SERVER_ONLY,
+}
+# `jobs` reads the store file only: no backend, no Lean.
+_JOBS_KNOBS = ("db", "retention_days", "retention_jobs", "log_level")
+
+
+def command_knobs(command: str) -> list[str]:
+    """The names of the knobs `lean-mcp COMMAND` takes as flags (the others still read LEAN_MCP_*)."""
+    if command == "jobs":
+        return list(_JOBS_KNOBS)
+    return [k.name for k in KNOBS if k.name not in _NOT_FOR[command]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,25 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server (the default command)")
-    add_knob_arguments(serve)
+    add_knob_arguments(serve, command_knobs("serve"))
 
     runner = commands.add_parser("runner", help="run the lean-runner / Kimina compatible HTTP runner")
-    add_knob_arguments(runner)
+    add_knob_arguments(runner, command_knobs("runner"))
 
     check = commands.add_parser("check", help="verify .lean files; exit 0 iff every file is proved")
     check.add_argument("files", nargs="+", metavar="FILE", help="Lean files to verify")
     check.add_argument("--json", action="store_true", help="print one ProofResult JSON per line")
-    add_knob_arguments(check)
+    add_knob_arguments(check, command_knobs("check"))
 
     jobs = commands.add_parser("jobs", help="list recent jobs from the store; --prune applies retention")
     jobs.add_argument("--limit", type=int, default=20, help="how many jobs to list (default 20)")
     jobs.add_argument("--prune", action="store_true", help="delete finished jobs past the retention limits")
     jobs.add_argument("--json", action="store_true", help="print one job JSON per line")
-    add_knob_arguments(jobs)
+    add_knob_arguments(jobs, command_knobs("jobs"))
 
     doctor = commands.add_parser("doctor", help="report what was found and run one tiny proof end to end")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_knob_arguments(doctor)
+    add_knob_arguments(doctor, command_knobs("doctor"))
     return parser
 
 

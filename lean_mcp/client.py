@@ -244,27 +244,43 @@ def _detail(response: httpx.Response) -> str:
 
 
 def _raise_for_status(response: httpx.Response, call: HttpCall, base_url: str) -> None:
-    """Turn an HTTP error answer into the matching lean-mcp exception."""
+    """Turn an HTTP error answer into the matching lean-mcp exception, its hint said once."""
     code = response.status_code
     if code < 400:
         return
-    detail = _detail(response)
+    detail, hint = _detail_and_hint(response)
     if code == 401:
-        raise AuthenticationError(f"The runner at {base_url} refused the request: {detail}", status_code=code)
+        message = f"The runner at {base_url} refused the request: {detail}"
+        raise AuthenticationError(message, status_code=code, hint=hint)
     if code == 404 and call.path.startswith("/prove/result/"):
-        raise JobNotFoundError(f"The runner at {base_url} has no job {call.path.rsplit('/', 1)[-1]!r}: {detail}")
+        job = call.path.rsplit("/", 1)[-1]
+        raise JobNotFoundError(f"The runner at {base_url} has no job {job!r}: {detail}", hint=hint)
     if code == 404 and call.path.startswith("/tactic/"):
-        raise ProofStateError(detail, hint="")
+        raise ProofStateError(detail, hint=hint)
     if code == 501 and call.path.startswith("/tactic/"):
-        raise TacticModeUnavailableError(f"The runner at {base_url} has no tactic mode: {detail}", hint="")
+        raise TacticModeUnavailableError(f"The runner at {base_url} has no tactic mode: {detail}", hint=hint)
     if code == 413:
-        raise ProofTooLargeError(detail)
+        raise ProofTooLargeError(detail, hint=hint)
     if code in (400, 422):
-        raise InvalidProofError(detail)
+        raise InvalidProofError(detail, hint=hint)
     if code == 429:
-        raise RateLimitedError(f"The runner at {base_url} is at its queue limit: {detail}", status_code=code)
-    hint = "Check the runner's log (or the proxy in front of it), then retry."
+        raise RateLimitedError(f"The runner at {base_url} is at its queue limit: {detail}", status_code=code, hint=hint)
+    hint = "Check the runner's log (or the proxy in front of it), then retry." if hint is None else hint
     raise RemoteError(f"The runner at {base_url} answered {code} to {call.path}: {detail}", status_code=code, hint=hint)
+
+
+def _detail_and_hint(response: httpx.Response) -> tuple[str, str | None]:
+    """What the runner said, and its hint when it sent one apart (a lean-mcp runner does).
+
+    A runner that sends only `detail` (lean-runner, or a proxy) gets the error class's own hint.
+    """
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("message"), str) and isinstance(data.get("hint"), str):
+        return data["message"], data["hint"]
+    return _detail(response), None
 
 
 def _transport_error(error: httpx.TransportError, call: HttpCall, base_url: str) -> RemoteError:

@@ -1,7 +1,26 @@
-"""One exception family. Each error says what happened and what to do about it.
+"""One exception family. Each error says what happened (`message`) and what to do (`hint`).
 
 A proof that Lean rejects, a timeout or a crashed REPL is *not* an exception: it is a
 `ProofResult` with a verdict. Exceptions are for requests that could not be served at all.
+
+    LeanMCPError                    .message, .hint; str(error) is "message hint", each once
+    ├── ConfigurationError          no Lean found, a bad flag or LEAN_MCP_* value
+    ├── InvalidProofError           empty, not text, unreadable file (HTTP 400/422)
+    │   └── ProofTooLargeError      past --max-proof-bytes (HTTP 413)
+    ├── JobNotFoundError            unknown or pruned job id (HTTP 404)
+    ├── ProofStateError             unknown, expired or dead proof_state_id (HTTP 404)
+    ├── TacticModeUnavailableError  run_tactic / try_tactics off the repl backend (HTTP 501)
+    ├── BusyError                   every worker busy past --queue-timeout (HTTP 429)
+    │   └── QueueFullError          the job queue is at --max-queue (HTTP 429)
+    │       └── RateLimitedError    the same, as a client sees it: the runner answered 429
+    ├── BackendUnavailableError     the backend cannot be started or reached (HTTP 503)
+    └── RemoteError                 a runner answered with an error, or not at all; .status_code
+        ├── AuthenticationError     401: missing or wrong API key
+        ├── RunnerUnreachableError  no connection to the runner's URL
+        └── RateLimitedError        (also a QueueFullError, above)
+
+Over HTTP the runner sends `{"detail": "message hint", "message": ..., "hint": ...}`; the client
+rebuilds the error from `message` and `hint`, so the hint is said once on both sides.
 """
 
 from __future__ import annotations
@@ -25,18 +44,24 @@ __all__ = [
 
 
 class LeanMCPError(Exception):
-    """Base of every lean-mcp error: `str(err)` is the message, `err.hint` what to do next."""
+    """Base of every lean-mcp error: `message` says what happened, `hint` what to do next.
+
+    `hint` defaults to the class's own; pass `hint=""` when the message already says what to do
+    (a message that already ends with its hint is not repeated either).
+    """
 
     hint: str = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
+        self.message = message
         if hint is not None:
             self.hint = hint
 
     def __str__(self) -> str:
-        message = super().__str__()
-        return f"{message} {self.hint}" if self.hint else message
+        if not self.hint or self.message.endswith(self.hint):
+            return self.message
+        return f"{self.message} {self.hint}"
 
 
 class ConfigurationError(LeanMCPError):
@@ -111,7 +136,8 @@ class RunnerUnreachableError(RemoteError):
     hint = "Check that the runner is up (`lean-mcp runner`) and that the URL is right."
 
 
-class RateLimitedError(RemoteError):
-    """The runner answered 429: its queue is full."""
+class RateLimitedError(RemoteError, QueueFullError):
+    """The runner answered 429: its queue is full (or its workers stayed busy). `except QueueFullError`
+    catches it as it catches the in-process error."""
 
     hint = "Retry later; the runner is at its queue limit."

@@ -281,7 +281,7 @@ def _kimina_item(snippet_id: str, result: ProofResult, debug: bool) -> dict[str,
 
 
 def _kimina_invalid(snippet_id: str, error: LeanMCPError) -> dict[str, Any]:
-    message = str(error.args[0]) if error.args else str(error)
+    message = error.message
     return {
         "id": snippet_id,
         "time": 0.0,
@@ -461,7 +461,9 @@ async def _lean_error(_request: Request, exc: Exception) -> Response:
     if code >= 500:
         logger.warning("Request failed: %s", exc)
     headers = {"Retry-After": "1"} if code == 429 else None
-    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+    # `detail` as every lean-runner client reads it; `message` and `hint` apart for lean-mcp's client.
+    body = {"detail": str(exc), "message": exc.message, "hint": exc.hint}
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> Response:

@@ -22,7 +22,7 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__
 from .errors import BackendUnavailableError, InvalidProofError, LeanMCPError, ProofTooLargeError
@@ -30,7 +30,15 @@ from .jobs.service import ProofService, open_service
 from .models import Proof, ProofConfig, ProofResult, Verdict
 from .settings import Settings
 
-__all__ = ["PROGRESS_INTERVAL", "ProofSources", "ServiceSlot", "build_server", "describe_proof", "describe_result"]
+__all__ = [
+    "PROGRESS_INTERVAL",
+    "ProofSources",
+    "ServiceSlot",
+    "argument_error",
+    "build_server",
+    "describe_proof",
+    "describe_result",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +156,7 @@ def build_server(
         ready.set(slot)
         slot = ready
     sources = ProofSources(allowed_roots, max_proof_bytes)
-    server: MCPServer[Any] = MCPServer(
+    server: MCPServer[Any] = _ProofServer(
         "lean-mcp",
         title="Lean 4 proof checker",
         instructions=INSTRUCTIONS,
@@ -166,6 +174,39 @@ def build_server(
 
     add_tactic_tools(server, slot)
     return server
+
+
+class _ProofServer(MCPServer[Any]):
+    """The SDK's server, with argument errors said in one sentence instead of a pydantic dump."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            tool = self._tool_manager.get_tool(name)
+            if tool is None or not isinstance(exc.__cause__, ValidationError):
+                raise
+            raise ToolError(argument_error(name, tool.parameters, exc.__cause__)) from exc.__cause__
+
+
+def argument_error(tool: str, schema: dict[str, Any], error: ValidationError) -> str:
+    """One sentence: which arguments were wrong and what to send instead (never the values sent)."""
+    problems = []
+    for detail in error.errors()[:3]:
+        where = ".".join(str(part) for part in detail["loc"]) or "arguments"
+        problems.append(f"`{where}` {detail['msg'][:1].lower()}{detail['msg'][1:]}")
+    required = set(schema.get("required", ()))
+    wanted = [
+        f"`{field}` ({_json_type(spec)}{', required' if field in required else ''})"
+        for field, spec in schema.get("properties", {}).items()
+    ]
+    return f"Wrong arguments for {tool}: {'; '.join(problems)}. Send a JSON object with {', '.join(wanted)}."
+
+
+def _json_type(spec: dict[str, Any]) -> str:
+    kinds = [option.get("type") for option in spec.get("anyOf", [spec])]
+    named = [str(kind) for kind in kinds if kind and kind != "null"] or ["object"]
+    return " or ".join(named)
 
 
 ProofText = Annotated[

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "MAX_TACTICS_PER_TRY",
@@ -181,23 +182,23 @@ def verdict_of(output: LeanOutput) -> Verdict:
 class ProofConfig(BaseModel):
     """How to check one proof: lean-runner's fields and defaults. Unknown keys are ignored.
 
-    `timeout` is wall-clock seconds for Lean's work; `memory_limit_mb` caps the Lean process.
+    `timeout` is wall-clock seconds for Lean's work; `memory_limit_mb` caps the Lean process;
+    `all_tactics` asks the REPL for every tactic's proof state (`result.tactics`).
     `use_cache` (ours) lets a request opt out of the result cache; it never changes the answer.
+    lean-runner's clients also send `tactics`, `ast` and `premises`: the REPL ignores them there,
+    so here they are accepted and ignored like any unknown key.
     """
 
     model_config = ConfigDict(extra="ignore")
 
     timeout: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     all_tactics: bool = False
-    tactics: bool = False
-    ast: bool = False
-    premises: bool = False
     memory_limit_mb: int = Field(default=8192, gt=0)
     use_cache: bool = True
 
     def answer_key(self) -> dict[str, Any]:
         """The fields that can change Lean's answer (what a cache must key on)."""
-        return self.model_dump(include={"all_tactics", "tactics", "ast", "premises"})
+        return self.model_dump(include={"all_tactics"})
 
 
 class Proof(BaseModel):
@@ -223,7 +224,7 @@ class ProofResult(BaseModel):
     cached: bool = False
     #: False when the answer depends on more than the text and the Lean (an import that failed may
     #: work once the project is built): such an answer is never served from the cache. Not serialised.
-    reusable: bool = Field(default=True, exclude=True, repr=False)
+    reusable: SkipJsonSchema[bool] = Field(default=True, exclude=True, repr=False)
 
     @classmethod
     def pending(cls, proof_id: str | None = None, status: JobStatus = JobStatus.PENDING) -> ProofResult:

@@ -1,7 +1,7 @@
 """Every configuration knob, once: its CLI flag, its `LEAN_MCP_*` variable, its default.
 
 Precedence: a flag given on the command line, then the environment variable, then the default.
-`knobs_markdown()` renders the README's configuration table from the same list.
+`knobs_markdown()` renders docs/configuration.md's table from the same list.
 """
 
 from __future__ import annotations
@@ -233,7 +233,8 @@ def add_knob_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | N
             type=_argparse_type(knob),
             choices=knob.choices,
             metavar=knob.name.upper(),
-            help=f"{knob.help} [{knob.env}; default: {knob.default_text()}]",
+            # argparse %-formats help texts: a literal % (as in "80% of memory-mb") must be doubled.
+            help=f"{knob.help} [{knob.env}; default: {knob.default_text()}]".replace("%", "%%"),
         )
 
 
@@ -249,7 +250,7 @@ def _argparse_type(knob: Knob) -> Callable[[str], Any]:
 
 
 def knobs_markdown() -> str:
-    """The configuration table, as Markdown, for the README."""
+    """The configuration table, as Markdown, for docs/configuration.md."""
     rows = ["| flag | environment variable | default | meaning |", "| --- | --- | --- | --- |"]
     for knob in KNOBS:
         rows.append(f"| `{knob.flag}` | `{knob.env}` | {knob.default_text()} | {knob.help} |")

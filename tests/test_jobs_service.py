@@ -151,9 +151,9 @@ async def test_bad_proof_text_is_refused_before_storing(backend: ScriptedBackend
 async def test_default_timeout_applies_only_when_not_given(backend: ScriptedBackend, tmp_path: Path) -> None:
     async with make_service(backend, tmp_path / "j.sqlite3", default_timeout=7.0) as service:
         await service.verify("theorem a : True := trivial")
-        await service.verify("theorem b : True := trivial", ProofConfig(timeout=3.0, tactics=True))
-        await service.verify("theorem c : True := trivial", ProofConfig(tactics=True))
-    assert [(c.timeout, c.tactics) for _, c in backend.calls] == [(7.0, False), (3.0, True), (7.0, True)]
+        await service.verify("theorem b : True := trivial", ProofConfig(timeout=3.0, all_tactics=True))
+        await service.verify("theorem c : True := trivial", ProofConfig(all_tactics=True))
+    assert [(c.timeout, c.all_tactics) for _, c in backend.calls] == [(7.0, False), (3.0, True), (7.0, True)]
 
 
 async def test_the_same_proof_is_answered_from_the_cache(service: ProofService, backend: ScriptedBackend) -> None:
@@ -176,7 +176,7 @@ async def test_the_cache_distinguishes_config_and_backend(backend: ScriptedBacke
     async with make_service(backend, db) as service:
         await service.verify(code)
         assert (await service.verify(code, ProofConfig(timeout=1.0))).cached, "timeout does not change the answer"
-        assert not (await service.verify(code, ProofConfig(tactics=True))).cached
+        assert not (await service.verify(code, ProofConfig(all_tactics=True))).cached
     other = ScriptedBackend(identity="scripted:2")
     async with make_service(other, db) as service:
         assert not (await service.verify(code)).cached

@@ -100,6 +100,22 @@ def test_config_has_lean_runner_defaults_and_ignores_unknown_keys() -> None:
     assert ProofConfig(all_tactics=True).answer_key() != ProofConfig().answer_key()
 
 
+def test_lean_runners_inert_config_fields_are_accepted_and_do_not_split_the_cache() -> None:
+    # lean-runner's clients send tactics/ast/premises; its REPL ignores them, and so do we.
+    sent = ProofConfig.model_validate({"tactics": True, "ast": True, "premises": True, "timeout": 9})
+    assert sent.timeout == 9.0
+    assert sent.answer_key() == ProofConfig().answer_key()
+    fields = {"timeout", "all_tactics", "memory_limit_mb", "use_cache"}
+    assert set(ProofConfig.model_json_schema()["properties"]) == fields
+
+
+def test_the_result_schema_has_only_fields_that_are_sent() -> None:
+    sent = set(ProofResult(status=JobStatus.FINISHED).model_dump())
+    for mode in ("validation", "serialization"):
+        schema = ProofResult.model_json_schema(mode=mode)
+        assert set(schema["properties"]) == sent, mode
+
+
 def test_proof_text_validation_says_what_is_wrong() -> None:
     validate_proof_text("theorem t : True := trivial", 100)
     with pytest.raises(InvalidProofError, match="empty"):

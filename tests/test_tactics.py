@@ -26,11 +26,6 @@ AND_SKETCH = "theorem complex_and (p q r : Prop) (h1 : p ∧ q) (h2 : q → r) :
 TWO_HOLES = "theorem a : 1 = 1 := by sorry\ntheorem b : 2 = 2 := by sorry\n"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def backend(**options: Any) -> ReplBackend:
     return ReplBackend(standin_command(), project=Path("."), **options)
 

@@ -51,8 +51,3 @@ def test_an_unexpected_runner_failure_is_a_json_500_saying_what_to_do() -> None:
     detail = answer.json()["detail"]
     assert "OperationalError: database is locked" in detail
     assert "runner log" in detail and "retry" in detail.lower()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

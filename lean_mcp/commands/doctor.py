@@ -57,7 +57,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
 
 def _describe(exc: LeanMCPError) -> str:
     # A ConfigurationError's hint is "run lean-mcp doctor": already done.
-    return str(exc.args[0]) if isinstance(exc, ConfigurationError) and exc.args else str(exc)
+    return exc.message if isinstance(exc, ConfigurationError) else str(exc)
 
 
 async def _check_one(settings: Settings, name: str) -> tuple[ProofResult, float]:

@@ -197,6 +197,14 @@ class BearerAuthMiddleware:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/.well-known/oauth"):
+            # No OAuth here: a 404 makes MCP clients give up on OAuth discovery and show our 401's text.
+            response = JSONResponse(
+                {"error": "not_found", "error_description": "This server takes an API key, not OAuth."},
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
         if scope["type"] == "http" and not self._authorized(scope):
             response = JSONResponse(
                 {

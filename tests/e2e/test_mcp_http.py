@@ -22,11 +22,6 @@ PROVED = "theorem over_http : True := trivial\n"
 REJECTED = "theorem nope : False := by\n-- standin: error unsolved goals\n  skip\n"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -58,6 +53,11 @@ async def test_http_needs_the_bearer_token_and_serves_proofs_with_it(tmp_path: P
                 initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
                 anonymous = await plain.post(url, json=initialize)
                 wrong = await plain.post(url, json=initialize, headers={"Authorization": "Bearer wrong"})
+                base = url.removesuffix("/mcp")
+                names = ("oauth-protected-resource", "oauth-protected-resource/mcp", "oauth-authorization-server")
+                discovery = [await plain.get(f"{base}/.well-known/{name}") for name in names]
+            # No OAuth: discovery finds nothing, so a client shows the 401's own words instead.
+            assert [answer.status_code for answer in discovery] == [404, 404, 404]
             assert anonymous.status_code == 401
             assert "Authorization: Bearer" in anonymous.json()["error_description"]
             assert wrong.status_code == 401

@@ -21,11 +21,6 @@ REJECTED = "theorem wrong : 1 = 2 := by\n-- standin: error The rfl tactic failed
 SLOW = "theorem slow : True := by\n-- standin: work {seconds}\n  trivial\n"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.timeout(60)
 async def test_the_tools_are_listed_with_output_schemas(tmp_path: Path) -> None:
     async with stdio_session(tmp_path) as session:
@@ -225,12 +220,19 @@ async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_kee
         huge = await session.call_tool("verify_proof", {"proof": "-- x\n" * (2 * 1024 * 1024)})
         unknown = await session.call_tool("get_proof_result", {"proof_id": "no-such-proof"})
         missing = await session.call_tool("verify_proof", {})
+        negative = await session.call_tool("verify_proof", {"proof": PROVED, "timeout": -1})
         fine = await session.call_tool("verify_proof", {"proof": PROVED})
 
+    assert text_of(empty).count("Send the Lean source text of the proof.") == 1  # the hint, said once
     assert empty.is_error and "The proof is empty." in text_of(empty)
     assert huge.is_error and "10,485,760 bytes" in text_of(huge) and "--max-proof-bytes" in text_of(huge)
     assert unknown.is_error and "no-such-proof" in text_of(unknown)
-    assert missing.is_error and "proof" in text_of(missing)
+    # Argument errors: one sentence naming the field and what to send, no pydantic dump or link.
+    assert missing.is_error and "`proof` field required" in text_of(missing)
+    assert negative.is_error and "`timeout` input should be greater than 0" in text_of(negative)
+    for wrong in (missing, negative):
+        assert "Send a JSON object with `proof` (string, required), `timeout` (number)" in text_of(wrong)
+        assert "pydantic" not in text_of(wrong) and "validation error" not in text_of(wrong)
     assert structured(fine)["verdict"] == "proved"
 
 

@@ -20,11 +20,6 @@ FINISHED = (
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.timeout(90)
 async def test_verify_a_sketch_then_run_tactics_on_its_goal_then_verify_the_finished_proof(tmp_path: Path) -> None:
     async with stdio_session(tmp_path) as session:

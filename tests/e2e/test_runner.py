@@ -20,10 +20,13 @@ from starlette.testclient import TestClient
 from lean_mcp import (
     AsyncLeanClient,
     AuthenticationError,
+    InvalidProofError,
     JobNotFoundError,
     LeanClient,
     ProofConfig,
     ProofTooLargeError,
+    QueueFullError,
+    RateLimitedError,
     Verdict,
 )
 from lean_mcp.http_runner import create_app
@@ -319,6 +322,20 @@ def test_a_full_queue_answers_429(tmp_path: Path) -> None:
         kimina = httpx.post(f"{runner.url}/api/check", json={"snippets": [{"id": "a", "code": PROVED}] * 1})
         assert kimina.status_code == 429
         assert json.loads(kimina.text)["detail"]
+        # The same error on both sides: the client's is a QueueFullError with the server's hint, once.
+        with LeanClient(runner.url, retries=0) as client, pytest.raises(QueueFullError) as refused_here:
+            client.submit(busy.format(n=99))
+        assert isinstance(refused_here.value, RateLimitedError)
+        assert refused_here.value.hint == refused.json()["hint"] == QueueFullError.hint
+        assert str(refused_here.value).count(QueueFullError.hint) == 1
+
+
+def test_client_errors_keep_message_and_hint_apart_and_say_each_once(runner: RunnerProcess) -> None:
+    with LeanClient(runner.url) as client, pytest.raises(InvalidProofError) as empty:
+        client.verify("   \n")
+    assert empty.value.message == "The proof is empty."
+    assert empty.value.hint == InvalidProofError.hint
+    assert str(empty.value) == f"The proof is empty. {InvalidProofError.hint}"
 
 
 def test_an_infinite_timeout_is_refused_so_the_job_store_stays_loadable(runner: RunnerProcess) -> None:

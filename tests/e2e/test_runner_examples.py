@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -29,10 +30,18 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerProcess]:
         yield process
 
 
+def example_env(runner: RunnerProcess) -> dict[str, str]:
+    return {**os.environ, "LEAN_MCP_URL": runner.url, "PYTHONPATH": str(REPO)}
+
+
 def run_example(name: str, runner: RunnerProcess) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LEAN_MCP_URL": runner.url, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], env=env, capture_output=True, text=True, timeout=90, cwd=REPO
+        [sys.executable, str(EXAMPLES / name)],
+        env=example_env(runner),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
     return done
@@ -76,12 +85,39 @@ def test_seed_async_example_prints_the_result(runner: RunnerProcess) -> None:
         assert (result["success"], result["verdict"]) == (True, "proved")
 
 
-def test_watch_status_goes_pending_running_finished(runner: RunnerProcess) -> None:
-    occupy_the_workers(runner)
-    out = run_example("watch_status.py", runner).stdout
+def test_watch_status_goes_pending_running_finished(tmp_path: Path) -> None:
+    """Deterministic: the example's job is held pending behind a hanging proof until the example
+    has printed `pending`, runs for 1 s (the polling example sees it), and the cache could answer it."""
+    env = runner_env(tmp_path, work_seconds=1.0, LEAN_MCP_WORKERS="1", LEAN_MCP_CACHE="true")
+    with running_runner(tmp_path, env) as runner:
+        run_example("watch_status.py", runner)  # the same proof is now in the result cache
+        ahead = httpx.post(
+            f"{runner.url}/prove/submit", data={"proof": "-- standin: hang\ntheorem ahead : True := trivial\n"}
+        ).json()["id"]
+        while httpx.get(f"{runner.url}/health").json()["running"] != 1:
+            time.sleep(0.05)
+        example = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "watch_status.py")],
+            env={**example_env(runner), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        try:
+            assert example.stdout is not None
+            lines = [example.stdout.readline(), example.stdout.readline()]
+            assert lines[1] == "status: pending\n", lines
+            httpx.post(f"{runner.url}/prove/cancel/{ahead}")
+            rest, _ = example.communicate(timeout=60)
+        finally:
+            if example.poll() is None:
+                example.kill()
+                example.wait()
+    out = "".join(lines) + rest
     statuses = [line.removeprefix("status: ") for line in out.splitlines() if line.startswith("status: ")]
     assert statuses == ["pending", "running", "finished"]
     assert "verdict: proved, success: True" in out
+    assert example.returncode == 0
 
 
 def test_verify_and_verify_all_examples(runner: RunnerProcess) -> None:

