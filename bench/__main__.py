@@ -13,7 +13,7 @@ import traceback
 
 from .common import Row, format_table
 
-SECTIONS = ("pool", "jobs", "mcp", "tactics", "runner", "lean")
+SECTIONS = ("pool", "jobs", "mcp", "tactics", "runner", "lean", "sandbox")
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .sandbox import MODES as SANDBOX_MODES
 
 __all__ = ["BACKENDS", "KNOBS", "Knob", "Settings", "add_knob_arguments", "default_db_path", "knobs_markdown"]
 
@@ -126,6 +127,20 @@ KNOBS: tuple[Knob, ...] = (
         [],
         "Directories whose `.lean` files tools may read by path, `;`-separated (default: the project).",
     ),
+    Knob(
+        "sandbox",
+        str,
+        "auto",
+        "Isolate Lean processes: bwrap (bubblewrap: no network, read-only files, no secrets; refuse to start "
+        "without it), auto (bwrap where it works, else unsandboxed with a warning), none.",
+        choices=SANDBOX_MODES,
+    ),
+    Knob(
+        "sandbox_paths",
+        _parse_list,
+        [],
+        "More host paths sandboxed Lean may read, `;`-separated (e.g. Lake packages outside the project).",
+    ),
     Knob("log_level", str, "INFO", "Log level (logs go to stderr).", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
@@ -160,6 +175,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     allowed_roots: list[str] = dataclasses.field(default_factory=list)
+    sandbox: str = "auto"
+    sandbox_paths: list[str] = dataclasses.field(default_factory=list)
     log_level: str = "INFO"
 
     @classmethod

@@ -45,6 +45,7 @@ from ..processes import (
     unregister_group,
 )
 from ..repl.header import split_header
+from ..sandbox import NO_SANDBOX, Sandbox, for_settings
 from ..settings import Settings
 from ..toolchain import (
     INSTALL_HINT,
@@ -151,6 +152,7 @@ class LeanCliBackend(Backend):
         queue_timeout: float = 600.0,
         max_proof_bytes: int = 4 * 1024 * 1024,
         max_output_bytes: int = MAX_OUTPUT_BYTES,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> None:
         self.command = command
         self.project = project
@@ -160,6 +162,7 @@ class LeanCliBackend(Backend):
         self.queue_timeout = queue_timeout
         self.max_proof_bytes = max_proof_bytes
         self.max_output_bytes = max_output_bytes
+        self.sandbox = sandbox
         self._limiter = anyio.CapacityLimiter(workers)
         self._live: set[int] = set()
         self._counts = {"checked": 0, "timeouts": 0, "memory_kills": 0, "crashes": 0}
@@ -180,13 +183,14 @@ class LeanCliBackend(Backend):
             memory_mb=settings.memory_mb,
             queue_timeout=settings.queue_timeout,
             max_proof_bytes=settings.max_proof_bytes,
+            sandbox=for_settings(settings),
         )
 
     @property
     def identity(self) -> str:
         return (
             f"lean:{' '.join(self.command)}|version={self.version}|project={self.project}"
-            f"|files={project_fingerprint(self.project)}"
+            f"|files={project_fingerprint(self.project)}|sandbox={self.sandbox.name}"
         )
 
     @property
@@ -200,6 +204,7 @@ class LeanCliBackend(Backend):
             "lean_version": self.version,
             "project": str(self.project),
             "workers": self.workers,
+            "sandboxed": self.sandbox.active,
             "running": len(self._live),
             "pids": sorted(self._live),
             **self._counts,
@@ -232,7 +237,9 @@ class LeanCliBackend(Backend):
         run = _Run()
         started = time.monotonic()
         try:
-            process = await anyio.open_process(self.command, cwd=self.project, start_new_session=True)
+            process = await anyio.open_process(
+                self.sandbox.wrap(self.command, cwd=self.project), cwd=self.project, start_new_session=True
+            )
         except OSError as exc:
             raise BackendUnavailableError(f"Cannot start `{self.command[0]}`: {exc}.") from exc
         self._live.add(process.pid)
@@ -251,7 +258,7 @@ class LeanCliBackend(Backend):
                 await process.aclose()
         elapsed = time.monotonic() - started
         self._counts["checked"] += 1
-        result = self._result(run, process.returncode, elapsed, config.timeout, memory_mb)
+        result = self._result(run, self.sandbox.returncode(process.returncode), elapsed, config.timeout, memory_mb)
         if _import_error(result, split_header(code).line_offset):
             # an import that failed may work once the project is built: Lean's answer, but not cached
             result = result.model_copy(update={"reusable": False})

@@ -11,6 +11,7 @@ from ..models import ProofConfig, ProofResult, TacticResult, TryTacticsResult
 from ..repl.pool import ReplPool
 from ..repl.proof_states import ProofStateRegistry
 from ..repl.tactics import TacticRunner
+from ..sandbox import for_settings
 from ..settings import Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
@@ -55,6 +56,7 @@ class ReplBackend(Backend):
             import_timeout=settings.timeout,
             tactic_timeout=settings.timeout,
             proof_states=ProofStateRegistry(ttl=settings.proof_state_ttl, max_states=settings.max_proof_states),
+            sandbox=for_settings(settings),
         )
 
     @property
@@ -69,7 +71,7 @@ class ReplBackend(Backend):
     def identity(self) -> str:
         return (
             f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={self.toolchain}"
-            f"|files={project_fingerprint(self.project)}"
+            f"|files={project_fingerprint(self.project)}|sandbox={self.pool.sandbox.name}"
         )
 
     @property
@@ -77,7 +79,13 @@ class ReplBackend(Backend):
         return self.pool.workers
 
     def health(self) -> dict[str, Any]:
-        return {"backend": self.name, "command": self.command, "project": str(self.project), **self.pool.health()}
+        return {
+            "backend": self.name,
+            "command": self.command,
+            "project": str(self.project),
+            "sandboxed": self.pool.sandbox.active,
+            **self.pool.health(),
+        }
 
     async def start(self) -> None:
         await self.pool.start()

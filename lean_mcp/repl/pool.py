@@ -47,6 +47,7 @@ import anyio
 from ..errors import BackendUnavailableError, BusyError, ProofStateError
 from ..models import LeanOutput, ProofConfig, ProofResult, Verdict, validate_proof_text
 from ..processes import install_signal_cleanup
+from ..sandbox import NO_SANDBOX, Sandbox
 from .header import SplitProof, split_header
 from .process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout
 from .proof_states import ProofStateRegistry, sketch_taint
@@ -117,6 +118,7 @@ class ReplPool:
         prewarm: Sequence[str] = (),
         import_timeout: float = 300.0,
         proof_states: ProofStateRegistry | None = None,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> None:
         self.command = list(command)
         self.cwd = cwd
@@ -130,6 +132,7 @@ class ReplPool:
         self.prewarm = list(prewarm)
         self.import_timeout = import_timeout
         self.proof_states = proof_states if proof_states is not None else ProofStateRegistry()
+        self.sandbox = sandbox
         self._slots = [_Slot(i) for i in range(self.workers)]
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._closed = False
@@ -296,7 +299,9 @@ class ReplPool:
             self.counts["evictions"] += 1
         await self._retire(slot, "its REPL was given to a proof with other imports (all --workers REPLs were in use)")
         with anyio.CancelScope(shield=True):
-            process = slot.process = await ReplProcess.start(self.command, cwd=self.cwd, env=self.env)
+            process = slot.process = await ReplProcess.start(
+                self.command, cwd=self.cwd, env=self.env, sandbox=self.sandbox
+            )
         self.counts["repl_starts"] += 1
         slot.key, slot.env, slot.uses = split.key, None, 0
         if split.whole:

@@ -26,6 +26,7 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
 from ..errors import BackendUnavailableError
 from ..processes import kill_group, register_group, signal_name, tree_rss_mb, unregister_group
+from ..sandbox import NO_SANDBOX, Sandbox
 from .protocol import ResponseReader, encode_request
 
 __all__ = [
@@ -96,12 +97,15 @@ def _stderr_file() -> IO[bytes]:
 class ReplProcess:
     """One running REPL. `request` is not re-entrant: one request at a time per process."""
 
-    def __init__(self, process: Process, stderr: IO[bytes], command: Sequence[str]) -> None:
+    def __init__(
+        self, process: Process, stderr: IO[bytes], command: Sequence[str], sandbox: Sandbox = NO_SANDBOX
+    ) -> None:
         assert process.stdin is not None and process.stdout is not None
         self._process = process
         self._stdin: ByteSendStream = process.stdin
         self._stdout: ByteReceiveStream = process.stdout
         self._stderr = stderr
+        self._sandbox = sandbox
         self._reader = ResponseReader()
         self._dead = False
         self._reaped = False
@@ -114,13 +118,18 @@ class ReplProcess:
 
     @classmethod
     async def start(
-        cls, command: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None
+        cls,
+        command: Sequence[str],
+        *,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> ReplProcess:
-        """Start the REPL in a new process group. Raises BackendUnavailableError if it cannot start."""
+        """Start the REPL in a new process group, inside `sandbox`. Raises BackendUnavailableError if it cannot."""
         stderr = _stderr_file()
         try:
             process = await anyio.open_process(
-                list(command),
+                sandbox.wrap(command, cwd=cwd, env=env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -135,7 +144,7 @@ class ReplProcess:
                 hint="Check --repl / LEAN_MCP_REPL and --project; `lean-mcp doctor` shows what was found.",
             ) from exc
         register_group(process.pid)
-        return cls(process, stderr, command)
+        return cls(process, stderr, command, sandbox)
 
     @property
     def alive(self) -> bool:
@@ -144,7 +153,7 @@ class ReplProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self._process.returncode
+        return self._sandbox.returncode(self._process.returncode)
 
     def rss_mb(self) -> float:
         """Resident memory of the REPL's process tree, in MB (0 once it is dead)."""
@@ -224,7 +233,7 @@ class ReplProcess:
         with anyio.move_on_after(EXIT_GRACE_SECONDS):
             await self._process.wait()
         self.kill()
-        raise ReplCrashed(self._process.returncode, self.stderr_tail(), reason)
+        raise ReplCrashed(self.returncode, self.stderr_tail(), reason)
 
     def _trim_stderr(self) -> None:
         with contextlib.suppress(OSError, ValueError):

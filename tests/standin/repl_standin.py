@@ -14,7 +14,8 @@ It does not know Lean. Its answers are scripted by the proof text:
 * `theorem|lemma|def|abbrev|axiom|inductive|structure|instance NAME` declarations are tracked per env;
   redeclaring a name of the env gives the error `'NAME' has already been declared`;
 * directive comments on their own line, `-- standin: VERB [ARG]`: `error TEXT`, `info TEXT`,
-  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`, and in tactic
+  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`, the hostile
+  actions `write PATH`, `read PATH`, `connect HOST:PORT`, `getenv NAME` (see HOSTILE), and in tactic
   mode `status TEXT` (the step's `proofStatus` is TEXT, e.g. `Error: kernel type check failed: x`);
 * tactic mode: see `Repl.tactic`;
 * anything else elaborates cleanly: `{"env": n}`.
@@ -534,6 +535,8 @@ class Repl:
             noise = (chunk * (size // len(chunk) + 1))[:size]
             sys.stderr.write(noise)
             sys.stderr.flush()
+        elif verb in HOSTILE:
+            messages.append(message("info", tok.pos(), tok.end_pos(), hostile(verb, arg)))
         else:
             raise ValueError(verb)
 
@@ -793,6 +796,52 @@ def tactic_block(rest: list[Token]) -> list[list[Token]]:
         else:
             tactics[-1].append(tok)
     return [t for t in tactics if t]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hostile actions (what a proof's `#eval` could do), for the sandbox tests. Each reports, as an info
+# message, `VERB ARG: ok ...` when the action worked and `VERB ARG: failed: ...` when it did not.
+#   write PATH        create PATH and write to it
+#   read PATH         read PATH (the message quotes its first 200 characters)
+#   connect HOST:PORT open a TCP connection
+#   getenv NAME       read an environment variable (the message quotes its value)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _write(path: str) -> str:
+    with open(path, "w") as f:
+        f.write("written by a hostile proof\n")
+    return "ok"
+
+
+def _read(path: str) -> str:
+    with open(path, errors="replace") as f:
+        return "ok " + f.read(200)
+
+
+def _connect(address: str) -> str:
+    import socket
+
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5):
+        return "ok"
+
+
+def _getenv(name: str) -> str:
+    if name not in os.environ:
+        raise KeyError("unset")
+    return "ok " + os.environ[name]
+
+
+HOSTILE = {"write": _write, "read": _read, "connect": _connect, "getenv": _getenv}
+
+
+def hostile(verb: str, arg: str) -> str:
+    """Try the hostile action `verb arg`; say whether it worked."""
+    try:
+        return f"{verb} {arg}: {HOSTILE[verb](arg)}"
+    except (OSError, KeyError, ValueError) as exc:
+        return f"{verb} {arg}: failed: {type(exc).__name__}: {exc}"
 
 
 # ---------------------------------------------------------------------------------------------------
