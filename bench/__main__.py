@@ -13,7 +13,7 @@ import traceback
 
 from .common import Row, format_table
 
-SECTIONS = ("throughput", "pool", "audit", "jobs", "mcp", "runner", "lean", "sandbox", "hostile")
+SECTIONS = ("throughput", "pool", "audit", "jobs", "mcp", "tactics", "runner", "lean", "sandbox", "hostile")
 
 
 def main() -> int:

@@ -11,10 +11,13 @@ lean-runner routes (bodies form-encoded exactly as its client sends them, or JSO
 
 Kimina routes: `POST /api/check` (snippets batch) and its older `POST /verify`.
 
+Tactic routes (`http_tactics`): `POST /tactic/run` and `POST /tactic/try` on the proof states
+of a result's sorries (repl backend).
+
 Errors are `{"detail": "..."}` with 400 (malformed config or body), 401 (missing or wrong bearer
 token, when an API key is set), 404, 413 (body or proof too large), 422 (missing `proof`),
-429 (queue full or workers busy), 503 (backend unavailable). Every job goes through the job
-service, so accepted jobs survive a restart of the runner.
+429 (queue full or workers busy), 501 (no tactic mode on this backend), 503 (backend
+unavailable). Every job goes through the job service, so accepted jobs survive a restart of the runner.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ from .errors import (
     InvalidProofError,
     JobNotFoundError,
     LeanMCPError,
+    ProofStateError,
     ProofTooLargeError,
     RemoteError,
+    TacticModeUnavailableError,
 )
 from .jobs.service import ProofService, open_service
 from .lean.source import validate_proof_text
@@ -72,6 +77,8 @@ KIMINA_VERIFY_TIMEOUT = 300.0
 _STATUS_OF_ERROR: tuple[tuple[type[LeanMCPError], int], ...] = (
     (AuthenticationError, 401),
     (JobNotFoundError, 404),
+    (ProofStateError, 404),
+    (TacticModeUnavailableError, 501),
     (ProofTooLargeError, 413),
     (InvalidProofError, 400),
     (BusyError, 429),
@@ -502,9 +509,12 @@ def create_app(service: ProofService | None = None, settings: Settings | None = 
         ("/api/check", runner.kimina_check, ["POST"]),
         ("/verify", runner.kimina_verify, ["POST"]),
     ]
+    from .http_tactics import tactic_routes  # it builds on this module's body parsing
+
+    tactic = tactic_routes(lambda: runner.service, runner.body_limit)
     middleware = [Middleware(BearerAuth, api_key=settings.api_key)] if settings.api_key else []
     return Starlette(
-        routes=[Route(path, handler, methods=methods) for path, handler, methods in handlers],
+        routes=[*(Route(path, handler, methods=methods) for path, handler, methods in handlers), *tactic],
         middleware=middleware,
         exception_handlers={
             LeanMCPError: _lean_error,

@@ -171,6 +171,13 @@ KNOBS: tuple[Knob, ...] = (
         "Largest request accepted, in bytes: an HTTP body on every route, or one MCP stdio line "
         "(0: three times max-proof-bytes plus 64 KiB).",
     ),
+    Knob(
+        "proof_state_ttl",
+        float,
+        3600.0,
+        "Seconds a proof_state_id (repl backend, tactic mode) stays usable after its last use.",
+    ),
+    Knob("max_proof_states", int, 10_000, "Most live proof_state_ids; past it the least recently used expire."),
     Knob("max_queue", int, 100_000, "Most jobs that may wait at once; past it submits are refused (HTTP 429)."),
     Knob("db", str, default_db_path, "SQLite job store path, or `:memory:`."),
     Knob("cache", _parse_bool, True, "Answer identical proofs from the store (never timeouts or errors)."),
@@ -245,6 +252,8 @@ class Settings:
     max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_request_bytes: int = 0
+    proof_state_ttl: float = 3600.0
+    max_proof_states: int = 10_000
     max_queue: int = 100_000
     db: str = dataclasses.field(default_factory=default_db_path)
     cache: bool = True
@@ -316,6 +325,7 @@ class Settings:
         positive = (
             *("workers", "timeout", "import_timeout", "memory_mb", "max_uses", "queue_timeout"),
             *("max_proof_bytes", "max_output_bytes", "max_queue", "header_timeout", "body_timeout", "max_connections"),
+            *("proof_state_ttl", "max_proof_states"),
         )
         for name in positive:
             value = getattr(self, name)

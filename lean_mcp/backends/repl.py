@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..models import ProofConfig, ProofResult
+from ..models import ProofConfig, ProofResult, TacticResult, TryTacticsResult
 from ..repl.pool import ReplPool
+from ..repl.proof_states import ProofStateRegistry
+from ..repl.tactics import TacticRunner
 from ..sandbox import for_settings
 from ..settings import Settings
 from ..toolchain import existing_project, project_fingerprint
@@ -22,12 +24,15 @@ class ReplBackend(Backend):
 
     name = "repl"
 
-    def __init__(self, command: list[str], *, project: Path, **pool_options: Any) -> None:
+    def __init__(
+        self, command: list[str], *, project: Path, tactic_timeout: float = 300.0, **pool_options: Any
+    ) -> None:
         if not command:
             raise ConfigurationError("The REPL command is empty (--repl / LEAN_MCP_REPL).")
         self.command = list(command)
         self.project = project
         self.pool = ReplPool(self.command, cwd=project, **pool_options)
+        self.tactics = TacticRunner(self.pool, timeout=tactic_timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplBackend:
@@ -48,6 +53,8 @@ class ReplBackend(Backend):
             queue_timeout=settings.queue_timeout,
             max_proof_bytes=settings.max_proof_bytes,
             prewarm=settings.prewarm,
+            tactic_timeout=settings.timeout,
+            proof_states=ProofStateRegistry(ttl=settings.proof_state_ttl, max_states=settings.max_proof_states),
             sandbox=for_settings(settings),
         )
 
@@ -88,3 +95,15 @@ class ReplBackend(Backend):
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code` on a REPL of its header; `config.timeout`/`memory_limit_mb` apply to it."""
         return await self.pool.check(code, config)
+
+    async def run_tactic(self, proof_state_id: str, tactic: str, *, timeout: float | None = None) -> TacticResult:  # noqa: ASYNC109
+        return await self.tactics.run_tactic(proof_state_id, tactic, timeout=timeout)
+
+    async def try_tactics(
+        self,
+        proof_state_id: str,
+        tactics: list[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> TryTacticsResult:
+        return await self.tactics.try_tactics(proof_state_id, tactics, timeout=timeout)
