@@ -19,7 +19,7 @@ from .errors import ConfigurationError
 
 __all__ = ["BACKENDS", "KNOBS", "Knob", "Settings", "add_knob_arguments", "default_db_path", "knobs_markdown"]
 
-BACKENDS = ("auto", "repl", "lean", "remote", "kimina")
+BACKENDS = ("auto", "repl", "lean", "remote", "kimina", "ray")
 TRANSPORTS = ("stdio", "streamable-http")
 
 
@@ -83,7 +83,7 @@ KNOBS: tuple[Knob, ...] = (
         str,
         "auto",
         "Where proofs are checked: auto, repl (local REPL pool), lean (`lean` per proof), "
-        "remote (a lean-runner URL), kimina (a Kimina URL).",
+        "remote (a lean-runner URL), kimina (a Kimina URL), ray (REPLs in Ray actors across a cluster).",
         choices=BACKENDS,
     ),
     Knob(
@@ -109,6 +109,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("retention_jobs", int, 100_000, "Keep at most this many finished jobs."),
     Knob("remote_url", str, None, "Runner URL for the remote and kimina backends, e.g. `http://127.0.0.1:8000`."),
     Knob("remote_api_key", str, None, "Bearer token sent to the remote runner."),
+    Knob(
+        "ray_address",
+        str,
+        None,
+        "Ray cluster for --backend ray, e.g. `auto` or `ray://head:10001` (default: a local Ray, stopped on exit).",
+    ),
+    Knob("ray_cpus", float, 0.5, "CPUs each REPL actor asks Ray for (fractional: small machines cannot deadlock)."),
     Knob("api_key", str, None, "Bearer token this server requires on HTTP (MCP streamable-http and the runner)."),
     Knob("transport", str, "stdio", "MCP transport: stdio or streamable-http.", choices=TRANSPORTS),
     Knob("host", str, "127.0.0.1", "Address the HTTP servers listen on."),
@@ -146,6 +153,8 @@ class Settings:
     retention_jobs: int = 100_000
     remote_url: str | None = None
     remote_api_key: str | None = None
+    ray_address: str | None = None
+    ray_cpus: float = 0.5
     api_key: str | None = None
     transport: str = "stdio"
     host: str = "127.0.0.1"
@@ -194,6 +203,8 @@ class Settings:
             if not (math.isfinite(value) and value > 0):
                 knob = _KNOB_BY_NAME[name]
                 raise ConfigurationError(f"{knob.flag} ({knob.env}) must be a finite positive number, got {value!r}.")
+        if not (math.isfinite(self.ray_cpus) and self.ray_cpus > 0):
+            raise ConfigurationError(f"--ray-cpus (LEAN_MCP_RAY_CPUS) must be positive, got {self.ray_cpus!r}.")
         if self.backend in ("remote", "kimina") and not self.remote_url:
             raise ConfigurationError(
                 f"--backend {self.backend} needs --remote-url (LEAN_MCP_REMOTE_URL), e.g. http://127.0.0.1:8000."

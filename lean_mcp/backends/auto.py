@@ -42,6 +42,10 @@ def create_backend(settings: Settings) -> Backend:
         from .remote import KiminaBackend
 
         return KiminaBackend.from_settings(settings)
+    if name == "ray":
+        from .ray_cluster import RayBackend
+
+        return RayBackend.from_settings(settings)
     raise ConfigurationError(f"Unknown backend {name!r}.")
 
 

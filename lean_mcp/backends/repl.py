@@ -13,20 +13,36 @@ from ..settings import Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
 
-__all__ = ["ReplBackend"]
+__all__ = ["ReplBackend", "pool_options"]
+
+
+def pool_options(settings: Settings) -> dict[str, Any]:
+    """The ReplPool options `settings` give: workers, memory, recycling, queue, prewarm, import timeout."""
+    return {
+        "workers": settings.workers,
+        "memory_mb": settings.memory_mb,
+        "max_uses": settings.max_uses,
+        "recycle_mb": settings.recycle_threshold_mb,
+        "queue_timeout": settings.queue_timeout,
+        "max_proof_bytes": settings.max_proof_bytes,
+        "prewarm": settings.prewarm,
+        "import_timeout": settings.timeout,
+    }
 
 
 class ReplBackend(Backend):
     """A header-reusing pool of REPLs started with `command` in `project`."""
 
     name = "repl"
+    #: The pool class; the ray backend puts its REPLs in Ray actors with a subclass.
+    pool_class: type[ReplPool] = ReplPool
 
     def __init__(self, command: list[str], *, project: Path, **pool_options: Any) -> None:
         if not command:
             raise ConfigurationError("The REPL command is empty (--repl / LEAN_MCP_REPL).")
         self.command = list(command)
         self.project = project
-        self.pool = ReplPool(self.command, cwd=project, **pool_options)
+        self.pool = self.pool_class(self.command, cwd=project, **pool_options)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplBackend:
@@ -36,19 +52,7 @@ class ReplBackend(Backend):
                 "The repl backend needs a REPL command (--repl / LEAN_MCP_REPL), "
                 "e.g. `lake env /path/to/repl/.lake/build/bin/repl`."
             )
-        project = existing_project(settings)
-        return cls(
-            settings.repl,
-            project=project,
-            workers=settings.workers,
-            memory_mb=settings.memory_mb,
-            max_uses=settings.max_uses,
-            recycle_mb=settings.recycle_threshold_mb,
-            queue_timeout=settings.queue_timeout,
-            max_proof_bytes=settings.max_proof_bytes,
-            prewarm=settings.prewarm,
-            import_timeout=settings.timeout,
-        )
+        return cls(settings.repl, project=existing_project(settings), **pool_options(settings))
 
     @property
     def toolchain(self) -> str | None:

@@ -1,0 +1,399 @@
+"""The `ray` backend: the REPL pool's REPLs run in Ray actors placed across a Ray cluster.
+
+The pool itself (`lean_mcp.repl.pool.ReplPool`, header affinity, limits, crash retry, recycling)
+runs with the server, unchanged: only where a REPL lives changes. `RayReplPool.start_repl` places a
+`ReplActor` (one actor per REPL, asking Ray for `--ray-cpus` CPUs, so Ray puts it where capacity is
+free); the actor starts a real `ReplProcess` on its node and runs each request there, so the
+timeout and the memory cap are enforced next to Lean. On the server a `RayRepl` stands in for the
+process: it forwards each request to its actor and turns the actor's answer back into the pool's
+outcomes (a response, or ReplTimeout / ReplMemoryExceeded / ReplCrashed).
+
+A lost actor or node is a crash to the pool: the proof is tried once more on a new REPL (a new
+actor, placed wherever Ray finds room), and a proof whose two REPLs were both lost gets verdict
+`error`: never a silent loss. The job store stays with the server.
+
+No REPL outlives its actor, even one killed with SIGKILL (`ray.kill`, a lost raylet): each actor
+has a guardian process, outside Ray's reach, that holds the REPL's process group and kills it when
+the actor's end of its pipe closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+
+from ..errors import BackendUnavailableError, ConfigurationError
+from ..repl.pool import ReplPool
+from ..repl.process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout
+from ..settings import Settings
+from ..toolchain import discover, existing_project
+from .repl import ReplBackend, pool_options
+
+__all__ = ["RayBackend", "RayRepl", "RayReplPool", "RayRuntime", "ReplActor", "require_ray"]
+
+logger = logging.getLogger(__name__)
+
+INSTALL_RAY = 'Install the Ray extra: pip install "lean-proof-mcp[ray]".'
+#: How long past a request's own timeout an actor may take to answer before it counts as lost.
+ACTOR_GRACE_SECONDS = 60.0
+#: How long a graceful actor shutdown (reap the REPL, stop the guardian) may take before ray.kill.
+CLOSE_SECONDS = 10.0
+
+# The guardian: forks away from the actor (so nothing that kills the actor's children reaches it),
+# reads "+PGID" / "-PGID" lines, and at end of input (the actor exited, however) kills every group
+# it still holds.
+_GUARDIAN = """
+import os, signal, sys
+if os.fork():
+    os._exit(0)
+groups = set()
+for line in sys.stdin:
+    line = line.strip()
+    if line[:1] == "+":
+        groups.add(int(line[1:]))
+    elif line[:1] == "-":
+        groups.discard(int(line[1:]))
+for group in groups:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def require_ray() -> ModuleType:
+    """The `ray` module, or a ConfigurationError saying how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigurationError(f"--backend ray needs Ray, which is not installed ({exc}).", hint=INSTALL_RAY) from exc
+    return ray
+
+
+# -- on the node: the actor ----------------------------------------------------------------------
+
+
+class ReplActor:
+    """One REPL on a Ray node. Created by `RayRepl.start` as an async Ray actor, never directly."""
+
+    def __init__(self) -> None:
+        self._process: ReplProcess | None = None
+        guardian = subprocess.Popen([sys.executable, "-c", _GUARDIAN], stdin=subprocess.PIPE, start_new_session=True)
+        guardian.wait()  # the launcher exits at once; its child keeps the pipe and outlives us
+        assert guardian.stdin is not None
+        self._guardian = guardian.stdin
+
+    def _tell_guardian(self, line: str) -> None:
+        self._guardian.write(line.encode() + b"\n")
+        self._guardian.flush()
+
+    async def start(self, command: list[str], cwd: str | None, env: dict[str, str] | None) -> dict[str, Any]:
+        """Start the REPL; where it runs, or `error`/`hint` when it cannot start on this node."""
+        try:
+            process = await ReplProcess.start(command, cwd=cwd, env=env)
+        except BackendUnavailableError as exc:
+            return {"error": f"On Ray node {socket.gethostname()}: {exc.message}", "hint": exc.hint}
+        self._process = process
+        self._tell_guardian(f"+{process.pid}")
+        return {"pid": process.pid, "host": socket.gethostname()}
+
+    async def request(self, request: dict[str, Any], seconds: float, memory_mb: float | None) -> dict[str, Any]:
+        """`ReplProcess.request` on this node; a failure comes back as data (`encode_failure`)."""
+        if self._process is None:
+            return encode_failure(ReplCrashed(None, "", "was never started in its Ray actor"))
+        try:
+            response = await self._process.request(request, seconds=seconds, memory_mb=memory_mb)
+        except ReplFailure as exc:
+            return encode_failure(exc)
+        return {"response": response, "rss_mb": self._process.last_rss_mb}
+
+    async def close(self) -> None:
+        """Kill and reap the REPL, then let the guardian go."""
+        if self._process is not None:
+            await self._process.aclose()
+            self._tell_guardian(f"-{self._process.pid}")
+        self._guardian.close()
+
+
+def encode_failure(exc: ReplFailure) -> dict[str, Any]:
+    """A ReplFailure as plain data (exceptions with custom arguments do not survive pickling)."""
+    if isinstance(exc, ReplTimeout):
+        return {"failure": "timeout", "seconds": exc.seconds}
+    if isinstance(exc, ReplMemoryExceeded):
+        return {"failure": "memory", "limit_mb": exc.limit_mb, "rss_mb": exc.rss_mb}
+    if isinstance(exc, ReplCrashed):
+        reason = str(exc).removeprefix("the REPL ")
+        return {"failure": "crash", "returncode": exc.returncode, "stderr_tail": exc.stderr_tail, "reason": reason}
+    return {"failure": "crash", "returncode": None, "stderr_tail": "", "reason": f"failed: {exc}"}
+
+
+def decode_failure(reply: Mapping[str, Any]) -> ReplFailure:
+    """The ReplFailure `encode_failure` described."""
+    if reply["failure"] == "timeout":
+        return ReplTimeout(reply["seconds"])
+    if reply["failure"] == "memory":
+        return ReplMemoryExceeded(reply["limit_mb"], reply["rss_mb"])
+    return ReplCrashed(reply["returncode"], reply["stderr_tail"], reply["reason"])
+
+
+@functools.cache
+def _actor_class() -> Any:
+    return require_ray().remote(ReplActor)
+
+
+# -- on the server: the stand-in for a remote REPL -----------------------------------------------
+
+
+class RayRepl(ReplProcess):
+    """A REPL living in a Ray actor, driven from the server like a local `ReplProcess`."""
+
+    def __init__(self, actor: Any, pid: int, host: str, command: Sequence[str]) -> None:
+        # no super().__init__(): there is no local process; every method that would touch one is overridden
+        self.actor = actor
+        self.pid = pid
+        self.host = host
+        self.command = list(command)
+        self.requests = 0
+        self.last_rss_mb = 0.0
+        self._dead = False
+        self._killed = False
+        self._closed = False
+
+    @classmethod
+    async def place(
+        cls,
+        command: Sequence[str],
+        *,
+        cwd: str | Path | None,
+        env: Mapping[str, str] | None,
+        cpus: float,
+        place_timeout: float,
+    ) -> RayRepl:
+        """Create an actor where Ray finds `cpus` free and start the REPL in it.
+
+        Raises BackendUnavailableError when no node had room within `place_timeout` or the command
+        cannot start there, ReplCrashed when the actor died while starting (the pool retries).
+        """
+        ray = require_ray()
+        actor = _actor_class().options(num_cpus=cpus, max_restarts=0, max_task_retries=0).remote()
+        try:
+            with anyio.fail_after(place_timeout):
+                info = await actor.start.remote(list(command), None if cwd is None else str(cwd), env and dict(env))
+        except TimeoutError:
+            ray.kill(actor)
+            raise BackendUnavailableError(
+                f"No Ray node had {cpus:g} CPU free for a REPL actor within {place_timeout:g} s.",
+                hint="Add nodes, or lower --workers or --ray-cpus; `ray status` shows what is in use.",
+            ) from None
+        except ray.exceptions.RayError as exc:
+            ray.kill(actor)
+            raise ReplCrashed(None, "", f"could not start: its Ray actor failed ({_first_line(exc)})") from None
+        except BaseException:
+            ray.kill(actor)
+            raise
+        if "error" in info:
+            ray.kill(actor)
+            raise BackendUnavailableError(info["error"], hint=info["hint"])
+        return cls(actor, info["pid"], info["host"], command)
+
+    @property
+    def alive(self) -> bool:
+        return not self._dead
+
+    @property
+    def returncode(self) -> int | None:
+        return None
+
+    def rss_mb(self) -> float:
+        return self.last_rss_mb
+
+    def stderr_tail(self, limit: int = 0) -> str:
+        return ""
+
+    async def request(
+        self, request: dict[str, Any], *, seconds: float, memory_mb: float | None = None
+    ) -> dict[str, Any]:
+        """Run `request` on the actor's REPL; a lost actor raises ReplCrashed (the pool retries)."""
+        if self._dead:
+            raise ReplCrashed(None, "", "is not running")
+        ray = require_ray()
+        self.requests += 1
+        try:
+            with anyio.fail_after(seconds + ACTOR_GRACE_SECONDS):
+                reply: dict[str, Any] = await self.actor.request.remote(request, seconds, memory_mb)
+        except TimeoutError:
+            self.kill()
+            raise ReplCrashed(None, "", f"was lost: its Ray actor on {self.host} did not answer") from None
+        except ray.exceptions.RayError as exc:
+            self.kill()
+            raise ReplCrashed(None, "", f"was lost with its Ray actor on {self.host} ({_first_line(exc)})") from None
+        except BaseException:
+            self.kill()  # cancelled: the REPL would be out of step
+            raise
+        if "failure" in reply:
+            self._dead = True
+            raise decode_failure(reply)
+        self.last_rss_mb = reply["rss_mb"]
+        return dict(reply["response"])
+
+    def kill(self) -> None:
+        """Kill the actor now (its guardian kills the REPL's process group)."""
+        self._dead = True
+        if not self._killed:
+            self._killed = True
+            with _ray_may_be_gone():
+                require_ray().kill(self.actor, no_restart=True)
+
+    async def aclose(self) -> None:
+        """Reap the REPL on its node (when the actor still answers), then end the actor. Idempotent."""
+        if self._closed:
+            return
+        with anyio.CancelScope(shield=True):
+            if not self._dead:
+                self._dead = True
+                with anyio.move_on_after(CLOSE_SECONDS), _ray_may_be_gone():
+                    await self.actor.close.remote()
+            self.kill()
+            self._closed = True
+
+
+def _ray_may_be_gone() -> contextlib.suppress:
+    """Suppress the errors of talking to an actor that is dead, or to a Ray that is shut down."""
+    return contextlib.suppress(require_ray().exceptions.RayError, ValueError, RuntimeError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+class RayReplPool(ReplPool):
+    """A ReplPool whose REPLs are placed as Ray actors (`ray_cpus` CPUs each) across the cluster."""
+
+    def __init__(self, command: Sequence[str], *, ray_cpus: float = 0.5, **options: Any) -> None:
+        super().__init__(command, **options)
+        self.ray_cpus = ray_cpus
+        self._placed: set[RayRepl] = set()
+
+    async def start_repl(self) -> ReplProcess:
+        repl = await RayRepl.place(
+            self.command, cwd=self.cwd, env=self.env, cpus=self.ray_cpus, place_timeout=self.queue_timeout
+        )
+        self._placed = {r for r in self._placed if r.alive} | {repl}
+        return repl
+
+    def health(self) -> dict[str, Any]:
+        """The pool's health, plus how many live REPLs each Ray node holds."""
+        hosts: dict[str, int] = {}
+        for repl in self._placed:
+            if repl.alive:
+                hosts[repl.host] = hosts.get(repl.host, 0) + 1
+        return {**super().health(), "ray_cpus": self.ray_cpus, "ray_nodes": hosts}
+
+
+# -- Ray itself ------------------------------------------------------------------------------------
+
+
+class RayRuntime:
+    """This process's link to Ray: join the cluster at `address`, or start a local Ray instance.
+
+    If Ray is already initialized (inside a Ray job or task) it is used as it is and left alone;
+    otherwise `disconnect` undoes exactly what `connect` did (a local instance is stopped).
+    """
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+        self.owned = False
+
+    def connect(self) -> None:
+        """Blocking (a local start takes seconds): run it in a worker thread from async code."""
+        ray = require_ray()
+        if ray.is_initialized():
+            return
+        try:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {self.address!r}" if self.address else "a local Ray instance"
+            raise BackendUnavailableError(
+                f"Cannot start or join {where}: {exc}",
+                hint="Check --ray-address (LEAN_MCP_RAY_ADDRESS); `ray status` on the head node shows the cluster.",
+            ) from exc
+        self.owned = True
+
+    def disconnect(self) -> None:
+        if self.owned:
+            require_ray().shutdown()
+            self.owned = False
+
+    def describe(self) -> dict[str, Any]:
+        """Where Ray runs and how many CPUs its live nodes have."""
+        ray = sys.modules.get("ray")
+        if ray is None or not ray.is_initialized():
+            return {"address": self.address, "connected": False}
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        return {
+            "address": self.address or "local",
+            "connected": True,
+            "nodes": len(nodes),
+            "cpus": sum(node.get("Resources", {}).get("CPU", 0) for node in nodes),
+        }
+
+
+# -- the backend -----------------------------------------------------------------------------------
+
+
+class RayBackend(ReplBackend):
+    """The REPL pool with its REPLs in Ray actors across a cluster (`--backend ray`)."""
+
+    name = "ray"
+    pool_class = RayReplPool
+
+    def __init__(self, command: list[str], *, project: Path, address: str | None = None, **options: Any) -> None:
+        super().__init__(command, project=project, **options)
+        self.runtime = RayRuntime(address)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RayBackend:
+        """`--repl` (or the REPL found here, which every node must have at the same path) in Ray actors."""
+        require_ray()
+        command = settings.repl or discover(settings).repl
+        if not command:
+            raise ConfigurationError(
+                "--backend ray needs a REPL command (--repl / LEAN_MCP_REPL) that works on every Ray node.",
+                hint="e.g. --repl 'lake env /path/to/repl/.lake/build/bin/repl', with the same path on each node.",
+            )
+        return cls(
+            list(command),
+            project=existing_project(settings),
+            address=settings.ray_address,
+            ray_cpus=settings.ray_cpus,
+            **pool_options(settings),
+        )
+
+    @property
+    def identity(self) -> str:
+        return "ray:" + super().identity
+
+    def health(self) -> dict[str, Any]:
+        return {**super().health(), "ray": self.runtime.describe()}
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(self.runtime.connect)
+        await super().start()
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.runtime.disconnect)
