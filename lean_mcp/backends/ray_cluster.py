@@ -25,7 +25,7 @@ import logging
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,7 +98,8 @@ class ReplActor:
         self._guardian.flush()
 
     async def start(self, command: list[str], cwd: str | None, env: dict[str, str] | None) -> dict[str, Any]:
-        """Start the REPL; where it runs, or `error`/`hint` when it cannot start on this node."""
+        """Start a REPL (ending the previous one); where it runs, or `error`/`hint` if it cannot start here."""
+        await self.stop()
         try:
             process = await ReplProcess.start(command, cwd=cwd, env=env)
         except BackendUnavailableError as exc:
@@ -117,12 +118,12 @@ class ReplActor:
             return encode_failure(exc)
         return {"response": response, "rss_mb": self._process.last_rss_mb}
 
-    async def close(self) -> None:
-        """Kill and reap the REPL, then let the guardian go."""
-        if self._process is not None:
-            await self._process.aclose()
-            self._tell_guardian(f"-{self._process.pid}")
-        self._guardian.close()
+    async def stop(self) -> None:
+        """Kill and reap the REPL; the actor stays, ready for the next `start`."""
+        process, self._process = self._process, None
+        if process is not None:
+            await process.aclose()
+            self._tell_guardian(f"-{process.pid}")
 
 
 def encode_failure(exc: ReplFailure) -> dict[str, Any]:
@@ -155,56 +156,63 @@ def _actor_class() -> Any:
 
 
 class RayRepl(ReplProcess):
-    """A REPL living in a Ray actor, driven from the server like a local `ReplProcess`."""
+    """A REPL living in a Ray actor, driven from the server like a local `ReplProcess`.
 
-    def __init__(self, actor: Any, pid: int, host: str, command: Sequence[str]) -> None:
+    Closing it reaps the REPL on its node and hands the actor, still placed, to `release` for the
+    next REPL; killing it (a cancelled request, a lost actor, shutdown) kills the actor.
+    """
+
+    def __init__(
+        self, actor: Any, info: Mapping[str, Any], command: Sequence[str], release: Callable[[Any], None]
+    ) -> None:
         # no super().__init__(): there is no local process; every method that would touch one is overridden
         self.actor = actor
-        self.pid = pid
-        self.host = host
+        self.pid: int = info["pid"]
+        self.host: str = info["host"]
         self.command = list(command)
         self.requests = 0
         self.last_rss_mb = 0.0
+        self._release = release
         self._dead = False
         self._killed = False
         self._closed = False
 
     @classmethod
-    async def place(
+    async def start_in(
         cls,
+        actor: Any,
         command: Sequence[str],
         *,
         cwd: str | Path | None,
         env: Mapping[str, str] | None,
-        cpus: float,
-        place_timeout: float,
+        seconds: float,
+        release: Callable[[Any], None],
     ) -> RayRepl:
-        """Create an actor where Ray finds `cpus` free and start the REPL in it.
+        """Start the REPL in `actor` (a new actor first waits for Ray to place it, up to `seconds`).
 
-        Raises BackendUnavailableError when no node had room within `place_timeout` or the command
-        cannot start there, ReplCrashed when the actor died while starting (the pool retries).
+        Raises BackendUnavailableError when the actor was not placed in time or the command cannot
+        start on its node, ReplCrashed when the actor died (the pool retries on a new one).
         """
         ray = require_ray()
-        actor = _actor_class().options(num_cpus=cpus, max_restarts=0, max_task_retries=0).remote()
         try:
-            with anyio.fail_after(place_timeout):
+            with anyio.fail_after(seconds):
                 info = await actor.start.remote(list(command), None if cwd is None else str(cwd), env and dict(env))
         except TimeoutError:
-            ray.kill(actor)
+            _kill_actor(actor)
             raise BackendUnavailableError(
-                f"No Ray node had {cpus:g} CPU free for a REPL actor within {place_timeout:g} s.",
+                f"No Ray node had room for a REPL actor within {seconds:g} s.",
                 hint="Add nodes, or lower --workers or --ray-cpus; `ray status` shows what is in use.",
             ) from None
         except ray.exceptions.RayError as exc:
-            ray.kill(actor)
+            _kill_actor(actor)
             raise ReplCrashed(None, "", f"could not start: its Ray actor failed ({_first_line(exc)})") from None
         except BaseException:
-            ray.kill(actor)
+            _kill_actor(actor)
             raise
         if "error" in info:
-            ray.kill(actor)
+            release(actor)
             raise BackendUnavailableError(info["error"], hint=info["hint"])
-        return cls(actor, info["pid"], info["host"], command)
+        return cls(actor, info, command, release)
 
     @property
     def alive(self) -> bool:
@@ -241,7 +249,7 @@ class RayRepl(ReplProcess):
             self.kill()  # cancelled: the REPL would be out of step
             raise
         if "failure" in reply:
-            self._dead = True
+            self._dead = True  # the actor killed its REPL and stays healthy
             raise decode_failure(reply)
         self.last_rss_mb = reply["rss_mb"]
         return dict(reply["response"])
@@ -251,20 +259,26 @@ class RayRepl(ReplProcess):
         self._dead = True
         if not self._killed:
             self._killed = True
-            with _ray_may_be_gone():
-                require_ray().kill(self.actor, no_restart=True)
+            _kill_actor(self.actor)
 
     async def aclose(self) -> None:
-        """Reap the REPL on its node (when the actor still answers), then end the actor. Idempotent."""
+        """Reap the REPL on its node and hand the actor back; a killed or silent actor is ended. Idempotent."""
         if self._closed:
             return
+        self._closed = self._dead = True
+        if self._killed:
+            return
         with anyio.CancelScope(shield=True):
-            if not self._dead:
-                self._dead = True
-                with anyio.move_on_after(CLOSE_SECONDS), _ray_may_be_gone():
-                    await self.actor.close.remote()
+            with anyio.move_on_after(CLOSE_SECONDS), _ray_may_be_gone():
+                await self.actor.stop.remote()
+                self._release(self.actor)
+                return
             self.kill()
-            self._closed = True
+
+
+def _kill_actor(actor: Any) -> None:
+    with _ray_may_be_gone():
+        require_ray().kill(actor, no_restart=True)
 
 
 def _ray_may_be_gone() -> contextlib.suppress:
@@ -278,19 +292,53 @@ def _first_line(exc: BaseException) -> str:
 
 
 class RayReplPool(ReplPool):
-    """A ReplPool whose REPLs are placed as Ray actors (`ray_cpus` CPUs each) across the cluster."""
+    """A ReplPool whose REPLs live in Ray actors (`ray_cpus` CPUs each) placed across the cluster.
+
+    An actor outlives its REPL: when the pool retires a REPL (recycling, timeout, memory kill,
+    eviction) the actor is kept idle and the next REPL starts in it, saving a Ray worker start.
+    There are never more actors than `workers`.
+    """
 
     def __init__(self, command: Sequence[str], *, ray_cpus: float = 0.5, **options: Any) -> None:
         super().__init__(command, **options)
         self.ray_cpus = ray_cpus
+        self._idle: list[Any] = []
         self._placed: set[RayRepl] = set()
+        self.counts["actor_starts"] = 0
 
     async def start_repl(self) -> ReplProcess:
-        repl = await RayRepl.place(
-            self.command, cwd=self.cwd, env=self.env, cpus=self.ray_cpus, place_timeout=self.queue_timeout
-        )
+        """Start a REPL in an idle actor, or in a new actor wherever Ray has `ray_cpus` free."""
+        while self._idle:
+            try:
+                repl = await self._start_in(self._idle.pop())
+                break
+            except ReplCrashed:
+                continue  # that actor was lost meanwhile: try the next, or a new one
+        else:
+            actor = _actor_class().options(num_cpus=self.ray_cpus, max_restarts=0, max_task_retries=0).remote()
+            self.counts["actor_starts"] += 1
+            repl = await self._start_in(actor)
         self._placed = {r for r in self._placed if r.alive} | {repl}
         return repl
+
+    async def _start_in(self, actor: Any) -> RayRepl:
+        return await RayRepl.start_in(
+            actor, self.command, cwd=self.cwd, env=self.env, seconds=self.queue_timeout, release=self._keep_actor
+        )
+
+    def _keep_actor(self, actor: Any) -> None:
+        """An actor whose REPL was closed: idle for the next REPL, unless the pool is shutting down."""
+        if self._closed:
+            _kill_actor(actor)
+        else:
+            self._idle.append(actor)
+
+    async def aclose(self) -> None:
+        """Close the pool, then end the idle actors."""
+        await super().aclose()
+        idle, self._idle = self._idle, []
+        for actor in idle:
+            _kill_actor(actor)
 
     def health(self) -> dict[str, Any]:
         """The pool's health, plus how many live REPLs each Ray node holds."""
