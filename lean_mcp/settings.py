@@ -113,7 +113,7 @@ KNOBS: tuple[Knob, ...] = (
         "ray_address",
         str,
         None,
-        "Ray cluster for --backend ray, e.g. `auto` or `ray://head:10001` (default: a local Ray, stopped on exit).",
+        "Ray cluster for --backend ray: `HOST:PORT` of its head, or `auto` (default: a local Ray, stopped on exit).",
     ),
     Knob("ray_cpus", float, 0.5, "CPUs each REPL actor asks Ray for (fractional: small machines cannot deadlock)."),
     Knob("api_key", str, None, "Bearer token this server requires on HTTP (MCP streamable-http and the runner)."),
