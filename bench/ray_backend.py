@@ -1,8 +1,9 @@
 """The ray backend against the local REPL pool, on the same stand-in REPL and a local Ray (2 CPUs).
 
 Rows:
-* per-proof overhead: a zero-cost stand-in, 2 REPLs, 4 closed-loop clients; p50 latency of the Ray
-  pool (each request a Ray actor call) minus the local pool's;
+* per-proof overhead: a zero-cost stand-in, 2 REPLs, 2 closed-loop clients (no queueing, so a
+  latency is one proof's service time); p50 latency of the Ray pool (one actor call per proof)
+  minus the local pool's;
 * throughput with 1 and 2 worker processes: 50 ms proofs, 4 clients, Ray pool vs local pool.
 """
 
@@ -31,22 +32,22 @@ def _pools(command: list[str], workers: int) -> dict[str, ReplPool]:
     }
 
 
-async def _measure(pool: ReplPool, n: int) -> tuple[list[float], float]:
+async def _measure(pool: ReplPool, n: int, clients: int) -> tuple[list[float], float]:
     async with pool:
-        await _closed_loop(pool, 2 * pool.workers, CLIENTS)  # start the REPLs (and actors), import once
-        return await _closed_loop(pool, n, CLIENTS)
+        await _closed_loop(pool, 2 * pool.workers, clients)  # start the REPLs (and actors), import once
+        return await _closed_loop(pool, n, clients)
 
 
 async def _overhead(n: int) -> list[Row]:
     p50: dict[str, float] = {}
     rows = []
     for name, pool in _pools(standin_command(), 2).items():
-        latencies, wall = await _measure(pool, n)
+        latencies, wall = await _measure(pool, n, clients=2)
         p50[name] = percentile(latencies, 50)
         rows.append(
             Row(
                 SECTION,
-                f"zero-cost stand-in, {name}, {n} proofs, 2 REPLs",
+                f"zero-cost stand-in, {name}, {n} proofs, 2 REPLs, 2 clients",
                 f"{n / wall:,.0f} proofs/s",
                 "",
                 latency_summary(latencies),
@@ -69,7 +70,7 @@ async def _throughput(n: int, work_s: float) -> list[Row]:
     rows = []
     for workers in (1, 2):
         for name, pool in _pools(standin_command(work_seconds=work_s), workers).items():
-            _, wall = await _measure(pool, n)
+            _, wall = await _measure(pool, n, CLIENTS)
             ideal = n * work_s / workers
             rows.append(
                 Row(

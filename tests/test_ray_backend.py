@@ -7,6 +7,7 @@ backend on it, and checks that its REPL processes and actors are gone afterwards
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.errors import BackendUnavailableError
+from lean_mcp.errors import BackendUnavailableError, ConfigurationError
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.settings import Settings
 from tests.procs import pid_alive
@@ -195,3 +196,15 @@ def test_ray_verifier_settings() -> None:
         verifier.verify(["theorem t : True := trivial"])
     other = RayVerifier(settings=dataclasses.replace(Settings.load({}), backend="repl"))
     assert other.settings.backend == "ray"
+
+
+def test_without_ray_the_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees when it is not installed
+    with pytest.raises(ConfigurationError, match="needs Ray") as caught:
+        create_backend(Settings.load({}, backend="ray", repl=standin_command()))
+    assert caught.value.hint == 'Install the Ray extra: pip install "lean-proof-mcp[ray]".'
+
+
+def test_ray_cpus_must_be_positive() -> None:
+    with pytest.raises(ConfigurationError, match=r"--ray-cpus \(LEAN_MCP_RAY_CPUS\) must be positive"):
+        Settings.load({"LEAN_MCP_RAY_CPUS": "0"})

@@ -37,7 +37,7 @@ from ..repl.pool import ReplPool
 from ..repl.process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout
 from ..settings import Settings
 from ..toolchain import discover, existing_project
-from .repl import ReplBackend, pool_options
+from .repl import ReplBackend, repl_pool_options
 
 __all__ = ["RayBackend", "RayRepl", "RayReplPool", "RayRuntime", "ReplActor", "require_ray"]
 
@@ -425,7 +425,7 @@ class RayBackend(ReplBackend):
             project=existing_project(settings),
             address=settings.ray_address,
             ray_cpus=settings.ray_cpus,
-            **pool_options(settings),
+            **repl_pool_options(settings),
         )
 
     @property

@@ -13,10 +13,10 @@ from ..settings import Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
 
-__all__ = ["ReplBackend", "pool_options"]
+__all__ = ["ReplBackend", "repl_pool_options"]
 
 
-def pool_options(settings: Settings) -> dict[str, Any]:
+def repl_pool_options(settings: Settings) -> dict[str, Any]:
     """The ReplPool options `settings` give: workers, memory, recycling, queue, prewarm, import timeout."""
     return {
         "workers": settings.workers,
@@ -52,7 +52,7 @@ class ReplBackend(Backend):
                 "The repl backend needs a REPL command (--repl / LEAN_MCP_REPL), "
                 "e.g. `lake env /path/to/repl/.lake/build/bin/repl`."
             )
-        return cls(settings.repl, project=existing_project(settings), **pool_options(settings))
+        return cls(settings.repl, project=existing_project(settings), **repl_pool_options(settings))
 
     @property
     def toolchain(self) -> str | None:
