@@ -158,6 +158,23 @@ async def test_an_actor_killed_mid_proof_has_its_proof_run_again_elsewhere() -> 
     assert_all_gone(b)
 
 
+async def test_a_killed_actor_takes_its_hung_repl_with_it() -> None:
+    """A REPL that never reads its stdin again still dies with its actor: the guardian kills its group."""
+    async with backend(workers=1) as b, anyio.create_task_group() as group:
+        group.start_soon(b.check, "theorem h : True := trivial\n-- standin: hang\n", ProofConfig(timeout=60))
+        with anyio.fail_after(30):
+            while not repls(b) or b.health()["busy"] == 0:  # noqa: ASYNC110 - waiting for the REPL to hang
+                await anyio.sleep(0.02)
+        (victim,) = repls(b)
+        await anyio.sleep(0.3)
+        ray.kill(victim.actor, no_restart=True)
+        with anyio.fail_after(10):
+            while pid_alive(victim.pid):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        group.cancel_scope.cancel()  # the retry hangs too: cancelling it must end its actor and REPL
+    assert_all_gone(b)
+
+
 async def test_no_free_cpu_is_a_clear_busy_error_not_a_hang() -> None:
     async with backend(workers=1, ray_cpus=64.0, queue_timeout=2.0) as b:
         with pytest.raises(BackendUnavailableError, match=r"No Ray node had room for a REPL actor within 2 s"):
