@@ -13,7 +13,7 @@ import traceback
 
 from .common import Row, format_table
 
-SECTIONS = ("pool", "jobs", "mcp", "runner", "lean", "ray_backend")
+SECTIONS = ("throughput", "pool", "jobs", "mcp", "runner", "lean", "sandbox", "ray_backend")
 
 
 def main() -> int:

@@ -6,6 +6,7 @@
     lean-mcp check FILE...   verify .lean files; exit 0 iff every file is proved
     lean-mcp jobs            list recent jobs; --prune applies retention
     lean-mcp doctor          report what was found and run one proof end to end
+    lean-mcp setup           install elan, a Lake project and the REPL (--mathlib: and Mathlib)
 
 Each command lives in `lean_mcp.commands.<name>` as `run(settings, args) -> int`.
 """
@@ -19,12 +20,14 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .commands.setup import add_arguments as add_setup_arguments
 from .errors import LeanMCPError
 from .settings import KNOBS, Settings, add_knob_arguments
+from .toolchain import with_recorded_project
 
 __all__ = ["build_parser", "command_knobs", "main"]
 
-COMMANDS = ("serve", "runner", "check", "jobs", "doctor")
+COMMANDS = ("serve", "runner", "check", "jobs", "doctor", "setup")
 
 # Knobs a command has no use for, so its --help lists only what it reads. A knob added to
 # settings.KNOBS shows up in every command except `jobs` until it is listed here.
@@ -35,14 +38,20 @@ _NOT_FOR: dict[str, tuple[str, ...]] = {
     "check": _SERVER_ONLY,
     "doctor": _SERVER_ONLY,
 }
-# `jobs` reads the store file only: no backend, no Lean.
-_JOBS_KNOBS = ("db", "retention_days", "retention_jobs", "log_level")
+# `jobs` reads the store file only: no backend, no Lean. `setup` has flags of its own
+# (its `--lean` is a Lean version, not the knob's `lean` executable).
+_ONLY: dict[str, tuple[str, ...]] = {
+    "jobs": ("db", "retention_days", "retention_jobs", "log_level"),
+    "setup": ("project", "log_level"),
+}
+#: Flags a command defines itself with the name of a knob it does not read.
+OWN_FLAGS: dict[str, tuple[str, ...]] = {"setup": ("--lean",)}
 
 
 def command_knobs(command: str) -> list[str]:
     """The names of the knobs `lean-mcp COMMAND` takes as flags (the others still read LEAN_MCP_*)."""
-    if command == "jobs":
-        return list(_JOBS_KNOBS)
+    if command in _ONLY:
+        return list(_ONLY[command])
     return [k.name for k in KNOBS if k.name not in _NOT_FOR[command]]
 
 
@@ -75,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="report what was found and run one tiny proof end to end")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     add_knob_arguments(doctor, command_knobs("doctor"))
+
+    add_setup_arguments(commands.add_parser("setup", help="install Lean, the REPL and a project (and Mathlib)"))
     return parser
 
 
@@ -89,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeanMCPError as exc:
         print(f"lean-mcp: {exc}", file=sys.stderr)
         return 2
+    if args.command != "setup":
+        settings = with_recorded_project(settings)
     logging.basicConfig(
         stream=sys.stderr,
         level=settings.log_level,

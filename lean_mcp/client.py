@@ -37,13 +37,11 @@ import json
 import math
 import os
 import re
-import stat
 import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable, Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TextIO, TypeVar
 
@@ -62,6 +60,7 @@ from .errors import (
     RemoteError,
     RunnerUnreachableError,
 )
+from .lean.source import read_proof_file
 from .models import Proof, ProofConfig, ProofResult, Verdict
 
 __all__ = ["AsyncLeanClient", "IndexedProofResult", "LeanClient", "ProofInput", "read_proof"]
@@ -108,17 +107,7 @@ def read_proof(proof: ProofInput) -> str:
         return _unicode(proof)
     if not isinstance(proof, str | os.PathLike):
         raise InvalidProofError(f"A proof must be Lean text or a path to a .lean file, not {type(proof).__name__}.")
-    path = Path(os.fspath(proof))
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular file is read.
-        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise InvalidProofError(f"The proof file {path} is not a regular file.")
-            return file.read().decode("utf-8")
-    except FileNotFoundError:
-        raise InvalidProofError(f"No such proof file: {path}.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidProofError(f"Cannot read the proof file {path}: {exc}.") from None
+    return read_proof_file(proof)
 
 
 def _unicode(text: str) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "RateLimitedError",
     "RemoteError",
     "RunnerUnreachableError",
+    "StoreUnavailableError",
 ]
 
 
@@ -98,6 +99,12 @@ class QueueFullError(BusyError):
 
 class BackendUnavailableError(LeanMCPError):
     """The configured backend cannot be started or reached."""
+
+
+class StoreUnavailableError(BackendUnavailableError):
+    """The job store cannot be written (disk full, read-only, corrupt): no new work is accepted."""
+
+    hint = "Check --db / LEAN_MCP_DB: it must name a writable file on a disk with free space."
 
 
 class RemoteError(LeanMCPError):

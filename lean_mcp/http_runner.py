@@ -52,7 +52,8 @@ from .errors import (
     RemoteError,
 )
 from .jobs.service import ProofService, open_service
-from .models import ProofConfig, ProofResult, validate_proof_text
+from .lean.source import validate_proof_text
+from .models import ProofConfig, ProofResult
 from .settings import Settings
 
 __all__ = ["PUBLIC_PATHS", "BearerAuth", "bearer_ok", "create_app", "status_code_of"]

@@ -24,8 +24,9 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__
-from .errors import BackendUnavailableError, InvalidProofError, LeanMCPError, ProofTooLargeError
+from .errors import BackendUnavailableError, InvalidProofError, LeanMCPError
 from .jobs.service import ProofService, open_service
+from .lean.source import read_proof_file
 from .models import Proof, ProofConfig, ProofResult, Verdict
 from .settings import Settings
 
@@ -251,8 +252,6 @@ class ProofSources:
         name = proof.strip()
         try:
             return await self._read(name)
-        except UnicodeDecodeError as exc:
-            reason = f"it is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
         except OSError as exc:
             reason = exc.strerror or str(exc)
         except (RuntimeError, ValueError) as exc:  # a symlink loop, `~user` unknown, a NUL in the name
@@ -272,12 +271,7 @@ class ProofSources:
                 f"{name} is not inside a directory this server may read (allowed: {allowed}).",
                 hint="Send the proof's text instead, or start the server with --allowed-roots including it.",
             )
-        if not await resolved.is_file():
-            raise InvalidProofError(f"{resolved} is not a file.", hint="Send the proof's text, or an existing path.")
-        size = (await resolved.stat()).st_size
-        if size > self.max_bytes:
-            raise ProofTooLargeError(f"{resolved} is {size:,} bytes; the limit is {self.max_bytes:,} bytes.")
-        return await resolved.read_text(encoding="utf-8")
+        return await anyio.to_thread.run_sync(read_proof_file, str(resolved), self.max_bytes)
 
 
 def _verify_tool(slot: ServiceSlot, sources: ProofSources) -> Any:

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic.json_schema import SkipJsonSchema
 
+from .settings import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+
 __all__ = [
     "FailureKind",
     "JobStatus",
@@ -26,7 +28,6 @@ __all__ = [
     "Severity",
     "Sorry",
     "Verdict",
-    "validate_proof_text",
     "verdict_of",
 ]
 
@@ -182,9 +183,9 @@ class ProofConfig(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    timeout: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
     all_tactics: bool = False
-    memory_limit_mb: int = Field(default=8192, gt=0)
+    memory_limit_mb: int = Field(default=DEFAULT_MEMORY_MB, gt=0)
     use_cache: bool = True
 
     def answer_key(self) -> dict[str, Any]:
@@ -277,30 +278,3 @@ class ProofResult(BaseModel):
     def sorries(self) -> list[Sorry]:
         """The sorries left in the proof (empty while pending)."""
         return self.result.sorries if self.result else []
-
-
-#: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
-_MESSAGE_FILTER = re.compile(r"#guard_msgs\b")
-
-
-def validate_proof_text(code: str, max_bytes: int) -> None:
-    """Refuse proof text that cannot be checked as given: not a string, empty, over `max_bytes`,
-    or using `#guard_msgs` (which can hide the errors and sorry warnings the verdict rests on).
-
-    Raises InvalidProofError / ProofTooLargeError with a message that says what to do.
-    """
-    from .errors import InvalidProofError, ProofTooLargeError
-
-    if not isinstance(code, str):
-        raise InvalidProofError(f"The proof must be Lean source text (a string), not {type(code).__name__}.")
-    if not code.strip():
-        raise InvalidProofError("The proof is empty.")
-    size = len(code.encode("utf-8", errors="surrogatepass"))
-    if size > max_bytes:
-        raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
-    if _MESSAGE_FILTER.search(code):
-        raise InvalidProofError(
-            "The proof uses `#guard_msgs`, which can hide Lean's errors and `sorry` warnings, so a wrong "
-            "proof would look proved.",
-            hint="Remove `#guard_msgs`: lean-mcp reports every message itself.",
-        )

@@ -4,14 +4,23 @@ Every Lean process (a REPL, or `lean --json`, often under `lake env`) runs as th
 process group of its own, so one `kill_group` takes the whole tree. Groups still running are kept
 in a registry (`register_group` / `unregister_group`); `kill_all_groups` kills them at interpreter
 exit (atexit) and, once `install_signal_cleanup` ran, on SIGTERM / SIGHUP, so no Lean outlives us.
+
+A kill -9 runs none of that, so the registry is also mirrored to a guardian: one small Python
+process per server, started with the first group, that reads `+PGID` / `-PGID` lines from a pipe
+only we hold. When we die, however we die, the kernel closes our end; the guardian reads end of
+file and SIGKILLs every group still registered, grandchildren (`lake env` → REPL) included, which
+a parent-death signal on the direct child alone would miss.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 from types import FrameType
 
@@ -136,17 +145,68 @@ _LIVE_GROUPS: set[int] = set()
 _LIVE_LOCK = threading.RLock()  # re-entrant: the SIGTERM handler may run while the main thread holds it
 _SIGNALS_ARMED: set[int] = set()
 
+logger = logging.getLogger(__name__)
+
+#: The guardian: keeps the registered groups; kills them all when its stdin (our pipe) reaches end of file.
+_GUARDIAN_CODE = """
+import os, signal, sys
+groups = set()
+for line in sys.stdin.buffer:
+    pgid = int(line[1:])
+    groups.add(pgid) if line[:1] == b"+" else groups.discard(pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _Guardian:
+    """The guardian process and our end of its pipe (started lazily; disabled if it cannot run)."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.disabled = not sys.executable
+
+    def tell(self, line: str) -> None:
+        if self.disabled:
+            return
+        try:
+            if self.process is None:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _GUARDIAN_CODE],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={"PATH": os.environ.get("PATH", "")},
+                    start_new_session=True,  # a Ctrl-C to our terminal's group must not stop it first
+                )
+            assert self.process.stdin is not None
+            os.write(self.process.stdin.fileno(), line.encode() + b"\n")
+        except OSError as exc:
+            self.disabled = True
+            logger.warning("Lean processes will not be killed if this server is killed with SIGKILL: %s", exc)
+
+
+_GUARDIAN = _Guardian()
+
 
 def register_group(pgid: int) -> None:
-    """Have `kill_all_groups` kill the group `pgid` (call right after starting its leader)."""
+    """Have `kill_all_groups` (and the guardian, if we are killed) kill the group `pgid`.
+
+    Call right after starting its leader.
+    """
     with _LIVE_LOCK:
         _LIVE_GROUPS.add(pgid)
+        _GUARDIAN.tell(f"+{pgid}")
 
 
 def unregister_group(pgid: int) -> None:
     """Forget the group `pgid` (call once its leader is killed and reaped)."""
     with _LIVE_LOCK:
         _LIVE_GROUPS.discard(pgid)
+        _GUARDIAN.tell(f"-{pgid}")
 
 
 def live_groups() -> frozenset[int]:

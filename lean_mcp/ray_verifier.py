@@ -19,7 +19,8 @@ import anyio.from_thread
 
 from .errors import InvalidProofError
 from .jobs.service import ProofService, open_service
-from .models import ProofConfig, ProofResult, Verdict, validate_proof_text
+from .lean.source import validate_proof_text
+from .models import ProofConfig, ProofResult, Verdict
 from .settings import Settings
 
 __all__ = ["RayVerifier"]

@@ -16,11 +16,52 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .sandbox import MODES as SANDBOX_MODES
 
-__all__ = ["BACKENDS", "KNOBS", "Knob", "Settings", "add_knob_arguments", "default_db_path", "knobs_markdown"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_IMPORT_TIMEOUT",
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_OUTPUT_BYTES",
+    "DEFAULT_MAX_PROOF_BYTES",
+    "DEFAULT_MEMORY_MB",
+    "DEFAULT_TIMEOUT",
+    "KNOBS",
+    "Knob",
+    "LeanLimits",
+    "Settings",
+    "add_knob_arguments",
+    "default_db_path",
+    "knobs_markdown",
+]
 
 BACKENDS = ("auto", "repl", "lean", "remote", "kimina", "ray")
 TRANSPORTS = ("stdio", "streamable-http")
+
+#: The defaults other modules share; each is written here only.
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_IMPORT_TIMEOUT = 300.0
+DEFAULT_MEMORY_MB = 8192
+DEFAULT_MAX_PROOF_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class LeanLimits:
+    """What one Lean process (a REPL or `lean`) may use; built once from Settings and passed down.
+
+    `memory_mb`: resident memory of its process tree; `max_output_bytes`: what it may write to
+    stdout for one request (one proof, or one header import); `import_timeout`: seconds a REPL
+    may spend importing a header.
+    """
+
+    memory_mb: int = DEFAULT_MEMORY_MB
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT
+
+
+#: The limits when none are given.
+DEFAULT_LIMITS = LeanLimits()
 
 
 def default_workers() -> int:
@@ -95,13 +136,30 @@ KNOBS: tuple[Knob, ...] = (
     Knob("project", str, None, "The Lean project directory: REPLs and `lean` run here (default: current directory)."),
     Knob("lean", str, None, "The `lean` executable for the lean backend (default: found on PATH, or via `lake`)."),
     Knob("workers", int, default_workers, "How many Lean processes run at once."),
-    Knob("timeout", float, 300.0, "Default per-proof timeout in seconds (a request's own `timeout` wins)."),
-    Knob("memory_mb", int, 8192, "Memory cap per Lean process in MB; a proof past it gets verdict memory_limit."),
+    Knob("timeout", float, DEFAULT_TIMEOUT, "Default per-proof timeout in seconds (a request's own `timeout` wins)."),
+    Knob(
+        "import_timeout",
+        float,
+        DEFAULT_IMPORT_TIMEOUT,
+        "Seconds a REPL may spend importing a proof's header; a request waits for it at most its own timeout.",
+    ),
+    Knob(
+        "memory_mb",
+        int,
+        DEFAULT_MEMORY_MB,
+        "Memory cap per Lean process in MB; a proof past it gets verdict memory_limit.",
+    ),
     Knob("max_uses", int, 500, "Recycle a REPL after this many proofs."),
     Knob("recycle_mb", int, 0, "Recycle an idle REPL whose resident memory passes this many MB (0: 80% of memory-mb)."),
     Knob("prewarm", _parse_list, [], "Headers to import at start, `;`-separated, e.g. `import Mathlib`."),
     Knob("queue_timeout", float, 600.0, "Seconds a proof may wait for a free REPL before a clear `busy` error."),
-    Knob("max_proof_bytes", int, 4 * 1024 * 1024, "Largest proof accepted, in UTF-8 bytes."),
+    Knob("max_proof_bytes", int, DEFAULT_MAX_PROOF_BYTES, "Largest proof accepted, in UTF-8 bytes."),
+    Knob(
+        "max_output_bytes",
+        int,
+        DEFAULT_MAX_OUTPUT_BYTES,
+        "Most bytes Lean may print for one proof; past it the proof gets verdict error and the process is replaced.",
+    ),
     Knob("max_queue", int, 100_000, "Most jobs that may wait at once; past it submits are refused (HTTP 429)."),
     Knob("db", str, default_db_path, "SQLite job store path, or `:memory:`."),
     Knob("cache", _parse_bool, True, "Answer identical proofs from the store (never timeouts or errors)."),
@@ -126,6 +184,20 @@ KNOBS: tuple[Knob, ...] = (
         [],
         "Directories whose `.lean` files tools may read by path, `;`-separated (default: the project).",
     ),
+    Knob(
+        "sandbox",
+        str,
+        "auto",
+        "Isolate Lean processes: bwrap (bubblewrap: no network, read-only files, no secrets; refuse to start "
+        "without it), auto (bwrap where it works, else unsandboxed with a warning), none.",
+        choices=SANDBOX_MODES,
+    ),
+    Knob(
+        "sandbox_paths",
+        _parse_list,
+        [],
+        "More host paths sandboxed Lean may read, `;`-separated (e.g. Lake packages outside the project).",
+    ),
     Knob("log_level", str, "INFO", "Log level (logs go to stderr).", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
@@ -139,13 +211,15 @@ class Settings:
     project: str | None = None
     lean: str | None = None
     workers: int = dataclasses.field(default_factory=default_workers)
-    timeout: float = 300.0
-    memory_mb: int = 8192
+    timeout: float = DEFAULT_TIMEOUT
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT
+    memory_mb: int = DEFAULT_MEMORY_MB
     max_uses: int = 500
     recycle_mb: int = 0
     prewarm: list[str] = dataclasses.field(default_factory=list)
     queue_timeout: float = 600.0
-    max_proof_bytes: int = 4 * 1024 * 1024
+    max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_queue: int = 100_000
     db: str = dataclasses.field(default_factory=default_db_path)
     cache: bool = True
@@ -160,6 +234,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     allowed_roots: list[str] = dataclasses.field(default_factory=list)
+    sandbox: str = "auto"
+    sandbox_paths: list[str] = dataclasses.field(default_factory=list)
     log_level: str = "INFO"
 
     @classmethod
@@ -191,13 +267,30 @@ class Settings:
         """Resident memory past which an idle REPL is recycled."""
         return self.recycle_mb or int(self.memory_mb * 0.8)
 
+    @property
+    def lean_limits(self) -> LeanLimits:
+        """The limits every Lean process of this server runs under."""
+        return LeanLimits(
+            memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes, import_timeout=self.import_timeout
+        )
+
     def validate(self) -> None:
         """Raise ConfigurationError naming the first knob with an impossible value."""
         for knob in KNOBS:
             value = getattr(self, knob.name)
             if knob.choices and value not in knob.choices:
                 raise ConfigurationError(f"{knob.flag} must be one of {', '.join(knob.choices)}, got {value!r}.")
-        positive = ("workers", "timeout", "memory_mb", "max_uses", "queue_timeout", "max_proof_bytes", "max_queue")
+        positive = (
+            "workers",
+            "timeout",
+            "import_timeout",
+            "memory_mb",
+            "max_uses",
+            "queue_timeout",
+            "max_proof_bytes",
+            "max_output_bytes",
+            "max_queue",
+        )
         for name in positive:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

@@ -4,12 +4,13 @@ Search order (first hit wins):
 
 - `lean`: `--lean` / `LEAN_MCP_LEAN`, then `PATH`, then `~/.elan/bin`.
 - `lake`: next to the `lean` found, then `PATH`, then `~/.elan/bin`.
-- the project: `--project` / `LEAN_MCP_PROJECT`, else the current directory; its `lean-toolchain`
-  file names the Lean version it is built for; a `lakefile.lean` / `lakefile.toml` makes it a
-  Lake project (then Lean runs under `lake env`).
+- the project: `--project` / `LEAN_MCP_PROJECT`, else the current directory when it is a Lean
+  project, else the project `lean-mcp setup` recorded (`with_recorded_project`), else the current
+  directory; its `lean-toolchain` file names the Lean version it is built for; a `lakefile.lean` /
+  `lakefile.toml` makes it a Lake project (then Lean runs under `lake env`).
 - the REPL: `--repl` / `LEAN_MCP_REPL`, then a REPL built in the project
-  (`.lake/packages/repl/.lake/build/bin/repl`, or the project itself being the REPL), then
-  `repl` on `PATH`.
+  (`.lake/packages/repl/.lake/build/bin/repl`, or the project itself being the REPL), then the REPL
+  `lean-mcp setup` built for the project's Lean version (in lean-mcp's cache), then `repl` on `PATH`.
 
 Nothing here starts a proof; `lean --version` is the only process run.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .install.record import load_record, repl_binary
 from .settings import Settings
 
 __all__ = [
@@ -37,8 +39,10 @@ __all__ = [
     "find_lean",
     "lean_version",
     "project_fingerprint",
+    "read_toolchain",
     "repl_command",
     "version_of_toolchain",
+    "with_recorded_project",
 ]
 
 LAKEFILES = ("lakefile.lean", "lakefile.toml")
@@ -200,7 +204,8 @@ def version_of_toolchain(toolchain: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _read_toolchain(directory: Path) -> str | None:
+def read_toolchain(directory: Path) -> str | None:
+    """The contents of `directory/lean-toolchain` (e.g. `leanprover/lean4:v4.15.0`), None when absent or empty."""
     path = directory / "lean-toolchain"
     try:
         return path.read_text(encoding="utf-8").strip() or None
@@ -254,13 +259,31 @@ def discover(settings: Settings) -> Toolchain:
     project = settings.project_dir
     found = Toolchain(project=project)
     found.lakefile = lakefile_of(project)
-    found.toolchain = _read_toolchain(project)
+    found.toolchain = read_toolchain(project)
     found.lean = find_lean(settings)
     found.lean_version = lean_version(found.lean, project if project.is_dir() else None) if found.lean else None
     found.lake = find_lake(found.lean)
     _discover_repl(settings, found)
     found.warnings.extend(_version_warnings(found))
     return found
+
+
+def with_recorded_project(settings: Settings) -> Settings:
+    """`settings` with the project `lean-mcp setup` recorded, when no project is given and the
+    current directory is not a Lean project (no lakefile, no lean-toolchain); else unchanged."""
+    here = Path.cwd()
+    if settings.project or lakefile_of(here) or (here / "lean-toolchain").is_file():
+        return settings
+    record = load_record()
+    if record is None or not Path(record.project).is_dir():
+        return settings
+    return dataclasses.replace(settings, project=record.project)
+
+
+def _cached_repl(toolchain: str | None) -> Path | None:
+    """The REPL `lean-mcp setup` built for this toolchain's Lean version, if it is there."""
+    version = version_of_toolchain(toolchain)
+    return _executable(repl_binary(version)) if version else None
 
 
 def _discover_repl(settings: Settings, found: Toolchain) -> None:
@@ -272,12 +295,14 @@ def _discover_repl(settings: Settings, found: Toolchain) -> None:
         repl_path = _find_project_repl(found.project)
         source = "project"
         if repl_path is None:
+            repl_path, source = _cached_repl(found.toolchain), "lean-mcp setup"
+        if repl_path is None:
             repl_path, source = _which("repl"), "PATH"
         if repl_path is None:
             return
         found.repl, found.repl_source = repl_command(repl_path, found.lake, found.project), source
     root = _repl_root(repl_path) if repl_path else None
-    found.repl_toolchain = _read_toolchain(root) if root else None
+    found.repl_toolchain = read_toolchain(root) if root else None
 
 
 def _version_warnings(found: Toolchain) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -12,3 +14,11 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def still_alive(pids: Iterable[int], seconds: float = 5.0) -> list[int]:
+    """The `pids` still alive after waiting up to `seconds` for them all to die (SIGKILL is not instant)."""
+    deadline = time.monotonic() + seconds
+    while (alive := [pid for pid in pids if pid_alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return alive

@@ -161,7 +161,7 @@ def test_text_that_is_not_unicode_is_a_clear_error() -> None:
 
 
 def test_a_missing_lean_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(InvalidProofError, match="No such proof file"):
+    with pytest.raises(InvalidProofError, match="does not exist"):
         read_proof(str(tmp_path / "missing.lean"))
 
 
@@ -268,7 +268,7 @@ def test_verify_all_yields_every_input_with_its_index(lean_runner_like: Scripted
     assert sorted(r.index for r in results) == list(range(15))
     by_index = {r.index: r for r in results}
     assert {by_index[i].verdict for i in range(0, 15, 3)} == {Verdict.PROVED}
-    assert all("No such proof file" in (by_index[i].error_message or "") for i in range(1, 15, 3))
+    assert all("does not exist" in (by_index[i].error_message or "") for i in range(1, 15, 3))
     assert {by_index[i].verdict for i in range(2, 15, 3)} == {Verdict.SORRY}
 
 

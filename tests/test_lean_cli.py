@@ -11,8 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.backends.lean_cli import LeanCliBackend, parse_lean_json
+from lean_mcp.backends.lean_cli import LeanCliBackend
 from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationError
+from lean_mcp.lean.messages import parse_lean_json
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
 from lean_mcp.settings import Settings
 
@@ -39,7 +40,8 @@ def run_check(lean: Path, project: Path, code: str = "theorem t : True := trivia
 @pytest.mark.timeout(30)
 def test_crash_without_error_messages_is_verdict_error_with_the_stderr_tail(tmp_path: Path) -> None:
     lean = fake_lean(tmp_path, 'echo "INTERNAL PANIC: out of cheese" >&2\nexit 134\n')
-    result = run_check(lean, tmp_path)
+    # unsandboxed: under bwrap an exit status of 134 reads as death by SIGABRT (bwrap exits 128+N)
+    result = run_check(lean, tmp_path, sandbox="none")
     assert result.verdict == Verdict.ERROR
     assert result.status == JobStatus.ERROR
     assert result.result is not None and result.result.return_code == 134
@@ -136,9 +138,8 @@ def test_runaway_output_is_cut_off_with_verdict_error(tmp_path: Path) -> None:
     lean = fake_lean(tmp_path, "yes 'output line'\n")
 
     async def main() -> ProofResult:
-        settings = Settings(lean=str(lean), project=str(tmp_path))
+        settings = Settings(lean=str(lean), project=str(tmp_path), max_output_bytes=100_000)
         backend = LeanCliBackend.from_settings(settings)
-        backend.max_output_bytes = 100_000
         async with backend:
             return await backend.check("x", ProofConfig(timeout=20))
 
@@ -193,12 +194,14 @@ def test_death_by_signal_after_an_error_message_is_still_a_crash(tmp_path: Path)
 
 @pytest.mark.timeout(30)
 def test_memory_of_lean_child_processes_counts_toward_the_limit(tmp_path: Path) -> None:
-    # Like `lake env lean`: the process we start is a wrapper; the memory is in its child.
+    # Like `lake env lean`: the process we start is a wrapper; the memory is in its child. (Unsandboxed:
+    # the wrapper runs a Python its command does not name; tests/test_sandbox.py covers the sandboxed case.)
     hog = f"{sys.executable} -c 'b = bytearray(300 * 2**20); import time; time.sleep(30)'"
     lean = fake_lean(tmp_path, f"{hog}\n")
 
     async def main() -> ProofResult:
-        backend = LeanCliBackend.from_settings(Settings(lean=str(lean), project=str(tmp_path), memory_mb=150))
+        settings = Settings(lean=str(lean), project=str(tmp_path), memory_mb=150, sandbox="none")
+        backend = LeanCliBackend.from_settings(settings)
         async with backend:
             return await backend.check("x", ProofConfig(timeout=25))
 

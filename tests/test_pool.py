@@ -20,7 +20,7 @@ from lean_mcp.backends.repl import ReplBackend
 from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationError, ProofTooLargeError
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Verdict
 from lean_mcp.repl.pool import ReplPool
-from lean_mcp.settings import Settings
+from lean_mcp.settings import LeanLimits, Settings
 from tests.procs import pid_alive
 from tests.standin import standin_command
 
@@ -189,16 +189,26 @@ async def test_timeout_kills_the_whole_process_group() -> None:
 
 
 async def test_timeout_while_importing_says_so() -> None:
-    async with pool(workers=1, command=standin_command(import_seconds=30), import_timeout=0.5) as p:
+    async with pool(workers=1, command=standin_command(import_seconds=30), limits=LeanLimits(import_timeout=0.5)) as p:
         result = await p.check("import Mathlib\n" + PROVED, ProofConfig(timeout=0.5))
     assert result.verdict == Verdict.TIMEOUT
     assert "importing the proof's header" in (result.error_message or "")
 
 
 async def test_a_slow_import_is_not_cut_short_by_a_short_proof_timeout() -> None:
-    async with pool(workers=1, command=standin_command(import_seconds=1), import_timeout=20) as p:
-        result = await p.check("import Mathlib\n" + PROVED, ProofConfig(timeout=0.2))
+    async with pool(workers=1, command=standin_command(import_seconds=1), limits=LeanLimits(import_timeout=20)) as p:
+        started = time.monotonic()
+        first = await p.check("import Mathlib\n" + PROVED, ProofConfig(timeout=0.2))
+        assert time.monotonic() - started < 0.9  # the request waited its own timeout, not the import
+        assert first.verdict == Verdict.TIMEOUT
+        assert "still importing" in (first.error_message or "") and "--import-timeout" in (first.error_message or "")
+        for _ in range(100):  # each try waits 0.2 s while the same import goes on
+            result = await p.check("import Mathlib\n" + PROVED, ProofConfig(timeout=0.2))
+            if result.verdict != Verdict.TIMEOUT:
+                break
+            assert "still importing" in (result.error_message or "")
         assert result.verdict == Verdict.PROVED
+        assert p.health()["repl_starts"] == 1
         slow = await p.check("import Mathlib\n-- standin: work 5\n" + PROVED, ProofConfig(timeout=0.2))
         assert slow.verdict == Verdict.TIMEOUT  # the proof itself still gets only its own timeout
 
@@ -218,7 +228,7 @@ async def test_memory_limit(wrapped: bool) -> None:
 
 
 async def test_the_stricter_memory_cap_wins() -> None:
-    async with pool(workers=1, memory_mb=100) as p:
+    async with pool(workers=1, limits=LeanLimits(memory_mb=100)) as p:
         result = await p.check("-- standin: memory 200\n" + PROVED, ProofConfig(memory_limit_mb=8192))
     assert result.verdict == Verdict.MEMORY_LIMIT
 
@@ -237,7 +247,7 @@ async def test_a_proof_that_kills_two_repls_is_an_error_with_the_stderr_tail(one
     assert result.verdict == Verdict.ERROR
     assert result.status == JobStatus.ERROR and result.success is False
     assert "INTERNAL PANIC" in (result.error_message or "")
-    assert "crashed the Lean REPL twice" in (result.error_message or "")
+    assert "broke the Lean REPL twice" in (result.error_message or "")
     assert result.result is not None and result.result.return_code == 134
     assert (await one.check(PROVED, CFG)).verdict == Verdict.PROVED
     assert one.health()["crashes"] == 2

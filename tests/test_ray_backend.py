@@ -112,10 +112,12 @@ async def test_timeouts_memory_caps_and_crashes_are_enforced_on_the_node(two: Ra
     assert counts["repl_starts"] == 5 and counts["actor_starts"] <= 2  # a REPL's death does not end its actor
 
 
-async def test_a_crash_once_is_retried_on_a_new_repl(two: RayBackend, tmp_path: Path) -> None:
-    flag = tmp_path / "crashed"
-    result = await two.check(HEADER_A + f"theorem t : True := trivial\n-- standin: crash-once {flag}\n", CFG)
+async def test_a_crash_once_is_retried_on_a_new_repl(tmp_path: Path) -> None:
+    flag = tmp_path / "crashed"  # the stand-in writes it: no sandbox here (a sandboxed /tmp is private)
+    async with backend(sandbox="none") as b:
+        result = await b.check(HEADER_A + f"theorem t : True := trivial\n-- standin: crash-once {flag}\n", CFG)
     assert result.verdict == Verdict.PROVED and flag.exists()
+    assert_all_gone(b)
 
 
 async def test_header_affinity_across_actors(two: RayBackend) -> None:

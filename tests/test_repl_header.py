@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lean_mcp.lean.source import split_header
 from lean_mcp.models import ProofConfig, Verdict
-from lean_mcp.repl.header import split_header
 from lean_mcp.repl.pool import ReplPool
 from tests.standin import standin_command
 

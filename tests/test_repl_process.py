@@ -9,8 +9,9 @@ import anyio
 import pytest
 
 from lean_mcp.errors import BackendUnavailableError
+from lean_mcp.lean.supervise import ProcessMemoryExceeded, ProcessTimeout
 from lean_mcp.processes import kill_all_groups, tree_rss_mb
-from lean_mcp.repl.process import ReplCrashed, ReplMemoryExceeded, ReplProcess, ReplTimeout
+from lean_mcp.repl.process import ReplCrashed, ReplProcess
 from lean_mcp.repl.protocol import command_request
 from tests.procs import pid_alive
 from tests.standin import standin_command
@@ -50,7 +51,7 @@ async def test_deadline_kills_the_group_and_raises_timeout() -> None:
     try:
         await repl.request(command_request(PROVED), seconds=20)
         child = first_child(repl.pid)
-        with pytest.raises(ReplTimeout) as caught:
+        with pytest.raises(ProcessTimeout) as caught:
             await repl.request(command_request("-- standin: hang\n"), seconds=0.3)
         assert caught.value.seconds == 0.3
         assert not repl.alive
@@ -105,7 +106,7 @@ async def test_memory_of_the_whole_tree_is_watched() -> None:
     try:
         await repl.request(command_request("-- standin: memory 150\n" + PROVED), seconds=20)
         assert repl.last_rss_mb > 150 and tree_rss_mb(repl.pid) > 150  # the REPL is the child
-        with pytest.raises(ReplMemoryExceeded) as caught:
+        with pytest.raises(ProcessMemoryExceeded) as caught:
             await repl.request(command_request("-- standin: memory 100\n" + PROVED), seconds=20, memory_mb=200)
         assert caught.value.rss_mb > 200 and caught.value.limit_mb == 200
         assert not repl.alive
@@ -128,18 +129,20 @@ NOISY_REPL = [
     sys.executable,
     "-c",
     "import sys\n"
+    "env = 0\n"
     "for line in sys.stdin:\n"
     "    if line.strip():\n"
     "        print('text a Lean program printed with IO.println')\n"
-    "        print('{\"env\":\\n 0}\\n', flush=True)\n",
+    "        print('{\"env\":\\n %d}\\n' % env, flush=True)\n"
+    "        env += 1\n",
 ]
 
 
 async def test_stdout_noise_before_a_response_is_skipped() -> None:
     repl = await ReplProcess.start(NOISY_REPL)
     try:
-        for _ in range(3):
-            assert await repl.request(command_request(PROVED), seconds=20) == {"env": 0}
+        for env in range(3):
+            assert await repl.request(command_request(PROVED), seconds=20) == {"env": env}
     finally:
         await repl.aclose()
 

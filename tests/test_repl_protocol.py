@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lean_mcp.lean.messages import to_lean_output
 from lean_mcp.models import ProofConfig, Severity, Verdict
 from lean_mcp.repl.pool import ReplPool
 from lean_mcp.repl.protocol import (
@@ -20,7 +21,6 @@ from lean_mcp.repl.protocol import (
     encode_request,
     sanitize_text,
     shift_positions,
-    to_lean_output,
 )
 from tests.standin import standin_command
 

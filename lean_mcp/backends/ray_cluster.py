@@ -25,6 +25,7 @@ import logging
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -33,8 +34,10 @@ from typing import Any
 import anyio
 
 from ..errors import BackendUnavailableError, ConfigurationError
+from ..lean.supervise import ProcessFailure, ProcessStillRunning
 from ..repl.pool import ReplPool
-from ..repl.process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout
+from ..repl.process import ReplCrashed, ReplProcess, _Pending
+from ..sandbox import Sandbox
 from ..settings import Settings
 from ..toolchain import discover, existing_project
 from .repl import ReplBackend, repl_pool_options
@@ -84,7 +87,7 @@ def require_ray() -> ModuleType:
 
 
 class ReplActor:
-    """One REPL on a Ray node. Created by `RayRepl.start` as an async Ray actor, never directly."""
+    """One REPL on a Ray node. Created by `RayReplPool` as an async Ray actor, never directly."""
 
     def __init__(self) -> None:
         self._process: ReplProcess | None = None
@@ -97,26 +100,40 @@ class ReplActor:
         self._guardian.write(line.encode() + b"\n")
         self._guardian.flush()
 
-    async def start(self, command: list[str], cwd: str | None, env: dict[str, str] | None) -> dict[str, Any]:
+    async def start(
+        self, command: list[str], cwd: str | None, env: dict[str, str] | None, sandbox: Sandbox
+    ) -> dict[str, Any]:
         """Start a REPL (ending the previous one); where it runs, or `error`/`hint` if it cannot start here."""
         await self.stop()
         try:
-            process = await ReplProcess.start(command, cwd=cwd, env=env)
+            process = await ReplProcess.start(command, cwd=cwd, env=env, sandbox=sandbox)
         except BackendUnavailableError as exc:
             return {"error": f"On Ray node {socket.gethostname()}: {exc.message}", "hint": exc.hint}
         self._process = process
         self._tell_guardian(f"+{process.pid}")
         return {"pid": process.pid, "host": socket.gethostname()}
 
-    async def request(self, request: dict[str, Any], seconds: float, memory_mb: float | None) -> dict[str, Any]:
-        """`ReplProcess.request` on this node; a failure comes back as data (`encode_failure`)."""
-        if self._process is None:
-            return encode_failure(ReplCrashed(None, "", "was never started in its Ray actor"))
+    async def send(self, request: dict[str, Any], seconds: float, max_output_bytes: int | None) -> dict[str, Any]:
+        """`ReplProcess.send` on this node: `{}`, or a failure as data (`encode_failure`)."""
         try:
-            response = await self._process.request(request, seconds=seconds, memory_mb=memory_mb)
-        except ReplFailure as exc:
+            await self._started().send(request, seconds=seconds, max_output_bytes=max_output_bytes)
+        except ProcessFailure as exc:
             return encode_failure(exc)
-        return {"response": response, "rss_mb": self._process.last_rss_mb}
+        return {}
+
+    async def answer(self, memory_mb: float | None, patience: float | None) -> dict[str, Any]:
+        """`ReplProcess.answer` on this node: the response and the REPL's memory, or a failure as data."""
+        process = self._started()
+        try:
+            response = await process.answer(memory_mb=memory_mb, patience=patience)
+        except ProcessFailure as exc:
+            return encode_failure(exc)
+        return {"response": response, "rss_mb": process.last_rss_mb}
+
+    def _started(self) -> ReplProcess:
+        if self._process is None:
+            raise ReplCrashed(None, "", "was never started in its Ray actor")
+        return self._process
 
     async def stop(self) -> None:
         """Kill and reap the REPL; the actor stays, ready for the next `start`."""
@@ -126,25 +143,25 @@ class ReplActor:
             self._tell_guardian(f"-{process.pid}")
 
 
-def encode_failure(exc: ReplFailure) -> dict[str, Any]:
-    """A ReplFailure as plain data (exceptions with custom arguments do not survive pickling)."""
-    if isinstance(exc, ReplTimeout):
-        return {"failure": "timeout", "seconds": exc.seconds}
-    if isinstance(exc, ReplMemoryExceeded):
-        return {"failure": "memory", "limit_mb": exc.limit_mb, "rss_mb": exc.rss_mb}
-    if isinstance(exc, ReplCrashed):
-        reason = str(exc).removeprefix("the REPL ")
-        return {"failure": "crash", "returncode": exc.returncode, "stderr_tail": exc.stderr_tail, "reason": reason}
-    return {"failure": "crash", "returncode": None, "stderr_tail": "", "reason": f"failed: {exc}"}
+def _failure_classes(base: type[ProcessFailure] = ProcessFailure) -> dict[str, type[ProcessFailure]]:
+    found = {base.__name__: base}
+    for sub in base.__subclasses__():
+        found.update(_failure_classes(sub))
+    return found
 
 
-def decode_failure(reply: Mapping[str, Any]) -> ReplFailure:
-    """The ReplFailure `encode_failure` described."""
-    if reply["failure"] == "timeout":
-        return ReplTimeout(reply["seconds"])
-    if reply["failure"] == "memory":
-        return ReplMemoryExceeded(reply["limit_mb"], reply["rss_mb"])
-    return ReplCrashed(reply["returncode"], reply["stderr_tail"], reply["reason"])
+def encode_failure(exc: ProcessFailure) -> dict[str, Any]:
+    """A ProcessFailure as plain data: its class name, args and attributes (its own __init__ takes others)."""
+    return {"failure": type(exc).__name__, "args": list(exc.args), "state": dict(vars(exc))}
+
+
+def decode_failure(reply: Mapping[str, Any]) -> ProcessFailure:
+    """The ProcessFailure `encode_failure` described (a class unknown here becomes a ProcessFailure)."""
+    cls = _failure_classes().get(reply["failure"], ProcessFailure)
+    exc = cls.__new__(cls)
+    exc.args = tuple(reply["args"])
+    exc.__dict__.update(reply["state"])
+    return exc
 
 
 @functools.cache
@@ -171,7 +188,9 @@ class RayRepl(ReplProcess):
         self.host: str = info["host"]
         self.command = list(command)
         self.requests = 0
-        self.last_rss_mb = 0.0
+        self.next_env = 0
+        self.pending: _Pending | None = None
+        self._rss_mb = 0.0
         self._release = release
         self._dead = False
         self._killed = False
@@ -185,6 +204,7 @@ class RayRepl(ReplProcess):
         *,
         cwd: str | Path | None,
         env: Mapping[str, str] | None,
+        sandbox: Sandbox,
         seconds: float,
         release: Callable[[Any], None],
     ) -> RayRepl:
@@ -196,7 +216,9 @@ class RayRepl(ReplProcess):
         ray = require_ray()
         try:
             with anyio.fail_after(seconds):
-                info = await actor.start.remote(list(command), None if cwd is None else str(cwd), env and dict(env))
+                info = await actor.start.remote(
+                    list(command), None if cwd is None else str(cwd), env and dict(env), sandbox
+                )
         except TimeoutError:
             _kill_actor(actor)
             raise BackendUnavailableError(
@@ -222,23 +244,56 @@ class RayRepl(ReplProcess):
     def returncode(self) -> int | None:
         return None
 
-    def rss_mb(self) -> float:
-        return self.last_rss_mb
+    @property
+    def last_rss_mb(self) -> float:
+        """Resident memory of the REPL's process tree on its node, in MB, when it last answered."""
+        return self._rss_mb
 
     def stderr_tail(self, limit: int = 0) -> str:
-        return ""
+        return ""  # a crash report carries the tail from the node
 
-    async def request(
-        self, request: dict[str, Any], *, seconds: float, memory_mb: float | None = None
-    ) -> dict[str, Any]:
-        """Run `request` on the actor's REPL; a lost actor raises ReplCrashed (the pool retries)."""
+    async def send(self, request: dict[str, Any], *, seconds: float, max_output_bytes: int | None = None) -> None:
+        """Send `request` to the actor's REPL; its answer is due within `seconds` (see `answer`)."""
         if self._dead:
             raise ReplCrashed(None, "", "is not running")
-        ray = require_ray()
+        if self.pending is not None:
+            raise RuntimeError("a REPL request is already in flight")
         self.requests += 1
+        reply = await self._call(self.actor.send.remote(request, seconds, max_output_bytes), ACTOR_GRACE_SECONDS)
+        self._raise_failure(reply)
+        self.pending = _Pending(seconds, time.monotonic() + seconds, None)
+
+    async def answer(self, *, memory_mb: float | None = None, patience: float | None = None) -> dict[str, Any]:
+        """The answer to the request in flight, with the same outcomes as `ReplProcess.answer`.
+
+        The deadline and the memory cap are enforced on the node; a lost actor raises ReplCrashed.
+        """
+        pending = self.pending
+        if pending is None:
+            raise RuntimeError("no REPL request is in flight")
+        remaining = max(0.0, pending.deadline - time.monotonic())
+        wait = remaining if patience is None else min(patience, remaining)
+        reply = await self._call(self.actor.answer.remote(memory_mb, patience), wait + ACTOR_GRACE_SECONDS)
+        self._raise_failure(reply)
+        self.pending = None
+        self._rss_mb = reply["rss_mb"]
+        return dict(reply["response"])
+
+    def _raise_failure(self, reply: Mapping[str, Any]) -> None:
+        if "failure" not in reply:
+            return
+        failure = decode_failure(reply)
+        if not isinstance(failure, ProcessStillRunning):  # anything else: the node killed the REPL
+            self.pending = None
+            self._dead = True
+        raise failure
+
+    async def _call(self, ref: Any, seconds: float) -> dict[str, Any]:
+        """Await an actor call; a silent or lost actor is killed and raises ReplCrashed (the pool retries)."""
+        ray = require_ray()
         try:
-            with anyio.fail_after(seconds + ACTOR_GRACE_SECONDS):
-                reply: dict[str, Any] = await self.actor.request.remote(request, seconds, memory_mb)
+            with anyio.fail_after(seconds):
+                reply: dict[str, Any] = await ref
         except TimeoutError:
             self.kill()
             raise ReplCrashed(None, "", f"was lost: its Ray actor on {self.host} did not answer") from None
@@ -248,11 +303,7 @@ class RayRepl(ReplProcess):
         except BaseException:
             self.kill()  # cancelled: the REPL would be out of step
             raise
-        if "failure" in reply:
-            self._dead = True  # the actor killed its REPL and stays healthy
-            raise decode_failure(reply)
-        self.last_rss_mb = reply["rss_mb"]
-        return dict(reply["response"])
+        return reply
 
     def kill(self) -> None:
         """Kill the actor now (its guardian kills the REPL's process group)."""
@@ -323,7 +374,13 @@ class RayReplPool(ReplPool):
 
     async def _start_in(self, actor: Any) -> RayRepl:
         return await RayRepl.start_in(
-            actor, self.command, cwd=self.cwd, env=self.env, seconds=self.queue_timeout, release=self._keep_actor
+            actor,
+            self.command,
+            cwd=self.cwd,
+            env=self.env,
+            sandbox=self.sandbox,
+            seconds=self.queue_timeout,
+            release=self._keep_actor,
         )
 
     def _keep_actor(self, actor: Any) -> None:

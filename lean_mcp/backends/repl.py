@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..models import ProofConfig, ProofResult
 from ..repl.pool import ReplPool
+from ..sandbox import for_settings
 from ..settings import Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
@@ -17,16 +18,16 @@ __all__ = ["ReplBackend", "repl_pool_options"]
 
 
 def repl_pool_options(settings: Settings) -> dict[str, Any]:
-    """The ReplPool options `settings` give: workers, memory, recycling, queue, prewarm, import timeout."""
+    """The ReplPool options `settings` give: workers, limits, recycling, queue, prewarm, sandbox."""
     return {
         "workers": settings.workers,
-        "memory_mb": settings.memory_mb,
+        "limits": settings.lean_limits,
         "max_uses": settings.max_uses,
         "recycle_mb": settings.recycle_threshold_mb,
         "queue_timeout": settings.queue_timeout,
         "max_proof_bytes": settings.max_proof_bytes,
         "prewarm": settings.prewarm,
-        "import_timeout": settings.timeout,
+        "sandbox": for_settings(settings),
     }
 
 
@@ -66,7 +67,7 @@ class ReplBackend(Backend):
     def identity(self) -> str:
         return (
             f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={self.toolchain}"
-            f"|files={project_fingerprint(self.project)}"
+            f"|files={project_fingerprint(self.project)}|sandbox={self.pool.sandbox.name}"
         )
 
     @property
@@ -74,7 +75,13 @@ class ReplBackend(Backend):
         return self.pool.workers
 
     def health(self) -> dict[str, Any]:
-        return {"backend": self.name, "command": self.command, "project": str(self.project), **self.pool.health()}
+        return {
+            "backend": self.name,
+            "command": self.command,
+            "project": str(self.project),
+            "sandboxed": self.pool.sandbox.active,
+            **self.pool.health(),
+        }
 
     async def start(self) -> None:
         await self.pool.start()

@@ -9,16 +9,15 @@ JSON per line instead, in the order the files were given.
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 import sys
 from collections.abc import Sequence
 
 import anyio
 
-from ..errors import InvalidProofError, ProofTooLargeError
+from ..errors import InvalidProofError
 from ..jobs.service import open_service
-from ..models import ProofResult, Verdict, validate_proof_text
+from ..lean.source import read_proof_file, validate_proof_text
+from ..models import ProofResult, Verdict
 from ..settings import Settings
 
 __all__ = ["format_result", "run"]
@@ -35,10 +34,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     for path in paths:
         try:
             sources.append(_read_source(path, settings.max_proof_bytes))
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"lean-mcp check: cannot read {path}: {reason}", file=sys.stderr)
-            return EXIT_USAGE
         except InvalidProofError as exc:
             print(f"lean-mcp check: {path}: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -47,14 +42,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _read_source(path: str, max_bytes: int) -> str:
-    """The file's text, checked as a proof would be; never blocks on a FIFO nor reads past the limit."""
-    with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidProofError("not a file.", hint="Give the path of a .lean file.")
-        if info.st_size > max_bytes:
-            raise ProofTooLargeError(f"The file is {info.st_size:,} bytes; the limit is {max_bytes:,} bytes.")
-        text = file.read().decode("utf-8")
+    """The file's text, checked as a proof would be."""
+    text = read_proof_file(path, max_bytes)
     validate_proof_text(text, max_bytes)
     return text
 

@@ -16,10 +16,11 @@ import anyio
 from ..backends.auto import choose_backend, create_backend
 from ..errors import ConfigurationError, LeanMCPError
 from ..models import ProofConfig, ProofResult, Verdict
+from ..sandbox import for_settings
 from ..settings import Settings
 from ..toolchain import Toolchain, discover
 
-__all__ = ["PRELUDE_PROOF", "SIMPLE_PROOF", "diagnose", "run"]
+__all__ = ["PRELUDE_PROOF", "SIMPLE_PROOF", "diagnose", "format_report", "run"]
 
 #: Checks with nothing but the Lean core (no `Init`), so any real `lean` can run it.
 PRELUDE_PROOF = """prelude
@@ -45,6 +46,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
     try:
         name, chosen = choose_backend(settings, found)
         report["backend"] = name
+        report["sandbox"] = _sandbox_report(chosen)
         report["proof"] = _proof_report(anyio.run(_check_one, chosen, name))
     except LeanMCPError as exc:
         report["problems"].append(_describe(exc))
@@ -53,6 +55,13 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         report["problems"].append(_proof_problem(name, report["proof"], found))
     report["ok"] = not report["problems"]
     return report
+
+
+def _sandbox_report(settings: Settings) -> str:
+    """Whether this machine's Lean processes run sandboxed (raises when --sandbox bwrap cannot work)."""
+    if settings.backend in ("remote", "kimina"):
+        return "not applicable: proofs are checked by the remote runner"
+    return for_settings(settings).describe()
 
 
 def _describe(exc: LeanMCPError) -> str:
@@ -88,7 +97,8 @@ def _proof_problem(name: str, proof: dict[str, Any], found: Toolchain) -> str:
     return f"The test proof through the {name} backend came back {proof['verdict']}: {said}. {fix}"
 
 
-def _format(report: dict[str, Any]) -> str:
+def format_report(report: dict[str, Any]) -> str:
+    """The report as readable text (what `lean-mcp doctor` prints)."""
     found = report.get("toolchain", {})
     lines = ["lean-mcp doctor"]
 
@@ -106,6 +116,7 @@ def _format(report: dict[str, Any]) -> str:
     row("REPL", f"{shlex.join(repl)} (from {found.get('repl_source')})" if repl else None)
     row("backend", report.get("backend") or "none could be chosen")
     row("store", report.get("store"))
+    row("sandbox", report.get("sandbox") or "not checked")
     proof = report.get("proof")
     row("proof", f"{proof['verdict']} in {proof['seconds']:.2f} s" if proof else "not run")
     lines.extend(f"warning: {w}" for w in report["warnings"])
@@ -117,5 +128,5 @@ def _format(report: dict[str, Any]) -> str:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Print the report (text, or JSON with --json); 0 iff the test proof was proved."""
     report = diagnose(settings)
-    print(json.dumps(report, indent=2) if getattr(args, "json", False) else _format(report))
+    print(json.dumps(report, indent=2) if getattr(args, "json", False) else format_report(report))
     return 0 if report["ok"] else 1

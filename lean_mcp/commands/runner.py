@@ -20,6 +20,7 @@ import uvicorn
 from ..errors import ConfigurationError
 from ..http_runner import create_app
 from ..jobs.service import open_service
+from ..sandbox import unsandboxed_warning
 from ..settings import Settings
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "listen_socket", "run"]
@@ -72,6 +73,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, sock: socket.socket) -> bool:
+    warning = unsandboxed_warning(settings)
+    if warning:
+        logger.warning("%s", warning)
     async with open_service(settings) as service:
         config = uvicorn.Config(
             create_app(service, settings),

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..mcp_server import ServiceSlot, build_server
+from ..sandbox import unsandboxed_warning
 from ..settings import Settings
 from .runner import listen_socket
 
@@ -149,6 +150,9 @@ async def _serve_http(server: MCPServer[Any], settings: Settings, listener: sock
         app = BearerAuthMiddleware(app, settings.api_key)
     elif settings.host not in _LOOPBACK:
         logger.warning("Serving on %s with no --api-key: anyone who can reach it can use it.", settings.host)
+    warning = unsandboxed_warning(settings) if settings.host not in _LOOPBACK else None
+    if warning:
+        logger.warning("%s", warning)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -12,6 +12,7 @@ adopts them and runs them again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -26,11 +27,19 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..backends.base import Backend
-from ..errors import BusyError, InvalidProofError, JobNotFoundError, LeanMCPError, QueueFullError
-from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict, validate_proof_text
+from ..errors import (
+    BusyError,
+    InvalidProofError,
+    JobNotFoundError,
+    LeanMCPError,
+    QueueFullError,
+    StoreUnavailableError,
+)
+from ..lean.source import validate_proof_text
+from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict
 from ..settings import Settings
 from .cache import ResultCache, cache_key
-from .store import JobRow, JobStore, OwnerLock, uuid7
+from .store import JobRow, JobStore, OwnerLock, store_unavailable, uuid7
 
 __all__ = ["CANCELLED_MESSAGE", "ProofService", "open_service"]
 
@@ -51,7 +60,7 @@ class _Job:
     code: str
     config: ProofConfig
     cache_key: str
-    attempts: int = 0
+    attempts: int = 0  # times a checking process died on this job (a restart does not count)
     status: JobStatus = JobStatus.PENDING
     result: ProofResult | None = None
     done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
@@ -67,6 +76,16 @@ def _row_result(row: JobRow) -> ProofResult:
     if row.result:
         return ProofResult.model_validate_json(row.result)
     return ProofResult.pending(row.id, JobStatus(row.status))
+
+
+def _log_failure(future: asyncio.Future[None], what: str, job_id: str) -> None:
+    """Log (once it is known) that a write nobody waits for failed."""
+
+    def check(done: asyncio.Future[None]) -> None:
+        if done.exception() is not None:
+            logger.warning("Could not " + what + ": %s", job_id, done.exception())
+
+    future.add_done_callback(check)
 
 
 def _cancelled() -> ProofResult:
@@ -141,7 +160,10 @@ class ProofService:
         await self.backend.start()
         await self.store.open()
         try:
-            self._owner.acquire()
+            try:
+                self._owner.acquire()
+            except OSError as exc:
+                raise store_unavailable(self.store.path, exc) from exc
             await self.prune()
             self._send, self._receive = anyio.create_memory_object_stream[_Job](math.inf)
             await self._recover()
@@ -177,9 +199,10 @@ class ProofService:
     async def _release_running(self) -> None:
         """Put the jobs we stopped back to pending; stopping them is not an attempt that failed."""
         stopped = [job for job in self._active.values() if job.status == JobStatus.RUNNING and job.result is None]
-        sql = "UPDATE jobs SET status = 'pending', started = NULL, attempts = ? WHERE id = ? AND status = 'running'"
+        sql = "UPDATE jobs SET status = 'pending', started = NULL WHERE id = ? AND status = 'running'"
         if stopped and self.store.is_open:
-            await self.store.write([(sql, (max(0, job.attempts - 1), job.id)) for job in stopped])
+            with contextlib.suppress(StoreUnavailableError):
+                await self.store.write([(sql, (job.id,)) for job in stopped])
 
     async def _recover(self) -> None:
         rows = await self.store.adopt_open_jobs(self._owner.owner, self._owner.alive)
@@ -205,7 +228,7 @@ class ProofService:
             if job.attempts < MAX_ATTEMPTS:
                 self._enqueue(job)
                 continue
-            message = f"Gave up after {job.attempts} attempts: the checking process died each time."
+            message = f"Gave up after {job.attempts} attempts: the checking process died on this proof each time."
             await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="gave_up"))
 
     # -- submitting -----------------------------------------------------------------------------
@@ -221,6 +244,11 @@ class ProofService:
         """The result-cache key of `code` under `config` on this service's backend."""
         return cache_key(code, self.effective_config(config), self.backend.identity)
 
+    def _cache_keys(self, codes: Sequence[str], config: ProofConfig) -> list[str]:
+        """`cache_key` of each code under an effective `config` (the backend's identity is read once)."""
+        identity = self.backend.identity
+        return [cache_key(code, config, identity) for code in codes]
+
     async def submit(self, code: str, config: ProofConfig | None = None) -> Proof:
         """Queue one proof; returns its handle once the job is durably stored."""
         return (await self.submit_many([code], config))[0]
@@ -234,6 +262,8 @@ class ProofService:
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         for code in codes:
             validate_proof_text(code, self.max_proof_bytes)
+        if (failure := self.store.failure) is not None:
+            raise StoreUnavailableError(f"No new proof jobs are accepted: {failure.message}", hint=failure.hint)
         if self._queued + len(codes) > self.max_queue:
             raise QueueFullError(f"The queue holds {self._queued:,} jobs; its limit is {self.max_queue:,}.")
         self._queued += len(codes)  # reserve the places: other submits run while we await
@@ -252,7 +282,7 @@ class ProofService:
         """The rows to store and the jobs to run (cache hits are stored already finished)."""
         config_json = config.model_dump_json()
         owner = self._owner.owner
-        keys = [self.cache_key(code, config) for code in codes]
+        keys = self._cache_keys(codes, config)
         hits = await self.cache.lookup_many(keys) if self.cache.enabled and config.use_cache else {}
         rows: list[JobRow] = []
         jobs: list[_Job] = []
@@ -374,18 +404,16 @@ class ProofService:
                         await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="internal"))
 
     async def _run(self, job: _Job) -> None:
+        """Check one job. Its `running` mark and its result are queued for the store, not waited for:
+        the worker is free for the next job at once, and waiters wake once the result is committed."""
         job.status = JobStatus.RUNNING
-        job.attempts += 1
         self._queued -= 1
         self._running += 1
         try:
-            try:
-                await self.store.mark_running(job.id, time.time(), job.attempts)
-            except Exception:
-                logger.exception("Could not record that job %s started; checking it anyway", job.id)
+            _log_failure(self.store.mark_running(job.id, time.time()), "record that job %s started", job.id)
             result = await self._check(job)
             if result is not None:
-                await self._finish(job, result)
+                self._finish_soon(job, result)
         finally:
             self._running -= 1
 
@@ -428,23 +456,48 @@ class ProofService:
         return None
 
     async def _finish(self, job: _Job, result: ProofResult) -> None:
-        """Store the final result, then wake the waiters."""
+        """Store the final result, then wake the waiters (returns once they are woken)."""
+        with anyio.CancelScope(shield=True):
+            await self._finish_soon(job, result)
+
+    def _finish_soon(self, job: _Job, result: ProofResult) -> asyncio.Future[None]:
+        """Queue the final result for the store; the waiters wake once it is committed.
+
+        If it cannot be committed (the store is broken) the waiters are answered from memory; the
+        store retries the write, and until it succeeds the job stays open in the file (it runs again
+        after a restart) and in memory here.
+        """
         result = result.model_copy(update={"proof_id": job.id, "cached": False})
         verdict = result.verdict.value if result.verdict else None
-        try:
-            await self.store.finish(
-                job.id,
-                result.status.value,
-                result.model_dump_json(),
-                verdict,
-                time.time(),
-                cacheable=result.reusable,
-            )
-        except Exception:  # answer from memory; the stored job stays open and runs again after a restart
-            logger.exception("Could not store the result of job %s", job.id)
-            stored = False
-        else:
-            stored = True
+        stored = self.store.finish(
+            job.id,
+            result.status.value,
+            result.model_dump_json(),
+            verdict,
+            time.time(),
+            cacheable=result.reusable,
+            process_died=result.result is not None and result.result.error_type == "crash",
+            on_recorded=lambda: self._forget_recorded(job),
+        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake(future: asyncio.Future[None]) -> None:
+            failed = future.exception()
+            if failed is not None:
+                logger.error("Could not store the result of job %s: %s", job.id, failed)
+            self._answer(job, result, stored=failed is None)
+            done.set_result(None)
+
+        stored.add_done_callback(wake)
+        return done
+
+    def _forget_recorded(self, job: _Job) -> None:
+        """A result written late (the store was broken when the job finished): the file answers now."""
+        if job.result is not None:
+            self._active.pop(job.id, None)
+
+    def _answer(self, job: _Job, result: ProofResult, *, stored: bool) -> None:
+        """Give the job its final result and wake its waiters."""
         self.cache.remember(job.cache_key, result)
         job.result = result
         job.status = result.status

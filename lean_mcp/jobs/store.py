@@ -1,8 +1,14 @@
 """The durable job store: one SQLite file (WAL mode) holding every proof job and its result.
 
-All SQLite work runs off the event loop on one connection guarded by a lock. Writes from many
-tasks are group-committed: a writer that finds others queued behind it commits them all in one
-transaction, so a burst of submits costs one fsync, not one each.
+All SQLite work runs off the event loop on one connection guarded by a lock. Writes go through one
+writer thread and are group-committed: everything queued while a commit runs is committed in the
+next transaction, so a burst of submits costs one fsync, not one each, and a proof worker only
+queues its status and result writes instead of waiting a thread round trip for each.
+
+The file and its -wal / -shm sidecars are private to the user (0600). When the file cannot be
+written (disk full, read-only, corrupt) `JobStore.failure` names the cause, new jobs are refused with
+StoreUnavailableError, results that could not be written are kept and retried, and the store
+resumes by itself with the first commit that succeeds.
 
 Durability: a new job (a submit) is committed with `synchronous=FULL`: the caller is told "accepted",
 so the WAL is fsynced before that answer, and it survives a power cut, not just a killed process.
@@ -15,9 +21,14 @@ millisecond. Group commit amortises the fsync over every submit in a burst.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import errno
 import fcntl
+import logging
 import os
+import queue
 import secrets
 import sqlite3
 import threading
@@ -29,9 +40,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnavailableError
 
-__all__ = ["SCHEMA_VERSION", "JobRow", "JobStore", "OwnerLock", "uuid7"]
+__all__ = ["SCHEMA_VERSION", "JobRow", "JobStore", "OwnerLock", "store_unavailable", "uuid7"]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -123,27 +136,122 @@ _COLUMNS = tuple(f.name for f in dataclasses.fields(JobRow))
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 
 
-class _PendingWrite:
-    __slots__ = ("done", "durable", "error", "statements")
+class _Write:
+    """Statements to commit, the future that says when they are, and whether a failure may be retried."""
 
-    def __init__(self, statements: list[tuple[str, Sequence[Any]]], durable: bool) -> None:
+    __slots__ = ("deferrable", "durable", "future", "loop", "on_recorded", "statements")
+
+    def __init__(
+        self,
+        statements: list[tuple[str, Sequence[Any]]],
+        durable: bool,
+        deferrable: bool,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
         self.statements = statements
         self.durable = durable
-        self.done = False
-        self.error: BaseException | None = None
+        self.deferrable = deferrable
+        self.loop = loop
+        self.future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
+        self.on_recorded: Callable[[], None] | None = None
+
+
+def _settle(batch: Sequence[_Write], error: BaseException | None) -> None:
+    """From the writer thread: complete each write's future on its own event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+    for item in batch:
+        if item.loop is not None:
+            by_loop.setdefault(item.loop, []).append(item)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle_on_loop, items, error)
+
+
+def _settle_on_loop(items: Sequence[_Write], error: BaseException | None) -> None:
+    for item in items:
+        if error is None and item.on_recorded is not None:
+            item.on_recorded()
+        future = item.future
+        if future is None or future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's directory (0700) and file (0600) if missing, so SQLite's sidecars are 0600 too."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+
+
+def _make_private(path: Path) -> None:
+    """Tighten the file and its sidecars (-wal, -shm) to 0600 where we own them (older versions made 0644)."""
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+
+
+_RESUMES = "lean-mcp resumes by itself once it can write the file again."
+_CAUSES = (
+    (("full",), "the disk is full", f"Free space on that disk; {_RESUMES}"),
+    (
+        ("readonly", "read-only", "permission", "unable to open"),
+        "it is read-only or not accessible",
+        f"Make the file and its directory writable, or point --db / LEAN_MCP_DB elsewhere; {_RESUMES}",
+    ),
+    (
+        ("malformed", "not a database", "corrupt"),
+        "the file is corrupt",
+        "Move the file aside (a new one is created) or restore it from a backup, or point --db / LEAN_MCP_DB "
+        "elsewhere.",
+    ),
+)
+
+
+def store_unavailable(path: str, exc: BaseException) -> StoreUnavailableError:
+    """The error for a job store at `path` that failed with `exc`: names the cause and what to do."""
+    text = str(exc).lower()
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        text += " full"
+    for needles, cause, hint in _CAUSES:
+        if any(needle in text for needle in needles):
+            return StoreUnavailableError(f"The job store {path} cannot be written: {cause} ({exc}).", hint=hint)
+    return StoreUnavailableError(f"The job store {path} cannot be written ({exc}).")
 
 
 class JobStore:
-    """The SQLite job table. Open with `await store.open()` (or `async with store:`)."""
+    """The SQLite job table. Open with `await store.open()` (or `async with store:`).
+
+    Writes go to one writer thread that commits everything queued in one transaction (group
+    commit); a caller on the event loop queues its statements and gets a future, so a worker never
+    waits for a thread hop per write. While the file cannot be written (`failure` says why), result
+    writes that failed are kept and retried every `RETRY_SECONDS`; the first commit that succeeds
+    clears `failure`.
+    """
+
+    #: How often a store that could not be written is tried again.
+    RETRY_SECONDS = 1.0
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(1)
-        self._write_lock = anyio.Lock()
-        self._queued: list[_PendingWrite] = []
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._deferred: list[_Write] = []
         self._commits = 0
+        #: Why the store cannot be written right now (None while it can).
+        self.failure: StoreUnavailableError | None = None
 
     @property
     def in_memory(self) -> bool:
@@ -161,20 +269,31 @@ class JobStore:
         await self.aclose()
 
     async def open(self) -> None:
-        """Create the file (and its directory) and the schema if missing. Idempotent."""
+        """Create the file (0600, and its directory) and the schema if missing. Idempotent.
+
+        Raises StoreUnavailableError naming the cause when the file cannot be opened or written.
+        """
         if self._conn is None:
             self._conn = await self._run(self._connect)
+            self._writer = threading.Thread(target=self._write_loop, name="lean-mcp-job-store", daemon=True)
+            self._writer.start()
 
     async def aclose(self) -> None:
-        """Close the connection (pending group commits have already finished)."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._run(conn.close)
+        """Commit what is queued, stop the writer thread, close the connection."""
+        if self._conn is None:
+            return
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(writer.join)
+        conn, self._conn = self._conn, None
+        await self._run(conn.close)
 
     def _connect(self) -> sqlite3.Connection:
-        if not self.in_memory:
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         path = self.path if self.in_memory else str(Path(self.path).expanduser())
+        if not self.in_memory:
+            _create_private(Path(path))
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
         try:
             self._prepare(conn)
@@ -203,13 +322,20 @@ class JobStore:
                     f"{self.path} was written by a newer lean-mcp (schema {row[0]} > {SCHEMA_VERSION}).",
                     hint="Upgrade lean-mcp, or point --db (LEAN_MCP_DB) at another file.",
                 )
+        if not self.in_memory:
+            _make_private(Path(self.path).expanduser())
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn` on a worker thread under the connection lock; store failures become StoreUnavailableError."""
+
         def locked() -> Any:
             with self._lock:
                 return fn(*args)
 
-        return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
+        except (sqlite3.Error, OSError) as exc:
+            raise store_unavailable(self.path, exc) from exc
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -218,36 +344,98 @@ class JobStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def write(self, statements: list[tuple[str, Sequence[Any]]], *, durable: bool = False) -> None:
-        """Run `statements` in a committed transaction (possibly shared with concurrent writers).
+    def queue_write(
+        self,
+        statements: list[tuple[str, Sequence[Any]]],
+        *,
+        durable: bool = False,
+        deferrable: bool = False,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue `statements` for the writer thread; the future is done once they are committed.
 
-        Returns once committed; `durable` also waits for the fsync that makes it survive a power cut.
+        `durable` also waits for the fsync that makes them survive a power cut. A `deferrable`
+        write that fails (the future gets StoreUnavailableError) is kept and committed once the store
+        can be written again. Must be called on the event loop.
         """
-        pending = _PendingWrite(statements, durable)
-        self._queued.append(pending)
-        async with self._write_lock:
-            if not pending.done:
-                batch, self._queued = self._queued, []
-                try:
-                    await self._run(self._commit, batch)
-                except BaseException as exc:
-                    for item in batch:
-                        item.error = exc
-                    raise
-                finally:
-                    for item in batch:
-                        item.done = True
-        if pending.error is not None:
-            raise pending.error
+        if self._writer is None:
+            raise RuntimeError("The job store is not open.")
+        item = _Write(statements, durable, deferrable, asyncio.get_running_loop())
+        item.on_recorded = on_recorded
+        assert item.future is not None
+        self._queue.put(item)
+        return item.future
 
-    def _commit(self, batch: list[_PendingWrite]) -> None:
+    async def write(
+        self, statements: list[tuple[str, Sequence[Any]]], *, durable: bool = False, deferrable: bool = False
+    ) -> None:
+        """Commit `statements` (possibly in one transaction with concurrent writers); returns once committed.
+
+        Not cancellable once queued: a cancelled caller still waits for the commit.
+        """
+        future = self.queue_write(statements, durable=durable, deferrable=deferrable)
+        with anyio.CancelScope(shield=True):
+            await future
+
+    def _write_loop(self) -> None:
+        """The writer thread: take everything queued, commit it in one transaction, settle the futures."""
+        while True:
+            try:
+                first = self._queue.get(timeout=self.RETRY_SECONDS if self.failure else None)
+            except queue.Empty:
+                self._retry()
+                continue
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            writes = [item for item in batch if item is not None]
+            if self.failure and not writes:
+                self._retry()
+            if writes:
+                self._commit_batch(self._deferred + writes if self.failure else writes)
+            if stop:
+                return
+
+    def _retry(self) -> None:
+        """Try the store again: the deferred writes, or a no-op write that proves it is writable."""
+        probe: list[tuple[str, Sequence[Any]]] = [("UPDATE schema_version SET version = version", ())]
+        self._commit_batch(self._deferred or [_Write(probe, False, False, None)])
+
+    def _commit_batch(self, batch: list[_Write]) -> None:
+        error: BaseException | None = None
+        try:
+            with self._lock:
+                self._commit(batch)
+        except (sqlite3.Error, OSError) as exc:
+            error = store_unavailable(self.path, exc)
+            if self.failure is None:
+                logger.error("%s New jobs are refused until it can be written again.", error)
+            self.failure = error
+            self._deferred = [item for item in batch if item.deferrable]
+        else:
+            if self.failure is not None:
+                logger.warning("The job store %s can be written again; accepting new jobs.", self.path)
+            self.failure = None
+            self._deferred = []
+        _settle(batch, error)
+
+    def _commit(self, batch: list[_Write]) -> None:
         conn = self._require()
         conn.execute(f"PRAGMA synchronous = {'FULL' if any(item.durable for item in batch) else 'NORMAL'}")
-        with conn:
+        try:
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
                 for sql, params in item.statements:
                     conn.execute(sql, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
         self._commits += 1
 
     @staticmethod
@@ -260,12 +448,12 @@ class JobStore:
         """Add new jobs (fsynced before returning unless `durable` is false)."""
         await self.write([self.insert_statement(row) for row in rows], durable=durable)
 
-    async def mark_running(self, job_id: str, started: float, attempts: int) -> None:
-        """Record that a worker picked the job up."""
-        sql = "UPDATE jobs SET status = 'running', started = ?, attempts = ? WHERE id = ?"
-        await self.write([(sql, (started, attempts, job_id))])
+    def mark_running(self, job_id: str, started: float) -> asyncio.Future[None]:
+        """Queue the note that a worker picked the job up (the caller need not wait for it)."""
+        sql = "UPDATE jobs SET status = 'running', started = ? WHERE id = ? AND status = 'pending'"
+        return self.queue_write([(sql, (started, job_id))])
 
-    async def finish(
+    def finish(
         self,
         job_id: str,
         status: str,
@@ -274,13 +462,21 @@ class JobStore:
         finished: float,
         *,
         cacheable: bool = True,
-    ) -> None:
-        """Record the job's final result (one that is not `cacheable` loses its cache key)."""
+        process_died: bool = False,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue the job's final result; the future is done once it is committed.
+
+        One that is not `cacheable` loses its cache key; `process_died` (the checking process died
+        on this job) counts one attempt. Deferred and retried when the store cannot be written (the
+        future then fails at once); `on_recorded` is called on the loop once it is committed.
+        """
         sql = (
             "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ?,"
-            " cache_key = CASE WHEN ? THEN cache_key END WHERE id = ?"
+            " cache_key = CASE WHEN ? THEN cache_key END, attempts = attempts + ? WHERE id = ?"
         )
-        await self.write([(sql, (status, result_json, verdict, finished, cacheable, job_id))])
+        params = (status, result_json, verdict, finished, cacheable, int(process_died), job_id)
+        return self.queue_write([(sql, params)], deferrable=True, on_recorded=on_recorded)
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
         """Checkpoint the WAL from a second connection, until cancelled.
@@ -288,12 +484,14 @@ class JobStore:
         Meanwhile commits skip SQLite's automatic checkpoint, so no submit waits for one (a checkpoint
         fsyncs the database file: milliseconds). The checkpoint runs once an `interval` passes with
         no commit, or after `max_delay` seconds of steady writing; a passive one never blocks writers.
+        A failing checkpoint (disk full, file gone read-only) is logged and tried again later; it
+        never stops the service.
         """
         if self.in_memory:
             return
-        await self._set_autocheckpoint(0)
-        side = await anyio.to_thread.run_sync(self._side_connection)
+        side: sqlite3.Connection | None = None
         try:
+            await self._set_autocheckpoint(0)
             checkpointed = seen = self._commits
             last = time.monotonic()
             while True:
@@ -301,11 +499,18 @@ class JobStore:
                 busy, seen = self._commits != seen, self._commits
                 if seen == checkpointed or (busy and time.monotonic() - last < max_delay):
                     continue
-                await anyio.to_thread.run_sync(lambda: side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+                try:
+                    if side is None:
+                        side = await anyio.to_thread.run_sync(self._side_connection)
+                    await anyio.to_thread.run_sync(_checkpoint, side)
+                except (sqlite3.Error, OSError) as exc:
+                    logger.warning("WAL checkpoint failed, will retry: %s", store_unavailable(self.path, exc))
+                    continue
                 checkpointed, last = seen, time.monotonic()
         finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(side.close)
+            with anyio.CancelScope(shield=True), contextlib.suppress(StoreUnavailableError, sqlite3.Error):
+                if side is not None:
+                    await anyio.to_thread.run_sync(side.close)
                 await self._set_autocheckpoint(1000)
 
     async def _set_autocheckpoint(self, pages: int) -> None:

@@ -13,13 +13,16 @@ seconds, then gets a BusyError. A REPL is recycled after `max_uses` proofs or on
 memory passes `recycle_mb`; it is replaced lazily, when a proof next needs the slot.
 
 Failures become results: past the timeout or the memory cap the REPL's process group is killed
-(verdict `timeout` / `memory_limit`); a REPL that dies mid-proof is replaced and the proof tried
-once more; a proof that kills two REPLs gets verdict `error` quoting the REPL's stderr. A
-cancelled check kills its REPL and leaves the pool healthy.
+(verdict `timeout` / `memory_limit`); past `max_output_bytes` of output it is killed (verdict
+`error`); a REPL that dies mid-proof, or goes out of step (an answer that is not the one owed,
+see `process`), is replaced and the proof tried once more; a proof that kills two REPLs gets
+verdict `error` quoting the REPL's stderr. A cancelled check kills its REPL and leaves the pool
+healthy.
 
-Importing a header (when a proof needs a new REPL) may take the larger of the proof's timeout and
-`import_timeout`: a short per-proof timeout must not make a slow import (Mathlib from a cold disk)
-fail forever.
+Importing a header may take up to `import_timeout` (`--import-timeout`), but a proof waits for it
+at most its own timeout: then it gets verdict `timeout`, and the import goes on in its slot, so
+the next proof of that header finds it further along (a slow Mathlib import never fails forever,
+and a REPL that wedges before its first answer holds no request longer than its timeout).
 """
 
 from __future__ import annotations
@@ -37,11 +40,21 @@ from typing import Any
 import anyio
 
 from ..errors import BackendUnavailableError, BusyError
-from ..models import LeanOutput, ProofConfig, ProofResult, Verdict, validate_proof_text
+from ..lean.messages import to_lean_output
+from ..lean.source import SplitProof, split_header, validate_proof_text
+from ..lean.supervise import (
+    ProcessFailure,
+    ProcessMemoryExceeded,
+    ProcessOutputExceeded,
+    ProcessStillRunning,
+    ProcessTimeout,
+)
+from ..models import LeanOutput, ProofConfig, ProofResult, Verdict
 from ..processes import install_signal_cleanup
-from .header import SplitProof, split_header
-from .process import ReplCrashed, ReplFailure, ReplMemoryExceeded, ReplProcess, ReplTimeout
-from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions, to_lean_output
+from ..sandbox import NO_SANDBOX, Sandbox
+from ..settings import DEFAULT_LIMITS, DEFAULT_MAX_PROOF_BYTES, LeanLimits
+from .process import ReplCrashed, ReplOutOfStep, ReplProcess
+from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions
 
 __all__ = ["ReplPool"]
 
@@ -71,6 +84,17 @@ class _Slot:
         """True when this REPL can run `split`'s body as it is (a whole text always gets a fresh REPL)."""
         return self.live and not split.whole and self.env is not None and self.key == split.key
 
+    def importing(self, split: SplitProof) -> bool:
+        """True when this REPL is still importing `split`'s header (a proof gave up waiting for it)."""
+        return (
+            self.live
+            and not split.whole
+            and self.env is None
+            and self.key == split.key
+            and self.process is not None
+            and self.process.pending is not None
+        )
+
 
 @dataclasses.dataclass(eq=False)
 class _Waiter:
@@ -98,25 +122,26 @@ class ReplPool:
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
-        memory_mb: int = 8192,
+        limits: LeanLimits = DEFAULT_LIMITS,
         max_uses: int = 500,
         recycle_mb: float = 0.0,
         queue_timeout: float = 600.0,
-        max_proof_bytes: int = 4 * 1024 * 1024,
+        max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
         prewarm: Sequence[str] = (),
-        import_timeout: float = 300.0,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> None:
         self.command = list(command)
         self.cwd = cwd
         self.env = env
         self.workers = max(1, workers)
-        self.memory_mb = memory_mb
+        self.limits = limits
+        self.memory_mb = limits.memory_mb
         self.max_uses = max_uses
-        self.recycle_mb = recycle_mb or memory_mb * 0.8
+        self.recycle_mb = recycle_mb or limits.memory_mb * 0.8
         self.queue_timeout = queue_timeout
         self.max_proof_bytes = max_proof_bytes
         self.prewarm = list(prewarm)
-        self.import_timeout = import_timeout
+        self.sandbox = sandbox
         self._slots = [_Slot(i) for i in range(self.workers)]
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._closed = False
@@ -129,6 +154,8 @@ class ReplPool:
                 "timeouts",
                 "memory_kills",
                 "crashes",
+                "out_of_step",
+                "output_kills",
                 "retries",
                 "recycled",
                 "evictions",
@@ -171,8 +198,8 @@ class ReplPool:
     async def _prewarm(self, slot: _Slot, split: SplitProof, unavailable: list[BackendUnavailableError]) -> None:
         """Import one header on `slot`; a REPL that cannot start at all is reported in `unavailable`."""
         try:
-            await self._prepare(slot, split, self.import_timeout, self.memory_mb)
-        except (ReplFailure, _HeaderRejected) as exc:
+            await self._prepare(slot, split, self.limits.import_timeout, self.memory_mb)
+        except (ProcessFailure, _HeaderRejected) as exc:
             logger.warning("Prewarming %r failed: %s", split.key, exc)
             await self._retire(slot)
         except BackendUnavailableError as exc:
@@ -215,19 +242,22 @@ class ReplPool:
         for attempt in range(2):
             stage, started = "import", time.monotonic()
             try:
-                await self._prepare(slot, split, max(config.timeout, self.import_timeout), memory_mb)
+                await self._prepare(slot, split, config.timeout, memory_mb)
                 stage, started = "proof", time.monotonic()
                 result = await self._run_body(slot, split, config, memory_mb)
             except _HeaderRejected as rejected:
                 return rejected.result
-            except ReplTimeout as exc:
+            except (ProcessTimeout, ProcessStillRunning) as exc:
                 self.counts["timeouts"] += 1
-                return _timeout_result(exc, stage, time.monotonic() - started)
-            except ReplMemoryExceeded as exc:
+                return _timeout_result(exc, stage, time.monotonic() - started, self.limits.import_timeout)
+            except ProcessMemoryExceeded as exc:
                 self.counts["memory_kills"] += 1
                 return _memory_result(exc, stage, time.monotonic() - started)
+            except ProcessOutputExceeded as exc:
+                self.counts["output_kills"] += 1
+                return _output_result(exc, stage, time.monotonic() - started)
             except ReplCrashed as exc:
-                self.counts["crashes"] += 1
+                self.counts["out_of_step" if isinstance(exc, ReplOutOfStep) else "crashes"] += 1
                 self.counts["restarts"] += 1
                 crash = exc
                 await self._retire(slot)
@@ -249,31 +279,46 @@ class ReplPool:
         env = None if split.whole else slot.env
         request = command_request(split.body, env, all_tactics=config.all_tactics)
         started = time.monotonic()
-        raw = await slot.process.request(request, seconds=config.timeout, memory_mb=memory_mb)
+        raw = await slot.process.request(
+            request, seconds=config.timeout, memory_mb=memory_mb, max_output_bytes=self.limits.max_output_bytes
+        )
         lean_time = round(time.monotonic() - started, 6)
         response = classify_or_none(raw)
         if isinstance(response, CommandResponse):
             output = to_lean_output(shift_positions(raw, split.line_offset))
             return ProofResult.from_output(output, lean_time=lean_time)
+        await self._retire(slot)  # a REPL that did not check a command is not trusted with another
         text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
         return ProofResult.failure(
             Verdict.ERROR, f"The REPL did not check the proof: {text}", lean_time=lean_time, error_type="repl_error"
         )
 
-    async def _prepare(self, slot: _Slot, split: SplitProof, seconds: float, memory_mb: int) -> None:
-        """Give `slot` a live REPL whose env ran `split`'s header (raises on failure)."""
+    async def _prepare(self, slot: _Slot, split: SplitProof, patience: float, memory_mb: int) -> None:
+        """Give `slot` a live REPL whose env ran `split`'s header, waiting for it at most `patience` s.
+
+        Raises ProcessStillRunning (the import goes on in the slot), another ProcessFailure, or
+        _HeaderRejected.
+        """
         if slot.ready_for(split):
             return
-        if slot.live:
-            self.counts["evictions"] += 1
-        await self._retire(slot)
-        with anyio.CancelScope(shield=True):
-            process = slot.process = await self.start_repl()
-        self.counts["repl_starts"] += 1
-        slot.key, slot.env, slot.uses = split.key, None, 0
-        if split.whole:
-            return
-        raw = await process.request(command_request(split.header), seconds=seconds, memory_mb=memory_mb)
+        if not slot.importing(split):
+            if slot.live:
+                self.counts["evictions"] += 1
+            await self._retire(slot)
+            with anyio.CancelScope(shield=True):
+                process = slot.process = await self.start_repl()
+            self.counts["repl_starts"] += 1
+            slot.key, slot.env, slot.uses = split.key, None, 0
+            if split.whole:
+                return
+            await process.send(
+                command_request(split.header),
+                seconds=self.limits.import_timeout,
+                max_output_bytes=self.limits.max_output_bytes,
+            )
+        assert slot.process is not None
+        process = slot.process
+        raw = await process.answer(memory_mb=memory_mb, patience=patience)
         self.counts["header_runs"] += 1
         response = classify_or_none(raw)
         if isinstance(response, CommandResponse):
@@ -293,7 +338,7 @@ class ReplPool:
 
     async def start_repl(self) -> ReplProcess:
         """Start one REPL for a slot (a subclass may start it elsewhere: the ray backend uses a Ray actor)."""
-        return await ReplProcess.start(self.command, cwd=self.cwd, env=self.env)
+        return await ReplProcess.start(self.command, cwd=self.cwd, env=self.env, sandbox=self.sandbox)
 
     async def _after_proof(self, slot: _Slot, split: SplitProof) -> None:
         self.counts["proofs"] += 1
@@ -321,7 +366,7 @@ class ReplPool:
         idle = [slot for slot in self._slots if not slot.busy]
         if not idle:
             return None
-        ready = [slot for slot in idle if slot.ready_for(split)]
+        ready = [slot for slot in idle if slot.ready_for(split) or slot.importing(split)]
         empty = [slot for slot in idle if not slot.live]
         if ready:
             chosen = max(ready, key=lambda s: s.last_used)
@@ -407,27 +452,51 @@ def classify_or_none(raw: dict[str, Any]) -> CommandResponse | ReplMessage | Non
     return response if isinstance(response, CommandResponse | ReplMessage) else None
 
 
-def _timeout_result(exc: ReplTimeout, stage: str, elapsed: float) -> ProofResult:
-    what = "importing the proof's header" if stage == "import" else "checking the proof"
+def _doing(stage: str) -> str:
+    return "importing the proof's header" if stage == "import" else "checking the proof"
+
+
+def _timeout_result(
+    exc: ProcessTimeout | ProcessStillRunning, stage: str, elapsed: float, import_timeout: float
+) -> ProofResult:
+    if isinstance(exc, ProcessStillRunning):
+        message = (
+            f"Lean was still importing the proof's header after the proof's {exc.waited:.3g} s timeout. The "
+            f"import goes on (up to --import-timeout, {import_timeout:g} s), so sending the proof again will "
+            "find it further along; or raise the request's `timeout`, or prewarm the header (--prewarm)."
+        )
+        return ProofResult.failure(Verdict.TIMEOUT, message, lean_time=round(elapsed, 6), error_type="timeout")
     return ProofResult.failure(
         Verdict.TIMEOUT,
-        f"Lean did not finish {what} within the {exc.seconds:g} s timeout; the REPL was killed and will be "
-        "replaced. Simplify the proof, or raise the request's `timeout` (server default: --timeout).",
+        f"Lean did not finish {_doing(stage)} within the {exc.seconds:g} s timeout; the REPL was killed and will be "
+        "replaced. Simplify the proof, or raise the request's `timeout` (server default: --timeout"
+        + (", for imports --import-timeout)." if stage == "import" else ")."),
         lean_time=round(elapsed, 6),
         return_code=-signal.SIGKILL,
         error_type="timeout",
     )
 
 
-def _memory_result(exc: ReplMemoryExceeded, stage: str, elapsed: float) -> ProofResult:
-    what = "importing the proof's header" if stage == "import" else "checking the proof"
+def _memory_result(exc: ProcessMemoryExceeded, stage: str, elapsed: float) -> ProofResult:
     return ProofResult.failure(
         Verdict.MEMORY_LIMIT,
-        f"Lean went past the {exc.limit_mb:g} MB memory limit while {what} (resident {math.ceil(exc.rss_mb)} MB); "
-        "the REPL was killed and will be replaced. Simplify the proof, or raise `memory_limit_mb` / --memory-mb.",
+        f"Lean went past the {exc.limit_mb:g} MB memory limit while {_doing(stage)} (resident "
+        f"{math.ceil(exc.rss_mb)} MB); the REPL was killed and will be replaced. Simplify the proof, or raise "
+        "`memory_limit_mb` / --memory-mb.",
         lean_time=round(elapsed, 6),
         return_code=-signal.SIGKILL,
         error_type="memory_limit",
+    )
+
+
+def _output_result(exc: ProcessOutputExceeded, stage: str, elapsed: float) -> ProofResult:
+    return ProofResult.failure(
+        Verdict.ERROR,
+        f"Lean printed more than {exc.limit_bytes:,} bytes while {_doing(stage)}; the REPL was killed and will be "
+        "replaced. Print less (e.g. fewer #eval / trace messages), or raise --max-output-bytes.",
+        lean_time=round(elapsed, 6),
+        return_code=-signal.SIGKILL,
+        error_type="output_limit",
     )
 
 
@@ -435,7 +504,7 @@ def _crash_result(exc: ReplCrashed) -> ProofResult:
     tail = exc.stderr_tail.strip()
     return ProofResult.failure(
         Verdict.ERROR,
-        f"This proof crashed the Lean REPL twice ({exc}); it was retried once on a fresh REPL."
+        f"This proof broke the Lean REPL twice ({exc}); it was retried once on a fresh REPL."
         + (f" The REPL's stderr ended with:\n{tail}" if tail else " The REPL wrote nothing to stderr."),
         return_code=exc.returncode,
         error_type="crash",

@@ -1,255 +1,229 @@
-"""One Lean REPL subprocess: start it, send one request, read one response, kill it.
+"""One Lean REPL subprocess: start it, send a request, read its answer, kill it.
 
-The REPL runs in a process group of its own (`lake env` runs the real REPL as a child), so a
-kill always takes the whole group. A request has a deadline (the group is killed at it) and an
-optional memory cap, enforced by polling the group's resident memory while Lean works and once
-more when it answers. stderr goes to an unlinked temporary file that is trimmed to its tail
-after each request and at each memory poll, so the REPL never blocks on a full stderr pipe and
-a crash report can quote the end of what it wrote. Every live group is registered with
-`lean_mcp.processes`, which kills it at interpreter exit (and on SIGTERM / SIGHUP once armed).
+The process itself (group, deadline, memory watchdog, stdout budget, stderr tail, environment)
+is a `lean.supervise.LeanProcess`. This module adds the REPL's protocol and keeps every answer
+tied to its request. The REPL protocol has no request ids, so the rules are:
+
+* one request in flight at a time (`pending`); nothing may be unread when a request is sent,
+  and nothing may follow an answer in the same read: a REPL that wrote more than one answer
+  (or wrote anything outside an answer) is out of step;
+* env ids are unique per process and handed out in order (repl-protocol §4.1): every Command /
+  File request that reaches elaboration gets the next id, `{"message"}` replies allocate none.
+  The process counts them (`next_env`), so the answer to a command must carry exactly the id it
+  is owed; an answer to any other request of this process carries another id and is refused.
+
+An out-of-step REPL is killed (`ReplOutOfStep`), so a stale answer never reaches a later request.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import dataclasses
 import logging
-import os
-import subprocess
-import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
 from ..errors import BackendUnavailableError
-from ..processes import kill_group, register_group, signal_name, tree_rss_mb, unregister_group
+from ..lean.supervise import STDERR_TAIL_BYTES, LeanProcess, ProcessFailure, ProcessTimeout, exit_text, spawn
+from ..sandbox import NO_SANDBOX, Sandbox
 from .protocol import ResponseReader, encode_request
 
-__all__ = [
-    "ReplCrashed",
-    "ReplFailure",
-    "ReplMemoryExceeded",
-    "ReplProcess",
-    "ReplTimeout",
-]
+__all__ = ["ReplCrashed", "ReplOutOfStep", "ReplProcess"]
 
 logger = logging.getLogger(__name__)
 
-#: How often the memory cap is checked while a request runs.
-MEMORY_POLL_SECONDS = 0.05
-#: How much of the REPL's stderr a crash report quotes.
-STDERR_TAIL_BYTES = 4096
-#: Past this size the stderr file is cut back to its last `STDERR_KEEP_BYTES`.
-STDERR_TRIM_BYTES = 1024 * 1024
-STDERR_KEEP_BYTES = 64 * 1024
-#: Largest response accepted; past it the REPL is treated as broken.
-MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 #: How long a REPL that closed its stdout may take to exit before it is killed.
 EXIT_GRACE_SECONDS = 2.0
+#: Request keys whose answer, when it is not a `{"message"}`, gets the next env id (repl-protocol §4.1).
+_ALLOCATES_ENV = ("cmd", "path", "unpickleEnvFrom")
 
 
-class ReplFailure(Exception):
-    """A request got no answer from the REPL; the process is dead (killed or crashed)."""
-
-
-class ReplTimeout(ReplFailure):
-    """The REPL did not answer within the request's deadline; its group was killed."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no answer within {seconds:g} s")
-        self.seconds = seconds
-
-
-class ReplMemoryExceeded(ReplFailure):
-    """The REPL's resident memory passed the request's cap; its group was killed."""
-
-    def __init__(self, limit_mb: float, rss_mb: float) -> None:
-        super().__init__(f"resident memory {rss_mb:.0f} MB passed the {limit_mb:g} MB limit")
-        self.limit_mb = limit_mb
-        self.rss_mb = rss_mb
-
-
-class ReplCrashed(ReplFailure):
+class ReplCrashed(ProcessFailure):
     """The REPL exited (or closed its stdout) without answering."""
 
     def __init__(self, returncode: int | None, stderr_tail: str, reason: str = "") -> None:
-        how = reason or (
-            f"was killed by signal {signal_name(-returncode)}"
-            if returncode is not None and returncode < 0
-            else f"exited with status {returncode}"
-        )
-        super().__init__(f"the REPL {how}")
+        super().__init__(f"the REPL {reason or exit_text(returncode)}")
         self.returncode = returncode
         self.stderr_tail = stderr_tail
 
 
-def _stderr_file() -> IO[bytes]:
-    file = tempfile.TemporaryFile(prefix="lean-mcp-repl-stderr-")  # noqa: SIM115 - lives as long as the REPL
-    flags = fcntl.fcntl(file.fileno(), fcntl.F_GETFL)
-    fcntl.fcntl(file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
-    return file
+class ReplOutOfStep(ReplCrashed):
+    """The REPL wrote something that is not the answer to the request in flight; it was killed."""
+
+
+@dataclasses.dataclass
+class _Pending:
+    """The request in flight: its deadline and the env id its answer must carry (None: not checked)."""
+
+    seconds: float
+    deadline: float
+    env: int | None
 
 
 class ReplProcess:
-    """One running REPL. `request` is not re-entrant: one request at a time per process."""
+    """One running REPL. Not re-entrant: one request at a time."""
 
-    def __init__(self, process: Process, stderr: IO[bytes], command: Sequence[str]) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        self._process = process
-        self._stdin: ByteSendStream = process.stdin
-        self._stdout: ByteReceiveStream = process.stdout
-        self._stderr = stderr
-        self._reader = ResponseReader()
-        self._dead = False
-        self._reaped = False
+    def __init__(self, lean: LeanProcess, command: Sequence[str]) -> None:
+        self.lean = lean
         self.command = list(command)
-        self.pid = process.pid
+        self.pid = lean.pid
         self.requests = 0
-        #: Resident memory of the process tree, in MB, when it last answered or was polled.
-        self.last_rss_mb = 0.0
-        self._closed = False
+        #: The env id the next elaborated command will get.
+        self.next_env = 0
+        self.pending: _Pending | None = None
+        self._reader = ResponseReader()
 
     @classmethod
     async def start(
-        cls, command: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None
+        cls,
+        command: Sequence[str],
+        *,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> ReplProcess:
-        """Start the REPL in a new process group. Raises BackendUnavailableError if it cannot start."""
-        stderr = _stderr_file()
+        """Start the REPL inside `sandbox` (see `lean.supervise.spawn`); BackendUnavailableError if it cannot."""
         try:
-            process = await anyio.open_process(
-                list(command),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-            )
+            lean = await spawn(command, cwd=cwd, env=env, sandbox=sandbox)
         except OSError as exc:
-            stderr.close()
             raise BackendUnavailableError(
                 f"Cannot start the REPL `{' '.join(command)}`: {exc}.",
                 hint="Check --repl / LEAN_MCP_REPL and --project; `lean-mcp doctor` shows what was found.",
             ) from exc
-        register_group(process.pid)
-        return cls(process, stderr, command)
+        return cls(lean, command)
 
     @property
     def alive(self) -> bool:
-        """True until the process was killed or was seen to exit."""
-        return not self._dead and self._process.returncode is None
+        return self.lean.alive
 
     @property
     def returncode(self) -> int | None:
-        return self._process.returncode
+        return self.lean.returncode
 
-    def rss_mb(self) -> float:
-        """Resident memory of the REPL's process tree, in MB (0 once it is dead)."""
-        return tree_rss_mb(self.pid) if self.alive else 0.0
+    @property
+    def last_rss_mb(self) -> float:
+        """Resident memory of the process tree, in MB, when it last answered or was sampled."""
+        return self.lean.last_rss_mb
 
     def stderr_tail(self, limit: int = STDERR_TAIL_BYTES) -> str:
         """The last `limit` bytes the REPL wrote to stderr, decoded."""
-        with contextlib.suppress(OSError, ValueError):
-            fd = self._stderr.fileno()
-            size = os.fstat(fd).st_size
-            return os.pread(fd, limit, max(0, size - limit)).decode("utf-8", errors="replace")
-        return ""
+        return self.lean.stderr_tail(limit)
 
     async def request(
-        self, request: dict[str, Any], *, seconds: float, memory_mb: float | None = None
+        self,
+        request: dict[str, Any],
+        *,
+        seconds: float,
+        memory_mb: float | None = None,
+        max_output_bytes: int | None = None,
     ) -> dict[str, Any]:
-        """Send `request` and return the REPL's response object, within `seconds`.
+        """Send `request` and return its answer, within `seconds` (see `send` and `answer`)."""
+        await self.send(request, seconds=seconds, max_output_bytes=max_output_bytes)
+        return await self.answer(memory_mb=memory_mb)
 
-        Raises ReplTimeout / ReplMemoryExceeded (the group is killed first) or ReplCrashed. If
-        the calling task is cancelled the group is killed too (the REPL would be out of step).
+    async def send(self, request: dict[str, Any], *, seconds: float, max_output_bytes: int | None = None) -> None:
+        """Send `request`; its answer is due within `seconds` and may be at most `max_output_bytes` long.
+
+        Raises ReplOutOfStep if the REPL wrote anything since its last answer, ReplCrashed if it is gone.
         """
         if not self.alive:
             raise ReplCrashed(self.returncode, self.stderr_tail(), "is not running")
+        if self.pending is not None:
+            raise RuntimeError("a REPL request is already in flight")
+        unread = await self.lean.receive_ready()
+        if unread is None:
+            await self._crashed()
+        if unread or len(self._reader):
+            await self._out_of_step(f"wrote {len(unread or b'') + len(self._reader):,} bytes after its last answer")
         self.requests += 1
+        self.lean.reset_output_budget(max_output_bytes)
+        allocates = any(key in request for key in _ALLOCATES_ENV)
+        self.pending = _Pending(seconds, time.monotonic() + seconds, self.next_env if allocates else None)
         try:
-            with anyio.move_on_after(seconds) as deadline:
-                await self._send(encode_request(request))
-                response = await self._receive(memory_mb)
-            if deadline.cancelled_caught:
-                self.kill()
-                raise ReplTimeout(seconds)
+            await self.lean.stdin.send(encode_request(request))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await self._crashed()
         except BaseException:
             self.kill()
             raise
-        self.last_rss_mb = self.rss_mb()
-        if memory_mb is not None and self.last_rss_mb > memory_mb:
-            self.kill()
-            raise ReplMemoryExceeded(memory_mb, self.last_rss_mb)
-        self._trim_stderr()
+
+    async def answer(self, *, memory_mb: float | None = None, patience: float | None = None) -> dict[str, Any]:
+        """The answer to the request in flight.
+
+        Raises ProcessTimeout / ProcessMemoryExceeded / ProcessOutputExceeded (the group killed),
+        ReplCrashed, ReplOutOfStep; or, when `patience` runs out before the request's own
+        deadline, ProcessStillRunning with the request still in flight.
+        """
+        pending = self.pending
+        if pending is None:
+            raise RuntimeError("no REPL request is in flight")
+        remaining = max(0.0, pending.deadline - time.monotonic())
+        if patience is not None and patience >= remaining:
+            patience = None
+        try:
+            response = await self.lean.supervised(
+                self._receive, seconds=remaining, memory_mb=memory_mb, patience=patience
+            )
+        except ProcessTimeout:
+            raise ProcessTimeout(pending.seconds) from None
+        self.pending = None
+        self._check_in_step(response, pending)
+        self.lean.trim_stderr()
         return response
 
-    async def _send(self, data: bytes) -> None:
-        try:
-            await self._stdin.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            await self._crashed()
+    def _check_in_step(self, response: dict[str, Any], pending: _Pending) -> None:
+        if len(self._reader):
+            self.kill()
+            raise ReplOutOfStep(self.returncode, self.stderr_tail(), "wrote more than one answer to one request")
+        if pending.env is None:
+            return
+        env = response.get("env")
+        if isinstance(env, int) and not isinstance(env, bool):
+            if env != pending.env:
+                self.kill()
+                raise ReplOutOfStep(
+                    self.returncode,
+                    self.stderr_tail(),
+                    f"answered with env {env} where env {pending.env} was due: the answer of another request",
+                )
+            self.next_env += 1
+        elif "message" not in response:
+            self.kill()
+            raise ReplOutOfStep(
+                self.returncode, self.stderr_tail(), f"sent an answer of no known shape: {response!r:.200}"
+            )
 
-    async def _receive(self, memory_mb: float | None) -> dict[str, Any]:
+    async def _receive(self) -> dict[str, Any]:
         while True:
             response = self._reader.next_response()
             if response is not None:
                 return response
-            if len(self._reader) > MAX_RESPONSE_BYTES:
-                await self._crashed(f"wrote more than {MAX_RESPONSE_BYTES:,} bytes without finishing a response")
-            chunk: bytes | None = b""
-            with anyio.move_on_after(MEMORY_POLL_SECONDS if memory_mb is not None else float("inf")):
-                try:
-                    chunk = await self._stdout.receive(1 << 16)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    chunk = None
+            chunk = await self.lean.receive()
             if chunk is None:
+                if self.lean.overflowed:
+                    raise ProcessFailure("output budget spent")  # turned into ProcessOutputExceeded
                 await self._crashed()
-            elif chunk:
+            else:
                 self._reader.feed(chunk)
-            elif memory_mb is not None:
-                self._check_memory(memory_mb)
-                self._trim_stderr()
-
-    def _check_memory(self, memory_mb: float) -> None:
-        rss = self.last_rss_mb = self.rss_mb()
-        if rss > memory_mb:
-            self.kill()
-            raise ReplMemoryExceeded(memory_mb, rss)
 
     async def _crashed(self, reason: str = "") -> Any:
         """The REPL stopped answering: wait briefly for its exit status, kill its group, raise."""
         with anyio.move_on_after(EXIT_GRACE_SECONDS):
-            await self._process.wait()
+            await self.lean.wait()
         self.kill()
-        raise ReplCrashed(self._process.returncode, self.stderr_tail(), reason)
+        raise ReplCrashed(self.returncode, self.stderr_tail(), reason)
 
-    def _trim_stderr(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            fd = self._stderr.fileno()
-            size = os.fstat(fd).st_size
-            if size > STDERR_TRIM_BYTES:
-                keep = os.pread(fd, STDERR_KEEP_BYTES, size - STDERR_KEEP_BYTES)
-                os.ftruncate(fd, 0)
-                os.write(fd, keep)
+    async def _out_of_step(self, reason: str) -> Any:
+        self.kill()
+        raise ReplOutOfStep(self.returncode, self.stderr_tail(), reason)
 
     def kill(self) -> None:
         """SIGKILL the REPL's whole process group now (reap it later with `aclose`)."""
-        self._dead = True
-        if not self._reaped:
-            kill_group(self.pid)
+        self.lean.kill()
 
     async def aclose(self) -> None:
         """Kill the group, reap the process, release its pipes and stderr file. Idempotent."""
-        self.kill()
-        if self._closed:
-            return
-        self._closed = True
-        with anyio.CancelScope(shield=True):
-            with contextlib.suppress(Exception):
-                await self._process.aclose()
-            self._reaped = True
-            unregister_group(self.pid)
-            self._stderr.close()
+        await self.lean.aclose()

@@ -19,8 +19,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..models import LeanOutput, Message, Pos, Severity, Sorry
-
 __all__ = [
     "CommandResponse",
     "ProofStepResponse",
@@ -32,7 +30,6 @@ __all__ = [
     "encode_request",
     "sanitize_text",
     "shift_positions",
-    "to_lean_output",
 ]
 
 logger = logging.getLogger(__name__)
@@ -194,49 +191,3 @@ def shift_positions(value: Any, line_offset: int) -> Any:
     if isinstance(value, list):
         return [shift_positions(item, line_offset) for item in value]
     return value
-
-
-_SEVERITIES = {"error": Severity.ERROR, "warning": Severity.WARNING}
-
-
-def _pos(value: Any) -> Pos | None:
-    if not isinstance(value, dict):
-        return None
-    return Pos(line=max(0, int(value.get("line", 0))), column=max(0, int(value.get("column", 0))))
-
-
-def _message(raw: Any) -> Message:
-    if not isinstance(raw, dict):
-        return Message(severity=Severity.INFO, pos=Pos(line=1, column=0), data=str(raw))
-    return Message(
-        severity=_SEVERITIES.get(str(raw.get("severity")), Severity.INFO),
-        pos=_pos(raw.get("pos")) or Pos(line=1, column=0),
-        end_pos=_pos(raw.get("endPos")),
-        data=str(raw.get("data", "")),
-    )
-
-
-def _sorry(raw: Any) -> Sorry:
-    if not isinstance(raw, dict):
-        return Sorry(goal=str(raw))
-    state = raw.get("proofState")
-    return Sorry(
-        pos=_pos(raw.get("pos")),
-        end_pos=_pos(raw.get("endPos")),
-        goal=str(raw.get("goal", "")),
-        proof_state=state if isinstance(state, int) else None,
-    )
-
-
-def to_lean_output(raw: dict[str, Any]) -> LeanOutput:
-    """A command response as our LeanOutput (unknown severities read as info; unknown keys kept)."""
-    extra = {k: v for k, v in raw.items() if k not in LeanOutput.model_fields}
-    tactics = raw.get("tactics")
-    return LeanOutput(
-        env=raw.get("env") if isinstance(raw.get("env"), int) else None,
-        messages=[_message(m) for m in raw.get("messages") or []],
-        sorries=[_sorry(s) for s in raw.get("sorries") or []],
-        tactics=tactics if isinstance(tactics, list) else None,
-        infotree=raw.get("infotree"),
-        **extra,
-    )

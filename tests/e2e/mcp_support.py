@@ -61,7 +61,8 @@ def structured(result: CallToolResult) -> dict[str, Any]:
 
 
 def processes_of(tmp_path: Path) -> set[int]:
-    """Live processes started for this test: their environment names the job store in `tmp_path`."""
+    """Live processes started for this test: their environment names the job store in `tmp_path`, or
+    they run in `tmp_path` (Lean children get no `LEAN_MCP_*` variable, but run in the project)."""
     marker = f"LEAN_MCP_DB={tmp_path / 'jobs.sqlite3'}".encode()
     found: set[int] = set()
     for entry in Path("/proc").iterdir():
@@ -70,9 +71,10 @@ def processes_of(tmp_path: Path) -> set[int]:
         try:
             environ = (entry / "environ").read_bytes()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if marker in environ.split(b"\0") and state != "Z":
+        if (marker in environ.split(b"\0") or cwd == str(tmp_path)) and state != "Z":
             found.add(int(entry.name))
     return found
 

@@ -103,7 +103,7 @@ def test_an_unreadable_file_exits_2(tmp_path: Path) -> None:
     good = write(tmp_path, "good.lean", PROVED)
     done = lean_mcp(tmp_path, "check", good, str(tmp_path / "missing.lean"))
     assert done.returncode == 2
-    assert "cannot read" in done.stderr and "missing.lean" in done.stderr
+    assert "Cannot read the proof file" in done.stderr and "missing.lean" in done.stderr
     assert done.stdout == ""
 
 
@@ -114,7 +114,11 @@ def test_a_file_that_cannot_be_checked_is_named_and_nothing_hangs(tmp_path: Path
     fifo = tmp_path / "fifo.lean"
     os.mkfifo(fifo)  # reading it would block forever
     env = {**cli_env(tmp_path), "LEAN_MCP_MAX_PROOF_BYTES": "1000"}
-    for path, reason in ((empty, "The proof is empty"), (big, "the limit is 1,000 bytes"), (str(fifo), "not a file")):
+    for path, reason in (
+        (empty, "The proof is empty"),
+        (big, "the limit is 1,000 bytes"),
+        (str(fifo), "not a regular file"),
+    ):
         done = lean_mcp(tmp_path, "check", good, path, env=env)
         assert done.returncode == 2, (path, done.stderr)
         assert f"{path}:" in done.stderr and reason in done.stderr, done.stderr

@@ -119,6 +119,8 @@ def workdir(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         XDG_CACHE_HOME=str(tmp_path / "cache"),
         LEAN_MCP_REPL=shlex.join(standin_command()),
         LEAN_MCP_WORKERS="2",
+        # The python shims above are wrapper scripts: a sandboxed REPL sees only what its command names.
+        LEAN_MCP_SANDBOX_PATHS=";".join(dict.fromkeys([sys.prefix, sys.base_prefix])),
         LEAN_MCP_PORT=str(port),
         LEAN_MCP_URL=f"http://127.0.0.1:{port}",
     )

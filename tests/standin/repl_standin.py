@@ -14,7 +14,10 @@ It does not know Lean. Its answers are scripted by the proof text:
 * `theorem|lemma|def|abbrev|axiom|inductive|structure|instance NAME` declarations are tracked per env;
   redeclaring a name of the env gives the error `'NAME' has already been declared`;
 * directive comments on their own line, `-- standin: VERB [ARG]`: `error TEXT`, `info TEXT`,
-  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`;
+  `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`; the hostile
+  actions `write PATH`, `read PATH`, `connect HOST:PORT`, `getenv NAME` (see HOSTILE); misbehaviours for
+  the driver's tests: `flood BYTES` (stdout bytes that end no answer), `answer-twice [SECONDS]` (the
+  answer is written again, at once or SECONDS later), `env NAME` (an info message with NAME's value);
 * anything else elaborates cleanly: `{"env": n}`.
 
 Stdlib only; it must never import the code under test.
@@ -27,6 +30,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -414,6 +418,7 @@ class Repl:
         self.envs: list[Env] = []
         self.proof_states: list[ProofState] = []
         self.memory: list[bytearray] = []
+        self.repeat_after: float | None = None
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -519,12 +524,25 @@ class Repl:
                 sys.stderr.flush()
                 os._exit(1)
             self.memory.append(block)
+        elif verb == "flood":
+            for start in range(0, int(arg), 1 << 20):
+                sys.stdout.buffer.write(b"x" * min(1 << 20, int(arg) - start))
+            sys.stdout.buffer.flush()
+        elif verb == "answer-twice":
+            self.repeat_after = float(arg or 0)
+        elif verb == "env":
+            value = os.environ.get(arg)
+            messages.append(
+                message("info", tok.pos(), tok.end_pos(), f"{arg} is unset" if value is None else f"{arg}={value}")
+            )
         elif verb == "stderr":
             size = int(arg)
             chunk = ("standin stderr noise " * 4)[:-1] + "\n"
             noise = (chunk * (size // len(chunk) + 1))[:size]
             sys.stderr.write(noise)
             sys.stderr.flush()
+        elif verb in HOSTILE:
+            messages.append(message("info", tok.pos(), tok.end_pos(), hostile(verb, arg)))
         else:
             raise ValueError(verb)
 
@@ -768,6 +786,52 @@ def tactic_block(rest: list[Token]) -> list[list[Token]]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Hostile actions (what a proof's `#eval` could do), for the sandbox tests. Each reports, as an info
+# message, `VERB ARG: ok ...` when the action worked and `VERB ARG: failed: ...` when it did not.
+#   write PATH        create PATH and write to it
+#   read PATH         read PATH (the message quotes its first 200 characters)
+#   connect HOST:PORT open a TCP connection
+#   getenv NAME       read an environment variable (the message quotes its value)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _write(path: str) -> str:
+    with open(path, "w") as f:
+        f.write("written by a hostile proof\n")
+    return "ok"
+
+
+def _read(path: str) -> str:
+    with open(path, errors="replace") as f:
+        return "ok " + f.read(200)
+
+
+def _connect(address: str) -> str:
+    import socket
+
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5):
+        return "ok"
+
+
+def _getenv(name: str) -> str:
+    if name not in os.environ:
+        raise KeyError("unset")
+    return "ok " + os.environ[name]
+
+
+HOSTILE = {"write": _write, "read": _read, "connect": _connect, "getenv": _getenv}
+
+
+def hostile(verb: str, arg: str) -> str:
+    """Try the hostile action `verb arg`; say whether it worked."""
+    try:
+        return f"{verb} {arg}: {HOSTILE[verb](arg)}"
+    except (OSError, KeyError, ValueError) as exc:
+        return f"{verb} {arg}: failed: {type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------------------------------------------
 # Main loop.
 # ---------------------------------------------------------------------------------------------------
 
@@ -786,7 +850,11 @@ def main(argv: list[str] | None = None) -> int:
         if query.startswith(("#", "--")):
             continue
         kind, req = parse_request(query)
-        write_response(repl.handle(kind, req))
+        response = repl.handle(kind, req)
+        write_response(response)
+        if repl.repeat_after is not None:
+            threading.Timer(repl.repeat_after, write_response, (response,)).start()
+            repl.repeat_after = None
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Splitting a proof into its import header and its body, and mapping positions back.
+"""Lean source text: the rules a proof's text must meet, reading a proof file, and splitting a
+proof into its import header and its body (mapping positions back).
+
+`validate_proof_text` is the one rule set for proof text; `read_proof_file` the one way a proof
+is read from a file (never blocks on a FIFO, never reads past the size limit, strict UTF-8).
+
+Header splitting:
 
 The header is every line up to and including the last `import` line of the leading block of
 `import` lines, blank lines and comments (`--` lines and whole-line `/- ... -/` blocks, nested
@@ -17,9 +23,84 @@ checked whole, as a fresh REPL command, which is always correct, only slower.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
 
-__all__ = ["SplitProof", "split_header"]
+from ..errors import InvalidProofError, ProofTooLargeError
+
+__all__ = ["SplitProof", "read_proof_file", "split_header", "validate_proof_text"]
+
+#: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
+_MESSAGE_FILTER = re.compile(r"#guard_msgs\b")
+
+
+def validate_proof_text(code: str, max_bytes: int) -> None:
+    """Refuse proof text that cannot be checked as given: not a string, empty, over `max_bytes`,
+    or using `#guard_msgs` (which can hide the errors and sorry warnings the verdict rests on).
+
+    Raises InvalidProofError / ProofTooLargeError with a message that says what to do.
+    """
+    if not isinstance(code, str):
+        raise InvalidProofError(f"The proof must be Lean source text (a string), not {type(code).__name__}.")
+    if not code.strip():
+        raise InvalidProofError("The proof is empty.")
+    size = len(code.encode("utf-8", errors="surrogatepass"))
+    if size > max_bytes:
+        raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
+    if _MESSAGE_FILTER.search(code):
+        raise InvalidProofError(
+            "The proof uses `#guard_msgs`, which can hide Lean's errors and `sorry` warnings, so a wrong "
+            "proof would look proved.",
+            hint="Remove `#guard_msgs`: lean-mcp reports every message itself.",
+        )
+
+
+_READ_HINT = "Send the proof's text, or the path of a readable UTF-8 .lean file."
+
+
+def read_proof_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> str:
+    """The text of the proof file `path`: a regular file, at most `max_bytes` (if given), UTF-8.
+
+    Never blocks (a FIFO is opened non-blocking and refused) and never reads more than the limit.
+    Raises InvalidProofError (or ProofTooLargeError) naming the file and what is wrong with it.
+    """
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InvalidProofError(f"Cannot read the proof file {name}: it does not exist.", hint=_READ_HINT) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise _unreadable(name, _reason(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _unreadable(name, "it is not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise ProofTooLargeError(
+                f"The proof file {name} is {info.st_size:,} bytes; the limit is {max_bytes:,} bytes."
+            )
+        with open(fd, "rb", closefd=False) as file:
+            data = file.read() if max_bytes is None else file.read(max_bytes + 1)
+    except OSError as exc:
+        raise _unreadable(name, _reason(exc)) from None
+    finally:
+        os.close(fd)
+    if max_bytes is not None and len(data) > max_bytes:  # it grew while we read it
+        raise ProofTooLargeError(f"The proof file {name} is over the limit of {max_bytes:,} bytes.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _unreadable(name, f"it is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).rstrip(".")
+
+
+def _unreadable(name: str, reason: str) -> InvalidProofError:
+    return InvalidProofError(f"Cannot read the proof file {name}: {reason}.", hint=_READ_HINT)
+
 
 _PART = r"(?:«[^»\n]*»|[^\W\d][\w'!?]*)"
 _IDENT = rf"{_PART}(?:\.{_PART})*"

@@ -1,0 +1,242 @@
+"""Batch throughput against the physical bound, measured in one run on the same REPL stand-ins.
+
+The *raw pipe bound* is a bare asyncio loop that writes each snippet to one of `WORKERS`
+zero-cost stand-in REPLs and reads its answer, one request in flight per REPL: no pool, no job
+store, no HTTP. Nothing that checks proofs through those REPLs can beat it, so every other figure
+is printed as a ratio to it, which compares across machines (absolute numbers on a shared
+machine move with its load; the ratios move far less):
+
+* the REPL pool alone (`ReplPool.check`, in-process, many callers at once);
+* `lean-mcp runner`'s Kimina `POST /api/check` with 100-snippet batches, 1, 2, 4 and 8 batches in
+  flight (the durable store on: each batch is committed before it is queued);
+* `POST /prove/check` with 64 concurrent clients, and MCP `verify_proof` with 200 concurrent calls.
+
+The load generator runs in this process, on the same cores as the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from lean_mcp.models import ProofConfig, Verdict
+from lean_mcp.repl.pool import ReplPool
+from tests.e2e.runner_support import RunnerProcess, runner_env
+from tests.standin import standin_command
+
+from .common import Row
+
+SECTION = "throughput"
+WORKERS = 2
+BATCH = 100
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def _post(http: httpx.AsyncClient, path: str, **kwargs: Any) -> httpx.Response:
+    """POST, once more on a fresh connection if the server closed an idle keep-alive one under us."""
+    try:
+        return await http.post(path, **kwargs)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await http.post(path, **kwargs)
+
+
+def _snippet(tag: str, i: int) -> str:
+    # distinct text per snippet, so no cache can answer
+    return f"theorem {tag}_{i} : {i} = {i} := rfl\n"
+
+
+# --------------------------------------------------------------------------- the raw pipe bound
+
+
+async def _raw_pipe(n: int) -> float:
+    """Snippets/s of a bare asyncio loop over `WORKERS` stand-ins, one request in flight per REPL."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            *standin_command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        for _ in range(WORKERS)
+    ]
+
+    async def drive(proc: asyncio.subprocess.Process, share: range, tag: str) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        for i in share:
+            proc.stdin.write(json.dumps({"cmd": _snippet(tag, i)}).encode() + b"\n\n")
+            await proc.stdin.drain()
+            answer = json.loads(await proc.stdout.readuntil(b"\n\n"))
+            if "env" not in answer or answer.get("messages"):
+                raise RuntimeError(f"stand-in answered {answer!r}")
+
+    try:
+        await asyncio.gather(*(drive(p, range(w, 20, WORKERS), "warm") for w, p in enumerate(procs)))
+        started = time.perf_counter()
+        await asyncio.gather(*(drive(p, range(w, n, WORKERS), "raw") for w, p in enumerate(procs)))
+        return n / (time.perf_counter() - started)
+    finally:
+        for proc in procs:
+            proc.kill()
+            await proc.wait()
+
+
+# --------------------------------------------------------------------------- the pool alone
+
+
+async def _pool(n: int, callers: int) -> float:
+    """Snippets/s through `ReplPool.check` with `callers` tasks checking their share in turn."""
+    config = ProofConfig(timeout=60)
+    async with ReplPool(standin_command(), workers=WORKERS) as pool:
+
+        async def caller(share: range, tag: str) -> None:
+            for i in share:
+                result = await pool.check(_snippet(tag, i), config)
+                if result.verdict != Verdict.PROVED:
+                    raise RuntimeError(f"pool: {result.verdict} {result.error_message}")
+
+        async def run(count: int, tag: str) -> float:
+            started = time.perf_counter()
+            async with anyio.create_task_group() as group:
+                for c in range(callers):
+                    group.start_soon(caller, range(c, count, callers), tag)
+            return count / (time.perf_counter() - started)
+
+        await run(4 * WORKERS, "warm")
+        return await run(n, "pool")
+
+
+# --------------------------------------------------------------------------- the runner over HTTP
+
+
+async def _api_check(url: str, n: int, in_flight: int, tag: str) -> float:
+    """Snippets/s of `n` snippets sent as 100-snippet /api/check batches, `in_flight` at a time."""
+    limiter = anyio.CapacityLimiter(in_flight)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=in_flight)) as http:
+
+        async def batch(b: int) -> None:
+            async with limiter:
+                snippets = [{"id": f"s{i}", "code": _snippet(f"{tag}{b}", i)} for i in range(BATCH)]
+                response = await _post(http, "/api/check", json={"snippets": snippets, "timeout": 60})
+                results = response.json()["results"]
+                if len(results) != BATCH or any(item["verdict"] != "proved" for item in results):
+                    raise RuntimeError(f"/api/check answered {response.text[:300]}")
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for b in range(n // BATCH):
+                group.start_soon(batch, b)
+        return n / (time.perf_counter() - started)
+
+
+async def _prove_check(url: str, n: int, clients: int) -> float:
+    """Proofs/s of `n` distinct proofs through /prove/check, `clients` at a time."""
+    limiter = anyio.CapacityLimiter(clients)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=clients)) as http:
+
+        async def one(k: int) -> None:
+            async with limiter:
+                form = {"proof": _snippet("pc", k), "config": "{}"}
+                response = await _post(http, "/prove/check", data=form)
+                if response.json().get("verdict") != "proved":
+                    raise RuntimeError(f"/prove/check answered {response.text[:300]}")
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for k in range(n):
+                group.start_soon(one, k)
+        return n / (time.perf_counter() - started)
+
+
+def _runner_figures(tmp: Path, n: int, flights: Sequence[int], clients: int) -> dict[str, float]:
+    env = runner_env(tmp, LEAN_MCP_WORKERS=str(WORKERS), LEAN_MCP_CACHE="false", LEAN_MCP_LOG_LEVEL="WARNING")
+    runner = RunnerProcess(tmp, env)
+    figures: dict[str, float] = {}
+    try:
+        runner.wait_ready()
+        anyio.run(_api_check, runner.url, 2 * BATCH, 2, "warm")
+        for in_flight in flights:
+            figures[f"api{in_flight}"] = anyio.run(_api_check, runner.url, n, in_flight, f"f{in_flight}")
+        figures["prove"] = anyio.run(_prove_check, runner.url, n // 2, clients)
+    finally:
+        runner.stop()
+    return figures
+
+
+# --------------------------------------------------------------------------- MCP over stdio
+
+
+async def _mcp(tmp: Path, calls: int) -> float:
+    """verify_proof calls/s over stdio, `calls` at once."""
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    env = {
+        "PYTHONPATH": str(REPO),
+        "LEAN_MCP_REPL": shlex.join(standin_command()),
+        "LEAN_MCP_DB": str(tmp / "mcp.sqlite3"),
+        "LEAN_MCP_WORKERS": str(WORKERS),
+        "LEAN_MCP_LOG_LEVEL": "WARNING",
+        "LEAN_MCP_CACHE": "false",
+    }
+    params = StdioServerParameters(command=sys.executable, args=["-m", "lean_mcp.cli", "serve"], env=env, cwd=str(tmp))
+    with (tmp / "mcp.log").open("w") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+
+            async def call(tag: str, i: int) -> None:
+                result = await session.call_tool("verify_proof", {"proof": _snippet(tag, i)})
+                if result.is_error or (result.structured_content or {}).get("verdict") != "proved":
+                    raise RuntimeError(f"verify_proof answered {result}")
+
+            async with anyio.create_task_group() as group:
+                for i in range(20):
+                    group.start_soon(call, "mwarm", i)
+            started = time.perf_counter()
+            async with anyio.create_task_group() as group:
+                for i in range(calls):
+                    group.start_soon(call, "m", i)
+            return calls / (time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _row(name: str, value: float, bound: float, target: str = "", note: str = "") -> Row:
+    return Row(SECTION, name, f"{value:,.0f}/s = {value / bound:.2f} of bound", target, note)
+
+
+def run(quick: bool) -> list[Row]:
+    """Raw pipe bound, then pool, /api/check at 1/2/4/8 in flight, /prove/check and MCP, as ratios."""
+    n = 600 if quick else 2000
+    flights = (1, 4) if quick else (1, 2, 4, 8)
+    raw = asyncio.run(_raw_pipe(n))
+    pool = anyio.run(_pool, n, 8 * WORKERS)
+    with tempfile.TemporaryDirectory(prefix="lean-mcp-bench-tp-") as tmp:
+        figures = _runner_figures(Path(tmp), n, flights, 64)
+        mcp = anyio.run(_mcp, Path(tmp), 100 if quick else 200)
+    note = f"{WORKERS} zero-cost stand-ins, {n} distinct snippets, cache off"
+    rows = [
+        Row(SECTION, "raw pipe bound (bare asyncio loop)", f"{raw:,.0f}/s = 1.00", note=note),
+        _row("REPL pool alone (in-process)", pool, raw, "≥ 0.50", f"{8 * WORKERS} callers"),
+    ]
+    for in_flight in flights:
+        target = "≥ 0.45" if in_flight == 4 else ""
+        rows.append(
+            _row(
+                f"/api/check, {in_flight} batch(es) of {BATCH} in flight",
+                figures[f"api{in_flight}"],
+                raw,
+                target,
+                "durable store on",
+            )
+        )
+    rows.append(_row("/prove/check, 64 clients", figures["prove"], raw, note=f"{n // 2} proofs"))
+    rows.append(_row("MCP verify_proof over stdio, 200 at once", mcp, raw, "≥ 1,500/s"))
+    return rows

@@ -1,0 +1,361 @@
+"""One supervised Lean process: the only place a Lean child (a REPL, `lean`, `lake env ...`) starts.
+
+`spawn` builds every child's argv and environment (`child_argv`, `child_environment`), starts it
+as the leader of a process group of its own, and registers the group with `lean_mcp.processes`,
+whose exit handlers and guardian kill it when this server exits, even on kill -9. A
+`LeanProcess` then gives the callers one set of rules:
+
+* a deadline, a memory watchdog over the whole process tree and a stdout budget, all enforced
+  by `supervised(...)`, which kills the group when any of them trips (or the caller is cancelled);
+* stderr goes to an unlinked temporary file trimmed to its tail, so Lean never blocks on a full
+  stderr pipe and a crash report can quote its end (`stderr_tail`, `exit_text`).
+
+The environment is an allow-list (`child_environment`): what Lean, Lake and elan read, and the
+locale. Nothing else passes, so `LEAN_MCP_*` settings, API keys and tokens never reach a proof.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TypeVar
+
+import anyio
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+
+from ..processes import HAS_CHILDREN_FILES, kill_group, register_group, signal_name, tree_rss_mb, unregister_group
+from ..sandbox import NO_SANDBOX, Sandbox
+
+__all__ = [
+    "ENV_ALLOWED",
+    "ENV_ALLOWED_PREFIXES",
+    "LeanProcess",
+    "ProcessFailure",
+    "ProcessMemoryExceeded",
+    "ProcessOutputExceeded",
+    "ProcessStillRunning",
+    "ProcessTimeout",
+    "child_argv",
+    "child_environment",
+    "exit_text",
+    "spawn",
+]
+
+T = TypeVar("T")
+
+#: How often the memory watchdog samples the process tree's resident memory.
+MEMORY_POLL_SECONDS = 0.05
+#: How much of the stderr file a crash report quotes.
+STDERR_TAIL_BYTES = 4096
+#: Past this size the stderr file is cut back to its last `STDERR_KEEP_BYTES`.
+STDERR_TRIM_BYTES = 1024 * 1024
+STDERR_KEEP_BYTES = 64 * 1024
+#: Bytes read from stdout at a time.
+READ_CHUNK = 1 << 16
+
+#: Variables a Lean child inherits by exact name.
+ENV_ALLOWED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "LD_LIBRARY_PATH",
+        "DYLD_LIBRARY_PATH",
+        "XDG_CACHE_HOME",
+    }
+)
+#: Variables a Lean child inherits by prefix (Lean's, Lake's, elan's, the locale), except `LEAN_MCP_*`.
+ENV_ALLOWED_PREFIXES = ("LEAN_", "LAKE_", "ELAN_", "LC_")
+_ENV_REFUSED_PREFIX = "LEAN_MCP_"
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Lean child: the allowed part of ours, then `extra` (filtered the same way)."""
+    merged = {**os.environ, **(extra or {})}
+    return {name: value for name, value in merged.items() if _env_allowed(name)}
+
+
+def _env_allowed(name: str) -> bool:
+    if name.startswith(_ENV_REFUSED_PREFIX):
+        return False
+    return name in ENV_ALLOWED or name.startswith(ENV_ALLOWED_PREFIXES)
+
+
+def child_argv(
+    command: Sequence[str], *, cwd: str | Path | None, env: Mapping[str, str], sandbox: Sandbox = NO_SANDBOX
+) -> list[str]:
+    """The argv a Lean child is started with: `command`, inside `sandbox` when it is active."""
+    return sandbox.wrap(command, cwd=cwd, env=env)
+
+
+class ProcessFailure(Exception):
+    """A Lean process was stopped (or stopped by itself) before it gave its answer."""
+
+
+class ProcessTimeout(ProcessFailure):
+    """It did not finish within its deadline; its group was killed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+class ProcessStillRunning(ProcessFailure):
+    """The caller stopped waiting before the process's own deadline; the process was left running."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"still working after {waited:g} s")
+        self.waited = waited
+
+
+class ProcessMemoryExceeded(ProcessFailure):
+    """Its process tree's resident memory passed the cap; its group was killed."""
+
+    def __init__(self, limit_mb: float, rss_mb: float) -> None:
+        super().__init__(f"resident memory {rss_mb:.0f} MB passed the {limit_mb:g} MB limit")
+        self.limit_mb = limit_mb
+        self.rss_mb = rss_mb
+
+
+class ProcessOutputExceeded(ProcessFailure):
+    """It wrote more than its stdout budget for one request; its group was killed."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"it wrote more than {limit_bytes:,} bytes of output for one request")
+        self.limit_bytes = limit_bytes
+
+
+def exit_text(returncode: int | None) -> str:
+    """How a process ended, as words: `was killed by signal SIGKILL`, `exited with status 1`."""
+    if returncode is not None and returncode < 0:
+        return f"was killed by signal {signal_name(-returncode)}"
+    return f"exited with status {returncode}"
+
+
+def _stderr_file() -> IO[bytes]:
+    file = tempfile.TemporaryFile(prefix="lean-mcp-stderr-")  # noqa: SIM115 - lives as long as the process
+    flags = fcntl.fcntl(file.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    return file
+
+
+async def spawn(
+    command: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    sandbox: Sandbox = NO_SANDBOX,
+) -> LeanProcess:
+    """Start `command` in a new process group with pipes for stdin/stdout. Raises OSError if it cannot start.
+
+    `env` adds to (never replaces) the allow-listed environment.
+    """
+    environment = child_environment(env)
+    argv = child_argv(command, cwd=cwd, env=environment, sandbox=sandbox)
+    stderr = _stderr_file()
+    try:
+        process = await anyio.open_process(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=cwd,
+            env=environment,
+            start_new_session=True,
+        )
+    except BaseException:
+        stderr.close()
+        raise
+    register_group(process.pid)
+    return LeanProcess(process, stderr, sandbox)
+
+
+class LeanProcess:
+    """A running Lean process group: its pipes, stderr tail, memory, and the one way to supervise it."""
+
+    def __init__(self, process: Process, stderr: IO[bytes], sandbox: Sandbox = NO_SANDBOX) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self.stdin: ByteSendStream = process.stdin
+        self._stdout: ByteReceiveStream = process.stdout
+        self._stderr = stderr
+        self._sandbox = sandbox
+        self.pid = process.pid
+        self._killed = False
+        self._closed = False
+        #: stdout bytes counted against the budget since `reset_output_budget`.
+        self.output_bytes = 0
+        self.output_limit: int | None = None
+        self.overflowed = False
+        #: Resident memory of the tree, in MB, at the last sample; and the largest seen.
+        self.last_rss_mb = 0.0
+        self.peak_mb = 0.0
+
+    @property
+    def alive(self) -> bool:
+        """True until the group was killed or the leader was seen to exit."""
+        return not self._killed and self._process.returncode is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status (negative: killed by that signal, also when it died inside the sandbox)."""
+        return self._sandbox.returncode(self._process.returncode)
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    # -- output ------------------------------------------------------------------------------
+
+    def reset_output_budget(self, limit: int | None) -> None:
+        """Count stdout from zero against `limit` bytes (None: unbounded)."""
+        self.output_bytes, self.output_limit = 0, limit
+
+    async def receive(self) -> bytes | None:
+        """The next chunk of stdout; None at end of stream, or once the budget is spent (group killed)."""
+        try:
+            chunk = await self._stdout.receive(READ_CHUNK)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return None
+        self.output_bytes += len(chunk)
+        if self.output_limit is not None and self.output_bytes > self.output_limit:
+            self.overflowed = True
+            self.kill()
+            return None
+        return chunk
+
+    async def receive_ready(self) -> bytes | None:
+        """Stdout bytes already there to read, without waiting (b"" when none; None at end of stream)."""
+        with anyio.move_on_after(0):  # asyncio hands out buffered bytes without suspending
+            return await self.receive()
+        return b""
+
+    # -- stderr ------------------------------------------------------------------------------
+
+    def stderr_tail(self, limit: int = STDERR_TAIL_BYTES) -> str:
+        """The last `limit` bytes written to stderr, decoded."""
+        with contextlib.suppress(OSError, ValueError):
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            return os.pread(fd, limit, max(0, size - limit)).decode("utf-8", errors="replace")
+        return ""
+
+    def trim_stderr(self) -> None:
+        """Cut the stderr file back to its tail once it passed STDERR_TRIM_BYTES."""
+        with contextlib.suppress(OSError, ValueError):
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            if size > STDERR_TRIM_BYTES:
+                keep = os.pread(fd, STDERR_KEEP_BYTES, size - STDERR_KEEP_BYTES)
+                os.ftruncate(fd, 0)
+                os.write(fd, keep)
+
+    # -- memory ------------------------------------------------------------------------------
+
+    async def sample_rss_mb(self) -> float:
+        """Resident memory of the process tree now, in MB (0 once it is dead); kept in `last_rss_mb`."""
+        if not self.alive:
+            rss = 0.0
+        elif HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
+            rss = tree_rss_mb(self.pid)
+        else:
+            rss = await anyio.to_thread.run_sync(tree_rss_mb, self.pid)
+        self.last_rss_mb = rss
+        self.peak_mb = max(self.peak_mb, rss)
+        return rss
+
+    # -- supervision -------------------------------------------------------------------------
+
+    async def supervised(
+        self,
+        work: Callable[[], Awaitable[T]],
+        *,
+        seconds: float,
+        memory_mb: float | None,
+        patience: float | None = None,
+    ) -> T:
+        """`await work()` while the process runs under a deadline, a memory cap and its stdout budget.
+
+        Past `seconds`, over `memory_mb` (sampled every MEMORY_POLL_SECONDS and once more at the
+        end), past the budget, on any error or on cancellation, the group is killed and
+        ProcessTimeout / ProcessMemoryExceeded / ProcessOutputExceeded / the error is raised. With
+        `patience` shorter than `seconds`, the caller gives up after `patience` seconds without
+        killing anything: ProcessStillRunning.
+        """
+        exceeded: list[float] = []
+        failed: list[Exception] = []
+        waited = seconds if patience is None else min(seconds, patience)
+        started = time.monotonic()
+        try:
+            with anyio.move_on_after(waited) as deadline:
+                async with anyio.create_task_group() as group:
+                    if memory_mb is not None:
+                        group.start_soon(self._watch_memory, memory_mb, exceeded, group.cancel_scope)
+                    try:
+                        result = await work()
+                    except Exception as exc:  # raised here, not from the task group: no exception group
+                        failed.append(exc)
+                    group.cancel_scope.cancel()
+        except BaseException:
+            self.kill()
+            raise
+        if failed:
+            self.kill()
+            if self.overflowed:
+                raise ProcessOutputExceeded(self.output_limit or 0) from None
+            raise failed[0]
+        if exceeded:
+            raise ProcessMemoryExceeded(memory_mb or 0, exceeded[0])
+        if deadline.cancelled_caught:
+            if waited < seconds:
+                raise ProcessStillRunning(time.monotonic() - started)
+            self.kill()
+            raise ProcessTimeout(seconds)
+        rss = await self.sample_rss_mb()  # once more at the end: the caller may recycle on it
+        if memory_mb is not None and rss > memory_mb:
+            self.kill()
+            raise ProcessMemoryExceeded(memory_mb, self.last_rss_mb)
+        return result
+
+    async def _watch_memory(self, memory_mb: float, exceeded: list[float], scope: anyio.CancelScope) -> None:
+        while True:
+            await anyio.sleep(MEMORY_POLL_SECONDS)
+            rss = await self.sample_rss_mb()
+            if rss > memory_mb:
+                exceeded.append(rss)
+                self.kill()
+                scope.cancel()
+                return
+            self.trim_stderr()
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group now (reap it later with `aclose`)."""
+        self._killed = True
+        if not self._closed:
+            kill_group(self.pid)
+
+    async def aclose(self) -> None:
+        """Kill the group, reap the leader, release its pipes and stderr file. Idempotent."""
+        self.kill()
+        if self._closed:
+            return
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(Exception):
+                await self._process.aclose()
+            self._closed = True
+            unregister_group(self.pid)
+            self._stderr.close()
