@@ -13,7 +13,7 @@ import traceback
 
 from .common import Row, format_table
 
-SECTIONS = ("throughput", "pool", "jobs", "mcp", "runner", "lean", "sandbox", "ray_backend")
+SECTIONS = ("throughput", "pool", "audit", "jobs", "mcp", "runner", "lean", "sandbox", "ray_backend")
 
 
 def main() -> int:

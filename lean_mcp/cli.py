@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="verify .lean files; exit 0 iff every file is proved")
     check.add_argument("files", nargs="+", metavar="FILE", help="Lean files to verify")
     check.add_argument("--json", action="store_true", help="print one ProofResult JSON per line")
+    check.add_argument(
+        "--statement",
+        metavar="CHALLENGE.lean",
+        help="the challenge: proved then means the file proves exactly its theorems (pinned statement)",
+    )
     add_knob_arguments(check, command_knobs("check"))
 
     jobs = commands.add_parser("jobs", help="list recent jobs from the store; --prune applies retention")

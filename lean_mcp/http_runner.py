@@ -387,7 +387,7 @@ class _Runner:
         valid: list[int] = []
         for index, (snippet_id, code) in enumerate(snippets):
             try:
-                validate_proof_text(code, self.settings.max_proof_bytes)
+                validate_proof_text(code, self.settings.max_proof_bytes, allow_prelude=self.settings.allow_prelude)
             except InvalidProofError as exc:
                 items[index] = _kimina_invalid(snippet_id, exc)
             else:

@@ -64,9 +64,12 @@ Check a Lean 4 proof with Lean and wait for the answer.
 
 `proof` is the full Lean source text, e.g.
     theorem two_eq : 1 + 1 = 2 := by decide
-(add `import Mathlib` etc. at the top when the proof needs it), or the path of a `.lean` file
-in the server's project (e.g. `MyProject/Basic.lean`). The result's `verdict` is:
-- proved: Lean accepted the proof with no error and no `sorry`. Only this is a success.
+(add `import Mathlib` etc. at the top when the proof needs it). To check a `.lean` file of the
+server's project instead, pass its path as `path` (and no `proof`). With `statement` (the
+challenge: Lean text whose theorems are proved by `sorry`), `proved` also requires every theorem
+of the statement, with exactly the statement's type and definitions. The result's `verdict` is:
+- proved: Lean accepted the proof with no error and no `sorry`, and every theorem depends only on
+  permitted axioms (and matches the statement when one is given). Only this is a success.
 - sorry: no errors, but a `sorry` remains; the text lists the goal left at each sorry.
 - rejected: Lean reported errors; each is listed as `line:col error: message`.
 - timeout / memory_limit / error: Lean could not finish checking; simplify or retry.
@@ -78,7 +81,9 @@ Queue a Lean 4 proof for checking and return its id at once, without waiting.
 
 Use this to check many proofs in parallel or when a check may take minutes; then call
 get_proof_result(proof_id=..., wait_seconds=60) to wait for each answer. `config` may set
-`timeout` (seconds of Lean time) and `memory_limit_mb`. For a single quick check, use
+`timeout` (seconds of Lean time), `memory_limit_mb`, `statement` (the challenge the proof must
+prove) and `permitted_axioms`. Pass `path` instead of `proof` to check a `.lean` file of the
+server's project. For a single quick check, use
 verify_proof instead."""
 
 GET_RESULT_DESCRIPTION = f"""\
@@ -206,10 +211,22 @@ def _json_type(spec: dict[str, Any]) -> str:
 
 
 ProofText = Annotated[
-    str,
+    str | None,
+    Field(default=None, description="The full Lean 4 source text of the proof (imports first)."),
+]
+ProofPath = Annotated[
+    str | None,
     Field(
-        description="The full Lean 4 source text of the proof (imports first), "
-        "or the path of a .lean file in the server's project."
+        default=None,
+        description="Instead of `proof`: the path of a .lean file inside the server's allowed roots.",
+    ),
+]
+Statement = Annotated[
+    str | None,
+    Field(
+        default=None,
+        description="The challenge: Lean text whose theorems are proved by `sorry`. `proved` then requires "
+        "the proof to prove exactly those theorems.",
     ),
 ]
 Timeout = Annotated[
@@ -229,27 +246,31 @@ ProofOutput = Annotated[CallToolResult, Proof]
 
 
 class ProofSources:
-    """Turns a tool's `proof` argument into Lean text: the text itself, or a `.lean` file's contents.
+    """Turns a tool's `proof` / `path` arguments into Lean text.
 
-    A file is read only when it resolves (symlinks followed) inside one of the allowed roots, and
-    only when it is within the proof size limit.
+    `proof` is always Lean text, whatever it looks like. A file is read only when the caller names it
+    in `path`, it resolves (symlinks followed) inside one of the allowed roots, and it is within the
+    proof size limit.
     """
 
     def __init__(self, allowed_roots: Sequence[str | Path], max_bytes: int = DEFAULT_MAX_PROOF_BYTES) -> None:
         self.roots = [Path(root).expanduser().resolve() for root in allowed_roots]
         self.max_bytes = max_bytes
 
-    @staticmethod
-    def looks_like_path(proof: str) -> bool:
-        """A single line naming a `.lean` file, not Lean source (no `:=`, e.g. in a trailing comment)."""
-        text = proof.strip()
-        return "\n" not in text and text.endswith(".lean") and not text.startswith("import ") and ":=" not in text
+    async def text_of(self, proof: str | None, path: str | None = None) -> str:
+        """The Lean text to check: `proof`, or the file at `path` (exactly one of them).
 
-    async def text_of(self, proof: str) -> str:
-        """The Lean text to check. Raises InvalidProofError for a path that may not or cannot be read."""
-        if not self.looks_like_path(proof):
+        Raises InvalidProofError when both or neither are given, or for a path that may not or cannot be read.
+        """
+        if (proof is None) == (path is None):
+            raise InvalidProofError(
+                "Give exactly one of `proof` (the Lean text) and `path` (a .lean file on the server).",
+                hint="Send the proof's Lean source as `proof`.",
+            )
+        if proof is not None:
             return proof
-        name = proof.strip()
+        assert path is not None
+        name = path.strip()
         try:
             return await self._read(name)
         except OSError as exc:
@@ -275,16 +296,18 @@ class ProofSources:
 
 
 def _verify_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
-    async def verify_proof(
-        proof: ProofText,
+    async def verify_proof(  # noqa: PLR0917 - MCP tools take their arguments by name
         ctx: Context,
+        proof: ProofText = None,
         timeout: Timeout = None,  # noqa: ASYNC109 - Lean's time limit for the proof, not this call's
         memory_limit_mb: MemoryLimit = None,
+        statement: Statement = None,
+        path: ProofPath = None,
     ) -> ResultOutput:
-        options: dict[str, Any] = {"timeout": timeout, "memory_limit_mb": memory_limit_mb}
+        options: dict[str, Any] = {"timeout": timeout, "memory_limit_mb": memory_limit_mb, "statement": statement}
         config = ProofConfig(**{k: v for k, v in options.items() if v is not None})
         async with _tool_errors():
-            text = await sources.text_of(proof)
+            text = await sources.text_of(proof, path)
             service = await slot.get()
             submitted = await service.submit(text, config)
             try:
@@ -298,11 +321,13 @@ def _verify_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
 
 
 def _submit_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
-    async def submit_proof(proof: ProofText, config: ProofConfig | None = None) -> ProofOutput:
+    async def submit_proof(
+        proof: ProofText = None, config: ProofConfig | None = None, path: ProofPath = None
+    ) -> ProofOutput:
         if config is not None and not math.isfinite(config.timeout):
             raise ToolError("config.timeout must be a finite number of seconds, e.g. 60.")
         async with _tool_errors():
-            text = await sources.text_of(proof)
+            text = await sources.text_of(proof, path)
             service = await slot.get()
             submitted = await service.submit(text, config)
         return _structured(describe_proof(submitted), submitted)
@@ -434,6 +459,8 @@ def _footer(result: ProofResult) -> str:
         parts.append(f"Lean time {result.lean_time:.2f} s")
     if result.cached:
         parts.append("cached")
+    if result.done:
+        parts.append("checks: " + (", ".join(result.checks) or "none"))
     return f"({', '.join(parts)})" if parts else ""
 
 

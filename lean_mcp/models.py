@@ -14,9 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic.json_schema import SkipJsonSchema
 
-from .settings import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+from .settings import DEFAULT_MEMORY_MB, DEFAULT_PERMITTED_AXIOMS, DEFAULT_TIMEOUT
 
 __all__ = [
+    "DEFAULT_PERMITTED_AXIOMS",
     "FailureKind",
     "JobStatus",
     "LeanOutput",
@@ -30,6 +31,9 @@ __all__ = [
     "Verdict",
     "verdict_of",
 ]
+
+
+#: The axioms a `proved` theorem may depend on unless the server says otherwise (`--permitted-axioms`).
 
 
 class JobStatus(enum.StrEnum):
@@ -187,10 +191,16 @@ class ProofConfig(BaseModel):
     all_tactics: bool = False
     memory_limit_mb: int = Field(default=DEFAULT_MEMORY_MB, gt=0)
     use_cache: bool = True
+    #: The challenge (ours): Lean text whose theorems are proved by `sorry`; the proof must prove them.
+    statement: str | None = None
+    #: Axioms accepted on top of the server's `--permitted-axioms` (ours).
+    permitted_axioms: list[str] = Field(default_factory=list)
 
     def answer_key(self) -> dict[str, Any]:
-        """The fields that can change Lean's answer (what a cache must key on)."""
-        return self.model_dump(include={"all_tactics"})
+        """The fields that can change the answer (what a cache must key on)."""
+        key = self.model_dump(include={"all_tactics", "statement"})
+        key["permitted_axioms"] = sorted(set(self.permitted_axioms))
+        return key
 
 
 class Proof(BaseModel):
@@ -214,6 +224,10 @@ class ProofResult(BaseModel):
     lean_time: float | None = Field(default=None, description="Seconds Lean spent on this proof.")
     proof_id: str | None = None
     cached: bool = False
+    #: The checks that decided the verdict (ours): "lean", "sorry", "axioms", "statement".
+    checks: list[str] = Field(default_factory=list)
+    #: Every audited theorem's full name → the axioms it depends on (ours; null when not audited).
+    axioms: dict[str, list[str]] | None = None
     #: False when the answer depends on more than the text and the Lean (an import that failed may
     #: work once the project is built): such an answer is never served from the cache. Not serialised.
     reusable: SkipJsonSchema[bool] = Field(default=True, exclude=True, repr=False)

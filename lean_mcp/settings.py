@@ -44,6 +44,8 @@ DEFAULT_IMPORT_TIMEOUT = 300.0
 DEFAULT_MEMORY_MB = 8192
 DEFAULT_MAX_PROOF_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+#: Axioms a `proved` theorem may depend on unless a request or --permitted-axioms says more.
+DEFAULT_PERMITTED_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +117,8 @@ class Knob:
             return (self.default.__doc__ or "").strip().rstrip(".")
         if self.default in (None, [], ""):
             return "(unset)"
+        if isinstance(self.default, list):
+            return ";".join(self.default)
         return str(self.default)
 
 
@@ -198,6 +202,18 @@ KNOBS: tuple[Knob, ...] = (
         [],
         "More host paths sandboxed Lean may read, `;`-separated (e.g. Lake packages outside the project).",
     ),
+    Knob(
+        "permitted_axioms",
+        _parse_list,
+        list(DEFAULT_PERMITTED_AXIOMS),
+        "Axioms a `proved` theorem may depend on, `;`-separated (a request's `permitted_axioms` adds to them).",
+    ),
+    Knob(
+        "allow_prelude",
+        _parse_bool,
+        False,
+        "Accept `prelude` proofs (they define Lean's basic types themselves; only for a Lean without Init).",
+    ),
     Knob("log_level", str, "INFO", "Log level (logs go to stderr).", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
@@ -236,6 +252,8 @@ class Settings:
     allowed_roots: list[str] = dataclasses.field(default_factory=list)
     sandbox: str = "auto"
     sandbox_paths: list[str] = dataclasses.field(default_factory=list)
+    permitted_axioms: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_PERMITTED_AXIOMS))
+    allow_prelude: bool = False
     log_level: str = "INFO"
 
     @classmethod

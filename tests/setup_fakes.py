@@ -1,11 +1,11 @@
 """Fake `elan`, `lake`, `lean`, `git` and elan installer for the `lean-mcp setup` tests.
 
-Each fake is a small Python script that appends `[tool, argv, cwd]` as one JSON line to `$FAKE_LOG`
+Each fake is a small Python script that appends `[tool, argv, cwd]` as one JSON line to `$LEAN_FAKE_LOG`
 and creates what the real tool would: elan's toolchain directories, a cloned REPL checkout whose
 `lean-toolchain` follows the tag checked out, a built `repl` (the REPL stand-in, or with
-`FAKE_REAL_LEAN` nothing is needed), Mathlib's .olean. `FAKE_FAIL="lake build"` makes that command
-fail with `simulated failure`; `FAKE_SLEEP="lake build"` makes it hang for a minute first.
-`lake env CMD...` runs CMD; `lean` is the stand-in's version printer, or `FAKE_REAL_LEAN` itself.
+`LEAN_FAKE_REAL_LEAN` nothing is needed), Mathlib's .olean. `LEAN_FAKE_FAIL="lake build"` makes that command
+fail with `simulated failure`; `LEAN_FAKE_SLEEP="lake build"` makes it hang for a minute first.
+`lake env CMD...` runs CMD; `lean` is the stand-in's version printer, or `LEAN_FAKE_REAL_LEAN` itself.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import json, os, shutil, sys, time
 from pathlib import Path
 TOOL = {tool!r}
 args = sys.argv[1:]
-with open(os.environ["FAKE_LOG"], "a") as log:
+with open(os.environ["LEAN_FAKE_LOG"], "a") as log:
     log.write(json.dumps([TOOL, args, os.getcwd()]) + "\\n")
 said = " ".join([TOOL, *args])
-if any(said.startswith(f) for f in os.environ.get("FAKE_SLEEP", "").split(";") if f):
+if any(said.startswith(f) for f in os.environ.get("LEAN_FAKE_SLEEP", "").split(";") if f):
     time.sleep(60)
-if any(said.startswith(f) for f in os.environ.get("FAKE_FAIL", "").split(";") if f):
+if any(said.startswith(f) for f in os.environ.get("LEAN_FAKE_FAIL", "").split(";") if f):
     print("error: simulated failure of " + said, file=sys.stderr)
     sys.exit(1)
 elan_home = Path(os.environ.get("ELAN_HOME") or Path.home() / ".elan")
@@ -81,11 +81,11 @@ else:
 """
 
 _LEAN = """
-real = os.environ.get("FAKE_REAL_LEAN")
+real = os.environ.get("LEAN_FAKE_REAL_LEAN")
 if real:
     os.execv(real, [real, *args])
 if args == ["--version"]:
-    print("Lean (version " + os.environ.get("FAKE_LEAN_VERSION", "4.32.0") + ", x86_64-unknown-linux-gnu, fake)")
+    print("Lean (version " + os.environ.get("LEAN_FAKE_LEAN_VERSION", "4.32.0") + ", x86_64-unknown-linux-gnu, fake)")
 else:
     sys.exit("fake lean: unexpected " + said)
 """
@@ -98,7 +98,7 @@ if args[:1] == ["clone"]:
     print("Receiving objects: 100% (2/2), done.", file=sys.stderr)
 elif args[:1] == ["checkout"]:
     rev = args[-1]
-    pinned = os.environ.get("FAKE_REPL_TOOLCHAIN") or "leanprover/lean4:" + rev
+    pinned = os.environ.get("LEAN_FAKE_REPL_TOOLCHAIN") or "leanprover/lean4:" + rev
     Path("lean-toolchain").write_text(pinned + "\\n")
 else:
     sys.exit("fake git: unexpected " + said)
@@ -106,8 +106,8 @@ else:
 
 _INSTALLER = """#!/bin/sh
 "{python}" -c 'import json, os, sys
-open(os.environ["FAKE_LOG"], "a").write(json.dumps(["elan-init.sh", sys.argv[1:], os.getcwd()]) + "\\n")' "$@"
-case "$FAKE_FAIL" in *elan-init*) echo "error: simulated failure of elan-init" >&2; exit 1;; esac
+open(os.environ["LEAN_FAKE_LOG"], "a").write(json.dumps(["elan-init.sh", sys.argv[1:], os.getcwd()]) + "\\n")' "$@"
+case "$LEAN_FAKE_FAIL" in *elan-init*) echo "error: simulated failure of elan-init" >&2; exit 1;; esac
 home="${{ELAN_HOME:-$HOME/.elan}}"
 mkdir -p "$home/bin"
 for tool in elan lake lean; do cp "{tools}/$tool" "$home/bin/$tool"; done
@@ -165,10 +165,11 @@ class Fakes:
             HOME=str(self.home),
             PATH=os.pathsep.join([str(self.bin), "/usr/bin", "/bin"]),
             PYTHONPATH=str(REPO),
-            FAKE_LOG=str(self.log),
+            # LEAN_*: the fakes run as Lean children too, which get only LEAN_*, LAKE_*, ELAN_*, ... variables.
+            LEAN_FAKE_LOG=str(self.log),
             LEAN_MCP_DB=str(self.root / "jobs.sqlite3"),
             LEAN_MCP_WORKERS="1",
-            # The fakes log to FAKE_LOG on the host and run this Python: unsandboxed by design
+            # The fakes log to LEAN_FAKE_LOG on the host and run this Python: unsandboxed by design
             # (the sandbox has its own tests, with real Lean in tests/real_lean/test_sandbox.py).
             LEAN_MCP_SANDBOX="none",
         )

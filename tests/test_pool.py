@@ -21,6 +21,7 @@ from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationErr
 from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Verdict
 from lean_mcp.repl.pool import ReplPool
 from lean_mcp.settings import LeanLimits, Settings
+from lean_mcp.trust.guard import TrustedBackend
 from tests.procs import pid_alive
 from tests.standin import standin_command
 
@@ -422,7 +423,8 @@ async def test_backend_from_settings(tmp_path: Path) -> None:
 
 def test_create_backend_builds_the_pool_for_backend_repl() -> None:
     backend = create_backend(Settings(backend="repl", repl=standin_command(), workers=3))
-    assert isinstance(backend, ReplBackend) and backend.capacity == 3
+    assert isinstance(backend, TrustedBackend)  # every backend runs behind the verdict checks
+    assert isinstance(backend.inner, ReplBackend) and backend.capacity == 3
 
 
 def test_backend_needs_a_repl_command() -> None:

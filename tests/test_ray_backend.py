@@ -25,6 +25,7 @@ from tests.standin import standin_command
 ray = pytest.importorskip("ray", reason='the ray tests need Ray: pip install -e ".[test]" (it brings [ray])')
 
 from lean_mcp.backends.auto import create_backend  # noqa: E402
+from lean_mcp.backends.base import WrappingBackend  # noqa: E402
 from lean_mcp.backends.ray_cluster import RayBackend, RayRepl  # noqa: E402
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -44,11 +45,12 @@ def local_ray() -> Iterator[None]:
         ray.shutdown()
 
 
+def ray_settings(**overrides: Any) -> Settings:
+    return Settings.load({}, **{"backend": "ray", "repl": standin_command(), "workers": 2, **overrides})
+
+
 def backend(**overrides: Any) -> RayBackend:
-    settings = Settings.load({}, **{"backend": "ray", "repl": standin_command(), "workers": 2, **overrides})
-    built = create_backend(settings)
-    assert isinstance(built, RayBackend)
-    return built
+    return RayBackend.from_settings(ray_settings(**overrides))
 
 
 @pytest.fixture
@@ -71,6 +73,17 @@ def assert_all_gone(b: RayBackend) -> None:
     for r in placed:
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(r.actor.stop.remote(), timeout=30)
+
+
+async def test_verdicts_behind_the_verdict_checks() -> None:
+    """What `--backend ray` builds: the ray backend behind the same checks as every backend."""
+    trusted = create_backend(ray_settings())
+    assert isinstance(trusted, WrappingBackend) and isinstance(trusted.inner, RayBackend)
+    async with trusted:
+        proved = await trusted.check(HEADER_A + "theorem a : True := trivial", CFG)
+        sorry = await trusted.check(HEADER_A + "theorem b : True := by\n  sorry", CFG)
+    assert (proved.verdict, sorry.verdict) == (Verdict.PROVED, Verdict.SORRY)
+    assert_all_gone(trusted.inner)
 
 
 async def test_verdicts_are_the_pools_verdicts(two: RayBackend) -> None:

@@ -141,7 +141,7 @@ def test_a_failed_step_says_what_and_how_and_the_next_run_continues(
     fakes: Fakes, case: tuple[str, int, int, str, str]
 ) -> None:
     failing, failed_at, resumed_at, step, command = case
-    failed = setup(fakes, "--mathlib", FAKE_FAIL=failing)
+    failed = setup(fakes, "--mathlib", LEAN_FAKE_FAIL=failing)
     assert failed.returncode == 1
     assert [line for line in failed.stderr.splitlines() if line.startswith(step)][-1].endswith(": FAILED")
     assert command in failed.stderr
@@ -172,7 +172,7 @@ def test_a_killed_run_continues_where_it_stopped(fakes: Fakes, sleeping: str) ->
     process = subprocess.Popen(
         [*SETUP, "--elan-installer", str(fakes.installer)],
         cwd=fakes.root,
-        env=fakes.env(FAKE_SLEEP=sleeping),
+        env=fakes.env(LEAN_FAKE_SLEEP=sleeping),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -248,7 +248,7 @@ def test_a_directory_that_is_not_a_project_is_left_alone(fakes: Fakes, tmp_path:
 
 
 def test_a_repl_checkout_for_another_version_is_refused(fakes: Fakes) -> None:
-    done = setup(fakes, FAKE_REPL_TOOLCHAIN="leanprover/lean4:v4.33.0-rc2")
+    done = setup(fakes, LEAN_FAKE_REPL_TOOLCHAIN="leanprover/lean4:v4.33.0-rc2")
     assert done.returncode == 1
     assert "The REPL at v4.32.0 is for leanprover/lean4:v4.33.0-rc2, not leanprover/lean4:v4.32.0." in done.stderr
     assert not (fakes.cache / "repl/v4.32.0").exists()
@@ -266,7 +266,7 @@ def test_ctrl_c_stops_the_tool_and_says_how_to_continue(fakes: Fakes) -> None:
     process = subprocess.Popen(
         [*SETUP, "--elan-installer", str(fakes.installer)],
         cwd=fakes.root,
-        env=fakes.env(FAKE_SLEEP="lake build"),
+        env=fakes.env(LEAN_FAKE_SLEEP="lake build"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -21,10 +21,22 @@ logger = logging.getLogger(__name__)
 
 
 def create_backend(settings: Settings) -> Backend:
-    """The backend `settings.backend` names, built but not started.
+    """The backend `settings.backend` names, built but not started, behind the verdict checks
+    (`lean_mcp.trust.guard.TrustedBackend`: refusals, axiom audit, pinned statements).
 
     Raises ConfigurationError, saying what to install or set, when it cannot be built.
     """
+    from ..trust.guard import TrustedBackend
+
+    return TrustedBackend(
+        _create_inner(settings),
+        permitted_axioms=settings.permitted_axioms,
+        allow_prelude=settings.allow_prelude,
+        max_proof_bytes=settings.max_proof_bytes,
+    )
+
+
+def _create_inner(settings: Settings) -> Backend:
     name, settings = choose_backend(settings)
     if name == "repl":
         from .repl import ReplBackend

@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from ..models import ProofConfig, ProofResult
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "WrappingBackend"]
 
 
 class Backend(abc.ABC):
@@ -63,3 +63,28 @@ class Backend(abc.ABC):
     def health(self) -> dict[str, Any]:
         """A JSON-ready snapshot of the backend's real state (live processes, queue)."""
         return {"backend": self.name}
+
+
+class WrappingBackend(Backend):
+    """A backend that adds to another (`inner`): lifecycle, identity, capacity and health are the inner one's."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
+
+    @property
+    def capacity(self) -> int:
+        return self.inner.capacity
+
+    def health(self) -> dict[str, Any]:
+        return self.inner.health()

@@ -17,7 +17,7 @@ import anyio
 from ..errors import InvalidProofError
 from ..jobs.service import open_service
 from ..lean.source import read_proof_file, validate_proof_text
-from ..models import ProofResult, Verdict
+from ..models import ProofConfig, ProofResult, Verdict
 from ..settings import Settings
 
 __all__ = ["format_result", "run"]
@@ -31,29 +31,36 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     """Check every file in `args.files`; print verdicts; 0 iff all proved, 1 if not, 2 if a file is unreadable."""
     paths = [str(p) for p in args.files]
     sources: list[str] = []
+    config = ProofConfig()
+    if getattr(args, "statement", None):
+        try:
+            config = ProofConfig(statement=_read_source(args.statement, settings.max_proof_bytes))
+        except (OSError, UnicodeDecodeError, InvalidProofError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"lean-mcp check: cannot read the statement {args.statement}: {reason}", file=sys.stderr)
+            return EXIT_USAGE
     for path in paths:
         try:
             sources.append(_read_source(path, settings.max_proof_bytes))
+            validate_proof_text(sources[-1], settings.max_proof_bytes, allow_prelude=settings.allow_prelude)
         except InvalidProofError as exc:
             print(f"lean-mcp check: {path}: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    results: list[ProofResult] = anyio.run(_check_all, settings, sources, paths, bool(args.json))
+    results: list[ProofResult] = anyio.run(_check_all, settings, sources, paths, bool(args.json), config)
     return EXIT_PROVED if all(r.verdict == Verdict.PROVED for r in results) else EXIT_NOT_PROVED
 
 
 def _read_source(path: str, max_bytes: int) -> str:
-    """The file's text, checked as a proof would be."""
-    text = read_proof_file(path, max_bytes)
-    validate_proof_text(text, max_bytes)
-    return text
+    """The file's text (`lean.source.read_proof_file`: a regular UTF-8 file within the size limit)."""
+    return read_proof_file(path, max_bytes)
 
 
 async def _check_all(
-    settings: Settings, sources: Sequence[str], paths: Sequence[str], as_json: bool
+    settings: Settings, sources: Sequence[str], paths: Sequence[str], as_json: bool, config: ProofConfig
 ) -> list[ProofResult]:
     results: list[ProofResult] = []
     async with open_service(settings) as service:
-        proofs = await service.submit_many(sources)
+        proofs = await service.submit_many(sources, config)
         try:
             for path, proof in zip(paths, proofs, strict=True):
                 result = await service.wait(proof.id)
@@ -75,6 +82,8 @@ def format_result(path: str, result: ProofResult) -> str:
     elif result.verdict == Verdict.PROVED and result.lean_time is not None:
         detail = f"{result.lean_time:.2f} s"
     lines = [f"{path}: {verdict}" + (f" ({detail})" if detail else "")]
+    if result.done and result.verdict is not None and result.verdict.lean_finished:
+        lines.append(f"{path}: checks: {', '.join(result.checks) or 'none'}")
     for message in result.messages:
         lines.append(f"{path}:{message.pos.line}:{message.pos.column}: {message.severity.value}: {message.data}")
     for sorry in result.sorries:

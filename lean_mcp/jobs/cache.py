@@ -1,12 +1,15 @@
 """The result cache: an identical proof, under an identical configuration and Lean, gets Lean's earlier answer.
 
-The key is the sha256 of the proof text, the configuration fields that can change Lean's answer
-(`ProofConfig.answer_key()`), and the backend's identity (command, project, toolchain, and a hash of
+The key is the sha256 of the proof text, the configuration fields that can change the answer
+(`ProofConfig.answer_key()`: tactic options, the pinned `statement`, `permitted_axioms`), and
+the backend's identity (command, project, toolchain, and a hash of
 the project files that fix what imports mean: lean-toolchain, lakefile, lake-manifest.json; a remote
 backend's identity is new in every process, as the remote's Lean can change unseen). Only Lean's
 own answers are cached (proved, sorry, rejected): a timeout, a memory kill or a crash may not happen
 again, so those are always re-run; so is a rejection for an import error (`ProofResult.reusable` false:
-the project may be built meanwhile). The store is the cache (finished jobs keep their key); a small
+the project may be built meanwhile). An answer is served only to a request whose timeout its Lean
+time fits within (`service._within_limits`): a proof that took 100 s is no `proved` under a 1 s
+limit. The store is the cache (finished jobs keep their key); a small
 in-memory LRU in front of it answers hot keys without touching SQLite.
 """
 

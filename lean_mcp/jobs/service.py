@@ -88,6 +88,11 @@ def _log_failure(future: asyncio.Future[None], what: str, job_id: str) -> None:
     future.add_done_callback(check)
 
 
+def _within_limits(result: ProofResult, config: ProofConfig) -> bool:
+    """True when a cached answer's Lean time fits the request's timeout (else it may not be served)."""
+    return result.lean_time is None or result.lean_time <= config.timeout
+
+
 def _cancelled() -> ProofResult:
     return ProofResult.failure(Verdict.ERROR, CANCELLED_MESSAGE, error_type="cancelled")
 
@@ -107,6 +112,7 @@ class ProofService:
         retention_days: float = 30.0,
         retention_jobs: int = 100_000,
         prune_interval: float = 600.0,
+        allow_prelude: bool = False,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -114,6 +120,7 @@ class ProofService:
         self.default_timeout = default_timeout
         self.max_queue = max_queue
         self.max_proof_bytes = max_proof_bytes
+        self.allow_prelude = allow_prelude
         self.retention_days = retention_days
         self.retention_jobs = retention_jobs
         self.prune_interval = prune_interval
@@ -140,6 +147,7 @@ class ProofService:
             cache=settings.cache,
             retention_days=settings.retention_days,
             retention_jobs=settings.retention_jobs,
+            allow_prelude=settings.allow_prelude,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -261,7 +269,7 @@ class ProofService:
         if not math.isfinite(config.timeout):
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         for code in codes:
-            validate_proof_text(code, self.max_proof_bytes)
+            validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         if (failure := self.store.failure) is not None:
             raise StoreUnavailableError(f"No new proof jobs are accepted: {failure.message}", hint=failure.hint)
         if self._queued + len(codes) > self.max_queue:
@@ -289,6 +297,8 @@ class ProofService:
         for code, key in zip(codes, keys, strict=True):
             job_id, now = uuid7(), time.time()
             hit = hits.get(key)
+            if hit is not None and not _within_limits(hit, config):
+                hit = None  # it needed more time than this request allows: check again, under its limit
             if hit is None:
                 rows.append(
                     JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, owner=owner, created=now)

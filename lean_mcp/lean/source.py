@@ -28,16 +28,17 @@ import re
 import stat
 
 from ..errors import InvalidProofError, ProofTooLargeError
+from .refusals import refuse_constructs
 
 __all__ = ["SplitProof", "read_proof_file", "split_header", "validate_proof_text"]
 
 #: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
-_MESSAGE_FILTER = re.compile(r"#guard_msgs\b")
 
 
-def validate_proof_text(code: str, max_bytes: int) -> None:
+def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = False) -> None:
     """Refuse proof text that cannot be checked as given: not a string, empty, over `max_bytes`,
-    or using `#guard_msgs` (which can hide the errors and sorry warnings the verdict rests on).
+    or using a refused construct (`lean.refusals`: `#guard_msgs`, `#exit`, `debug.skipKernelTC`,
+    and `prelude` unless `allow_prelude`).
 
     Raises InvalidProofError / ProofTooLargeError with a message that says what to do.
     """
@@ -48,12 +49,7 @@ def validate_proof_text(code: str, max_bytes: int) -> None:
     size = len(code.encode("utf-8", errors="surrogatepass"))
     if size > max_bytes:
         raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
-    if _MESSAGE_FILTER.search(code):
-        raise InvalidProofError(
-            "The proof uses `#guard_msgs`, which can hide Lean's errors and `sorry` warnings, so a wrong "
-            "proof would look proved.",
-            hint="Remove `#guard_msgs`: lean-mcp reports every message itself.",
-        )
+    refuse_constructs(code, allow_prelude=allow_prelude)
 
 
 _READ_HINT = "Send the proof's text, or the path of a readable UTF-8 .lean file."

@@ -223,7 +223,7 @@ class ReplPool:
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code`: Lean's answer, or a timeout / memory_limit / error result."""
-        validate_proof_text(code, self.max_proof_bytes)
+        validate_proof_text(code, self.max_proof_bytes, allow_prelude=True)  # the prelude policy: trust.guard
         if self._closed:
             raise BackendUnavailableError("The REPL pool is shut down.")
         split = split_header(code)

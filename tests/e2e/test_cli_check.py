@@ -65,7 +65,8 @@ def test_a_proved_file_exits_0(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{path}: proved (")
     again = lean_mcp(tmp_path, "check", path)
-    assert again.returncode == 0 and again.stdout.strip() == f"{path}: proved (cached)"
+    assert again.returncode == 0
+    assert again.stdout.splitlines() == [f"{path}: proved (cached)", f"{path}: checks: lean, sorry, axioms"]
 
 
 def test_a_sorry_file_exits_1_and_shows_the_goal(tmp_path: Path) -> None:
@@ -75,7 +76,8 @@ def test_a_sorry_file_exits_1_and_shows_the_goal(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"{good}: proved")
-    assert lines[1] == f"{path}: sorry"
+    assert lines[1] == f"{good}: checks: lean, sorry, axioms"
+    assert f"{path}: sorry" in lines
     assert f"{path}:1:8: warning: declaration uses `sorry`" in lines
     assert any(line.startswith(f"{path}:2:2: goal:") for line in lines)
     assert any(line.strip().startswith("⊢") for line in lines)

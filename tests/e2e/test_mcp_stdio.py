@@ -32,7 +32,8 @@ async def test_the_three_tools_are_listed_with_output_schemas(tmp_path: Path) ->
         assert {"verdict", "success", "status", "result", "proof_id"} <= set(schema["properties"])
     submit_schema = tools["submit_proof"].output_schema
     assert submit_schema is not None and "id" in submit_schema["properties"]
-    assert tools["verify_proof"].input_schema["required"] == ["proof"]
+    properties = tools["verify_proof"].input_schema["properties"]
+    assert {"proof", "path", "statement"} <= set(properties)
     assert tools["get_proof_result"].input_schema["required"] == ["proof_id"]
     description = tools["verify_proof"].description or ""
     for verdict in ("proved", "sorry", "rejected", "timeout"):
@@ -246,14 +247,21 @@ async def test_a_lean_file_in_the_project_can_be_sent_by_path_and_nothing_outsid
     (project / "Link.lean").symlink_to(outside)
     env = server_env(tmp_path, LEAN_MCP_PROJECT=str(project))
     async with stdio_session(tmp_path, env) as session:
-        relative = await session.call_tool("verify_proof", {"proof": "Proofs/Good.lean"})
-        absolute = await session.call_tool("verify_proof", {"proof": str(project / "Bad.lean")})
-        submitted = await session.call_tool("submit_proof", {"proof": "Proofs/Good.lean"})
-        escaped = await session.call_tool("verify_proof", {"proof": str(outside)})
-        dotdot = await session.call_tool("verify_proof", {"proof": "../Secret.lean"})
-        linked = await session.call_tool("verify_proof", {"proof": "Link.lean"})
-        missing = await session.call_tool("verify_proof", {"proof": "Nope.lean"})
+        relative = await session.call_tool("verify_proof", {"path": "Proofs/Good.lean"})
+        absolute = await session.call_tool("verify_proof", {"path": str(project / "Bad.lean")})
+        submitted = await session.call_tool("submit_proof", {"path": "Proofs/Good.lean"})
+        escaped = await session.call_tool("verify_proof", {"path": str(outside)})
+        dotdot = await session.call_tool("verify_proof", {"path": "../Secret.lean"})
+        linked = await session.call_tool("verify_proof", {"path": "Link.lean"})
+        missing = await session.call_tool("verify_proof", {"path": "Nope.lean"})
+        # `proof` is always Lean text: a proved file's name is not read, it is checked (and fails)
+        guessed = await session.call_tool("verify_proof", {"proof": "Proofs/Good.lean"})
+        both = await session.call_tool("verify_proof", {"proof": PROVED, "path": "Proofs/Good.lean"})
+        neither = await session.call_tool("verify_proof", {})
 
+    assert structured(guessed)["verdict"] != "proved"
+    for wrong in (both, neither):
+        assert wrong.is_error and "exactly one of `proof`" in text_of(wrong)
     assert structured(relative)["verdict"] == "proved"
     assert structured(absolute)["verdict"] == "rejected"
     assert "2:0 error: The rfl tactic failed." in text_of(absolute)
@@ -351,7 +359,7 @@ async def test_a_path_that_cannot_be_read_says_why(tmp_path: Path) -> None:
     env = server_env(tmp_path, LEAN_MCP_PROJECT=str(project))
     async with stdio_session(tmp_path, env) as session:
         answers = {
-            name: await session.call_tool("verify_proof", {"proof": name})
+            name: await session.call_tool("verify_proof", {"path": name})
             for name in ("Loop.lean", "Binary.lean", "~no-such-user-here/A.lean", "A\0B.lean", "x" * 5000 + ".lean")
         }
         fine = await session.call_tool("verify_proof", {"proof": PROVED})

@@ -60,7 +60,8 @@ def occupy_the_workers(runner: RunnerProcess) -> None:
     """Queue a proof ahead for each worker, so the example's job starts out pending."""
     wait_until_idle(runner)
     for n in range(2):
-        form = {"proof": f"-- standin: work 3\ntheorem ahead{n} : True := trivial\n", "config": "{}"}
+        # long enough to outlast the example's start-up (a new Python process) on a loaded machine
+        form = {"proof": f"-- standin: work 5\ntheorem ahead{n} : True := trivial\n", "config": "{}"}
         assert httpx.post(f"{runner.url}/prove/submit", data=form).status_code == 200
 
 

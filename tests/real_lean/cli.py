@@ -11,9 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """The current environment minus LEAN_MCP_* and elan, with HOME at `home` and a bare PATH."""
+    """The current environment minus LEAN_MCP_* and elan, with HOME at `home` and a bare PATH.
+
+    Prelude files are allowed (`LEAN_MCP_ALLOW_PRELUDE=1`): this Lean has no `Init`.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAN_MCP_") and k != "ELAN_HOME"}
     env.update(HOME=str(home), PATH=os.pathsep.join(["/usr/bin", "/bin"]), PYTHONPATH=str(REPO))
+    env.update(LEAN_MCP_ALLOW_PRELUDE="1")
     env.update(extra)
     return env
 

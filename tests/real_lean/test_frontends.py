@@ -48,15 +48,6 @@ def test_check_cli_with_the_lean_backend(lean_exe: Path, project: Path) -> None:
     assert (first.pos.line, first.pos.column) == (9, column)
 
 
-def _proof_argument(schema: dict[str, Any]) -> str:
-    """The name of the tool's proof-text parameter (its first required string property)."""
-    properties = schema.get("properties", {})
-    for name in schema.get("required", []):
-        if properties.get(name, {}).get("type") == "string":
-            return str(name)
-    raise AssertionError(f"no required string parameter in {schema}")
-
-
 def _tool_result(result: Any) -> dict[str, Any]:
     """The tool's structured ProofResult."""
     assert not result.is_error, result.content
@@ -80,7 +71,8 @@ def test_mcp_server_with_the_lean_backend_answers_a_real_proof(lean_exe: Path, p
             async with stdio_client(server, errlog=errlog) as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
                 tools = {t.name: t for t in (await session.list_tools()).tools}
-                key = _proof_argument(tools["verify_proof"].input_schema)
+                key = "proof"
+                assert key in tools["verify_proof"].input_schema["properties"]
                 good = await session.call_tool("verify_proof", {key: proofs.PROVED})
                 bad = await session.call_tool("verify_proof", {key: proofs.REJECTED})
                 return _tool_result(good), _tool_result(bad)

@@ -198,7 +198,7 @@ def test_auto_backend_with_only_lean_available_checks_with_lean(
     monkeypatch.delenv("ELAN_HOME", raising=False)
 
     async def main() -> tuple[str, ProofResult]:
-        async with create_backend(Settings(project=str(project))) as backend:
+        async with create_backend(Settings(project=str(project), allow_prelude=True)) as backend:
             return backend.name, await backend.check(proofs.PROVED, ProofConfig())
 
     name, result = anyio.run(main)

@@ -13,6 +13,11 @@ It does not know Lean. Its answers are scripted by the proof text:
   with `Nonexistent` gives the error `unknown module prefix 'X'`; `import` anywhere else is an error;
 * `theorem|lemma|def|abbrev|axiom|inductive|structure|instance NAME` declarations are tracked per env;
   redeclaring a name of the env gives the error `'NAME' has already been declared`;
+* each declaration depends on axioms as Lean's would: `sorryAx` when it holds a `sorry`, an `axiom`
+  on itself, and any declaration on those of the names it mentions; `#print axioms NAME` on a line of
+  its own answers as Lean 4.35 does (`'NAME' depends on axioms: [a, b]` / `'NAME' does not depend on
+  any axioms`, info at the command; `Unknown constant` error for a name the env lacks), and
+  `#check (Sort 0)` answers `Prop : Type`;
 * directive comments on their own line, `-- standin: VERB [ARG]`: `error TEXT`, `info TEXT`,
   `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`; the hostile
   actions `write PATH`, `read PATH`, `connect HOST:PORT`, `getenv NAME` (see HOSTILE); misbehaviours for
@@ -368,6 +373,7 @@ def line_prefix_blank(text: str, token: Token) -> bool:
 class Env:
     decls: frozenset[str]
     imports: tuple[str, ...] = ()
+    axioms: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -409,6 +415,57 @@ PROGRESS_TACTICS = {
 }  # fmt: skip
 
 
+PRINT_AXIOMS = re.compile(r"^#print axioms (?P<name>\S+)[ \t]*$", re.M)
+CHECK_SORT = re.compile(r"^#check \(Sort 0\)[ \t]*$", re.M)
+
+
+def axioms_of(body: list[Token], decls: list[Decl], known: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """The axioms each new declaration depends on: its sorries, itself if an axiom, and those of the names it uses."""
+    found: dict[str, frozenset[str]] = {}
+    starts = [d.keyword.offset for d in decls] + [sys.maxsize]
+    for decl, end in zip(decls, starts[1:], strict=True):
+        if decl.name is None:
+            continue
+        deps: set[str] = {"sorryAx"} if decl.sorries else set()
+        if decl.keyword.text == "axiom":
+            deps.add(decl.name.text)
+        for tok in body:
+            if tok.offset <= decl.name.offset or tok.kind == "comment":
+                continue
+            if tok.offset >= end or tok.column == 0:  # the next command
+                break
+            for used in (tok.text, tok.text.split(".")[0]):
+                deps |= found.get(used) or known.get(used) or set()
+        found[decl.name.text] = frozenset(deps)
+    return found
+
+
+def info_answers(text: str, axioms: dict[str, frozenset[str]]) -> list[dict[str, Any]]:
+    """Lean's answers to the `#print axioms NAME` and `#check (Sort 0)` lines of `text`."""
+    answers = []
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def pos(offset: int) -> dict[str, int]:
+        line = max(i for i, start in enumerate(line_starts) if start <= offset)
+        return {"line": line + 1, "column": offset - line_starts[line]}
+
+    for match in CHECK_SORT.finditer(text):
+        start = pos(match.start())
+        answers.append(message("info", start, {**start, "column": start["column"] + 6}, "Prop : Type"))
+    for match in PRINT_AXIOMS.finditer(text):
+        start = pos(match.start())
+        name = match["name"].removeprefix("_root_.").replace("«", "").replace("»", "")
+        if name not in axioms:
+            where = pos(match.start("name"))
+            end = {**where, "column": where["column"] + len(match["name"])}
+            answers.append(message("error", where, end, f"Unknown constant `{match['name']}`"))
+            continue
+        deps = sorted(axioms[name])
+        data = f"'{name}' depends on axioms: [{', '.join(deps)}]" if deps else f"'{name}' does not depend on any axioms"
+        answers.append(message("info", start, {**start, "column": start["column"] + 6}, data))
+    return answers
+
+
 class Repl:
     """The REPL state: append-only environments and proof states, and the request handlers."""
 
@@ -441,7 +498,10 @@ class Repl:
         tactics = self.all_tactics(text, decls) if options.get("allTactics") else []
         messages.sort(key=lambda m: (m["pos"]["line"], m["pos"]["column"]))
         new_names = {d.name.text for d in decls if d.name is not None}
-        self.envs.append(Env(base.decls | new_names, base.imports))
+        axioms = {**base.axioms, **axioms_of(body, decls, base.axioms)}
+        messages += info_answers(text, axioms)
+        messages.sort(key=lambda m: (m["pos"]["line"], m["pos"]["column"]))
+        self.envs.append(Env(base.decls | new_names, base.imports, axioms))
         response: dict[str, Any] = {"env": len(self.envs) - 1}
         if messages:
             response["messages"] = messages
@@ -719,11 +779,20 @@ class Repl:
             if req["env"] >= len(self.envs):
                 return {"message": "Unknown environment."}
             env = self.envs[req["env"]]
-            self.pickle(req["pickleTo"], {"kind": "env", "decls": sorted(env.decls), "imports": list(env.imports)})
+            self.pickle(
+                req["pickleTo"],
+                {
+                    "kind": "env",
+                    "decls": sorted(env.decls),
+                    "imports": list(env.imports),
+                    "axioms": {name: sorted(deps) for name, deps in env.axioms.items()},
+                },
+            )
             return {"env": req["env"]}
         if kind == "unpickle_env":
             payload = self.unpickle(req["unpickleEnvFrom"], "env")
-            self.envs.append(Env(frozenset(payload["decls"]), tuple(payload["imports"])))
+            axioms = {name: frozenset(deps) for name, deps in payload.get("axioms", {}).items()}
+            self.envs.append(Env(frozenset(payload["decls"]), tuple(payload["imports"]), axioms))
             return {"env": len(self.envs) - 1}
         if kind == "pickle_proof_state":
             if req["proofState"] >= len(self.proof_states):

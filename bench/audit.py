@@ -1,0 +1,145 @@
+"""The cost of the verdict checks (refusals, theorem discovery, axiom audit) per proof.
+
+Rows:
+* zero-cost stand-in pool (2 REPLs, 4 closed-loop clients): proofs/s of the bare REPL backend and of
+  the same backend behind `TrustedBackend`. The difference includes the stand-in's own work on the
+  probe lines (a Python process parsing text), so it overstates what a real REPL pays.
+* lean-mcp's own share: the time `TrustedBackend.check` spends outside the inner backend (refusals,
+  discovery, laying out the probes, reading the answers), per proof, against the bare pool's
+  per-proof time. Target: < 10% of the zero-cost throughput.
+* the real Lean 4.35 (`lean` backend, a prelude proof), with and without the audit: what the probes
+  cost Lean itself.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from lean_mcp.backends.base import Backend, WrappingBackend
+from lean_mcp.backends.lean_cli import LeanCliBackend
+from lean_mcp.backends.repl import ReplBackend
+from lean_mcp.models import ProofConfig, ProofResult, Verdict
+from lean_mcp.trust.guard import TrustedBackend
+from tests.real_lean import proofs
+from tests.real_lean.leanbuild import LeanUnavailable, build_lean
+from tests.standin import standin_command
+
+from .common import Row, mean
+
+SECTION = "audit"
+WORKERS = 2
+CLIENTS = 4
+
+
+class _Timed(WrappingBackend):
+    """A backend that adds up the time its checks take (summed over concurrent checks)."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.spent = 0.0
+
+    async def check(self, code: str, config: ProofConfig) -> ProofResult:
+        started = time.perf_counter()
+        try:
+            return await self.inner.check(code, config)
+        finally:
+            self.spent += time.perf_counter() - started
+
+
+def _proof(i: int) -> str:
+    return f"import Mathlib\ntheorem t{i} (n : Nat) : n + 0 = n := by\n  simp\n"
+
+
+async def _closed_loop(backend: Backend, n: int, proof: Any = _proof) -> float:
+    """Seconds for `n` proofs from CLIENTS closed-loop clients (after a warm-up)."""
+    config = ProofConfig(timeout=120)
+
+    async def client(share: range) -> None:
+        for i in share:
+            result = await backend.check(proof(i), config)
+            if result.verdict != Verdict.PROVED:
+                raise RuntimeError(f"proof {i}: {result.verdict} {result.messages}")
+
+    async def run(count: int) -> float:
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for c in range(CLIENTS):
+                group.start_soon(client, range(c, count, CLIENTS))
+        return time.perf_counter() - started
+
+    await run(2 * CLIENTS)
+    return await run(n)
+
+
+async def _pool_rows(n: int) -> list[Row]:
+    walls: dict[bool, float] = {}
+    own: list[float] = []
+    for audited in (False, True, False, True):  # interleaved, best of two each: less noise from other load
+        bare = _Timed(ReplBackend(standin_command(), project=Path.cwd(), workers=WORKERS))
+        outer = _Timed(TrustedBackend(bare)) if audited else bare
+        async with outer:
+            wall = await _closed_loop(outer, n)
+            if audited:  # what TrustedBackend adds to each check, outside the pool
+                own.append((outer.spent - bare.spent) / (n + 2 * CLIENTS))
+        walls[audited] = min(walls.get(audited, float("inf")), wall)
+    bare_per_proof = walls[False] / n
+    own_share = 100 * min(own) / bare_per_proof
+    return [
+        Row(SECTION, f"zero-cost stand-in pool, {n} proofs, no audit", f"{n / walls[False]:,.0f} proofs/s"),
+        Row(
+            SECTION,
+            f"zero-cost stand-in pool, {n} proofs, with the audit",
+            f"{n / walls[True]:,.0f} proofs/s",
+            "",
+            f"-{100 * (1 - walls[False] / walls[True]):.1f}% throughput, the stand-in's (Python) work on the "
+            "probes' answers included",
+        ),
+        Row(
+            SECTION,
+            "lean-mcp's own audit work per proof (outside the REPL)",
+            f"{min(own) * 1e6:,.0f} µs",
+            "< 10% of throughput",
+            f"{own_share:.1f}% of the zero-cost pool's {bare_per_proof * 1e6:,.0f} µs per proof",
+        ),
+    ]
+
+
+async def _lean_rows(n: int) -> list[Row]:
+    try:
+        lean = build_lean()
+    except LeanUnavailable as exc:
+        return [Row(SECTION, "real Lean, with and without the audit", "skipped", note=str(exc))]
+    times: dict[bool, list[float]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as project:
+        for _ in range(n):
+            for audited in (False, True):
+                bare = LeanCliBackend([str(lean), "--json", "--stdin"], project=Path(project))
+                backend: Backend = TrustedBackend(bare, allow_prelude=True) if audited else bare
+                async with backend:
+                    result = await backend.check(proofs.PROVED, ProofConfig(timeout=60))
+                assert result.verdict == Verdict.PROVED and result.lean_time is not None
+                times[audited].append(result.lean_time)
+    plain, audited_s = mean(times[False]), mean(times[True])
+    return [
+        Row(
+            SECTION,
+            f"real Lean 4.35, lean backend, prelude proof, {n} runs each",
+            f"{audited_s * 1000:.0f} ms with audit",
+            "",
+            f"{plain * 1000:.0f} ms without: the probes cost Lean {100 * (audited_s / plain - 1):+.1f}%",
+        )
+    ]
+
+
+async def _main(quick: bool) -> list[Row]:
+    return await _pool_rows(400 if quick else 3000) + await _lean_rows(5 if quick else 20)
+
+
+def run(quick: bool) -> list[Row]:
+    """The audit's rows."""
+    return anyio.run(_main, quick)

@@ -1,0 +1,11 @@
+prelude
+inductive N : Type where
+  | zero : N
+  | succ : N → N
+
+inductive Eq {α : Sort u} : α → α → Prop where
+  | refl (a : α) : Eq a a
+inductive Bool : Type where | false | true
+axiom sorryAx (α : Sort u) (synthetic : Bool) : α
+inductive False : Prop
+theorem boom : False := sorryAx _ Bool.false

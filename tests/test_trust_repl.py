@@ -1,0 +1,69 @@
+"""The axiom audit on the REPL path: the pool of stand-in REPLs behind the trust checks.
+
+The stand-in answers `#print axioms` as Lean 4.35 does (see tests/standin/repl_standin.py), so
+these tests see the audit's probes travel through the pool (header split, env reuse, positions
+shifted back) and come back by position.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lean_mcp.backends.auto import create_backend
+from lean_mcp.models import ProofConfig, ProofResult, Verdict
+from lean_mcp.settings import Settings
+from tests.standin import standin_command
+
+HONEST = "theorem t : 1 + 1 = 2 := by rfl\n"
+CHEAT = "axiom cheat : False\ntheorem t : 1 = 2 := cheat.elim\n"
+SORRY = "theorem t : 1 = 2 := by\n  sorry\n"
+
+
+def check_all(tmp_path: Path, codes: list[str], **config: object) -> list[ProofResult]:
+    settings = Settings(backend="repl", repl=standin_command(), project=str(tmp_path), workers=1)
+
+    async def main() -> list[ProofResult]:
+        async with create_backend(settings) as backend:
+            return [await backend.check(code, ProofConfig(timeout=30, **config)) for code in codes]
+
+    return anyio.run(main)
+
+
+def test_an_honest_proof_is_proved_and_its_theorem_audited(tmp_path: Path) -> None:
+    [result] = check_all(tmp_path, [HONEST])
+    assert result.verdict == Verdict.PROVED
+    assert result.axioms == {"t": []}
+    assert result.checks == ["lean", "sorry", "axioms"]
+    assert result.messages == []
+
+
+@pytest.mark.parametrize("header", ["", "import Mathlib\n", "import Mathlib\nimport Aesop\n\n-- c\n"])
+def test_the_audit_reads_its_answers_at_the_right_lines_after_a_header(tmp_path: Path, header: str) -> None:
+    honest, cheat, again = check_all(tmp_path, [header + HONEST, header + CHEAT, header + HONEST])
+    assert honest.verdict == again.verdict == Verdict.PROVED
+    assert cheat.verdict == Verdict.REJECTED
+    assert cheat.axioms == {"t": ["cheat"]}
+    line = header.count("\n") + 2
+    assert any(m.pos.line == line and "depends on the axiom `cheat`" in m.data for m in cheat.messages)
+
+
+def test_a_sorry_is_found_by_the_audit_too(tmp_path: Path) -> None:
+    [result] = check_all(tmp_path, [SORRY])
+    assert result.verdict == Verdict.SORRY
+    assert result.axioms == {"t": ["sorryAx"]}
+
+
+def test_a_request_may_permit_an_axiom(tmp_path: Path) -> None:
+    [result] = check_all(tmp_path, [CHEAT], permitted_axioms=["cheat"])
+    assert result.verdict == Verdict.PROVED
+    assert result.axioms == {"t": ["cheat"]}
+
+
+def test_a_theorem_lean_does_not_know_fails_the_audit(tmp_path: Path) -> None:
+    """A theorem the discovery reads but Lean never declared (here: made by a directive error) is no pass."""
+    [result] = check_all(tmp_path, ["-- standin: info 'x' does not depend on any axioms\nexample : True := trivial\n"])
+    assert result.verdict == Verdict.REJECTED
+    assert "declares no theorem" in "\n".join(m.data for m in result.messages)

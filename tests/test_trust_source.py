@@ -1,0 +1,105 @@
+"""Refused constructs and theorem discovery: the evasions a proof writer tries, and no false refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from lean_mcp.errors import InvalidProofError
+from lean_mcp.lean.lexer import code_only
+from lean_mcp.lean.source import validate_proof_text
+from lean_mcp.trust.declarations import read_declarations
+from lean_mcp.trust.probes import axioms_of
+
+
+def refuse(code: str, *, allow_prelude: bool = False) -> str:
+    with pytest.raises(InvalidProofError) as caught:
+        validate_proof_text(code, 100_000, allow_prelude=allow_prelude)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "theorem t : True := trivial\n#exit\ntheorem f : False := sorry",
+        "theorem t : True := trivial #exit",
+        "def «a--b» : Nat := 1 #exit",
+        "def s := '\"' #exit",
+        "set_option debug.skipKernelTC true in\ntheorem f : False := sorry",
+        "set_option  debug.«skipKernelTC»   true",
+        "-- set_option debug.skipKernelTC true (refused even in a comment: no honest proof needs it)",
+        "#guard_msgs (drop error) in\ntheorem bad : False := by simp",
+        "/-- warning: declaration uses 'sorry' -/\n#guard_msgs in\ntheorem t : False := sorry",
+        "/- a comment -/ prelude\ninductive False : Prop",
+        "prelude",
+    ],
+)
+def test_refused_constructs_are_refused_with_the_reason(code: str) -> None:
+    text = refuse(code)
+    assert any(word in text for word in ("#exit", "skipKernelTC", "#guard_msgs", "prelude"))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "-- we never use #exit here\ntheorem t : True := trivial",
+        "/- #guard_msgs would hide errors; /- nested -/ #exit -/\ntheorem t : True := trivial",
+        'def s : String := "#exit and #guard_msgs are refused"\ntheorem t : True := trivial',
+        'def s : String := r#"a " #exit "#\ntheorem t : True := trivial',
+        "theorem prelude_free : True := trivial",
+    ],
+)
+def test_a_mere_mention_in_a_comment_or_string_is_not_refused(code: str) -> None:
+    validate_proof_text(code, 100_000)
+
+
+def test_prelude_is_accepted_when_allowed() -> None:
+    validate_proof_text("prelude\ninductive False : Prop\n", 1000, allow_prelude=True)
+
+
+def test_code_only_keeps_positions() -> None:
+    text = 'a -- c\n/- x\n-/ "s\\"t" b\n'
+    blank = code_only(text)
+    assert len(blank) == len(text) and blank.count("\n") == text.count("\n")
+    assert blank.split() == ["a", "b"]
+
+
+def test_theorems_are_found_with_their_full_names() -> None:
+    code = """import Mathlib
+/-- doc -/
+@[simp] theorem top : True := trivial
+namespace A.B
+section
+private theorem p : True := trivial
+protected lemma q : True := trivial
+end
+mutual
+theorem m1 : True := trivial
+end
+theorem _root_.r : True := trivial
+set_option maxHeartbeats 400 in
+theorem «odd name» : True := trivial
+end A.B
+-- theorem hidden : False := sorry
+example : True := trivial
+"""
+    found = read_declarations(code)
+    assert [".".join(t) for t in found.theorems] == ["top", "A.B.p", "A.B.q", "A.B.m1", "r", "A.B.odd name"]
+    assert found.theorem_lines == [3, 6, 7, 10, 12, 14]
+    assert found.imports == ["Mathlib"]
+    assert found.sorry_lines == []
+
+
+def test_axioms_and_sorries_are_found() -> None:
+    found = read_declarations("namespace N\naxiom magic (α : Sort u) : α\nend N\ntheorem t : False := sorry\n")
+    assert found.axioms == ["N.magic"]
+    assert found.sorry_lines == [4]
+
+
+def test_axioms_answers_are_read_as_lean_prints_them() -> None:
+    assert axioms_of("'t' does not depend on any axioms") == []
+    assert axioms_of("'A.t' depends on axioms: [propext, Classical.choice, sorryAx]") == [
+        "propext",
+        "Classical.choice",
+        "sorryAx",
+    ]
+    assert axioms_of("Prop : Type") is None
