@@ -62,7 +62,8 @@ def wait_for(condition: object, seconds: float) -> bool:
 def ray_env(tmp_path: Path) -> tuple[dict[str, str], str]:
     mark = f"lean-mcp-ray-test-{uuid.uuid4().hex}"
     env = cli_env(tmp_path)
-    env.update(LEAN_MCP_TEST_MARK=mark, LEAN_MCP_BACKEND="ray", LEAN_MCP_RAY_CPUS="0.5")
+    # LEAN_*: Lean children keep it (LEAN_MCP_* they do not); unsandboxed, so the REPL itself carries it
+    env.update(LEAN_TEST_MARK=mark, LEAN_MCP_BACKEND="ray", LEAN_MCP_RAY_CPUS="0.5", LEAN_MCP_SANDBOX="none")
     return env, mark
 
 
