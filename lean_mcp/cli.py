@@ -31,7 +31,8 @@ COMMANDS = ("serve", "runner", "check", "jobs", "doctor", "setup")
 
 # Knobs a command has no use for, so its --help lists only what it reads. A knob added to
 # settings.KNOBS shows up in every command except `jobs` until it is listed here.
-_SERVER_ONLY = ("transport", "host", "port", "api_key", "allowed_roots")
+_HTTP_LIMITS = ("header_timeout", "body_timeout", "max_connections")
+_SERVER_ONLY = ("transport", "host", "port", "api_key", "allowed_roots", *_HTTP_LIMITS, "max_request_bytes")
 _NOT_FOR: dict[str, tuple[str, ...]] = {
     "serve": (),
     "runner": ("transport", "allowed_roots"),

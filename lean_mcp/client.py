@@ -55,13 +55,24 @@ from .errors import (
     InvalidProofError,
     JobNotFoundError,
     LeanMCPError,
+    ProofStateError,
     ProofTooLargeError,
     RateLimitedError,
     RemoteError,
     RunnerUnreachableError,
+    TacticModeUnavailableError,
 )
 from .lean.source import read_proof_file
-from .models import Proof, ProofConfig, ProofResult, Verdict
+from .models import (
+    Proof,
+    ProofConfig,
+    ProofResult,
+    RunTacticRequest,
+    TacticResult,
+    TryTacticsRequest,
+    TryTacticsResult,
+    Verdict,
+)
 
 __all__ = ["AsyncLeanClient", "IndexedProofResult", "LeanClient", "ProofInput", "read_proof"]
 
@@ -233,6 +244,10 @@ def _raise_for_status(response: httpx.Response, call: HttpCall, base_url: str) -
     if code == 404 and call.path.startswith("/prove/result/"):
         job = call.path.rsplit("/", 1)[-1]
         raise JobNotFoundError(f"The runner at {base_url} has no job {job!r}: {detail}", hint=hint)
+    if code == 404 and call.path.startswith("/tactic/"):
+        raise ProofStateError(detail, hint=hint)
+    if code == 501 and call.path.startswith("/tactic/"):
+        raise TacticModeUnavailableError(f"The runner at {base_url} has no tactic mode: {detail}", hint=hint)
     if code == 413:
         raise ProofTooLargeError(detail, hint=hint)
     if code in (400, 422):
@@ -288,6 +303,20 @@ def _result_of(data: Any) -> ProofResult:
     if result.verdict is None and result.done:
         result = _with_verdict(result)
     return result
+
+
+_T = TypeVar("_T", TacticResult, TryTacticsResult)
+
+
+def _tactic_answer(model: type[_T], data: Any) -> _T:
+    """A tactic answer from the runner's JSON."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        raise RemoteError(
+            f"The runner's answer is not a tactic result: {json.dumps(data)[:300]}",
+            hint="Check that the URL is a lean-mcp runner with the repl backend.",
+        ) from None
 
 
 def _with_verdict(result: ProofResult) -> ProofResult:
@@ -347,6 +376,27 @@ class _Protocol:
     @staticmethod
     def health_call() -> HttpCall:
         return HttpCall("GET", "/health", retry_statuses=_GET_RETRY, idempotent=True)
+
+    def tactic_call(self, proof_state_id: str, tactic: str, timeout: float | None) -> HttpCall:
+        body = {"proof_state_id": proof_state_id, "tactic": tactic, "timeout": timeout}
+        return self._tactics_call("/tactic/run", RunTacticRequest, body, 1)
+
+    def tries_call(self, proof_state_id: str, tactics: list[str], timeout: float | None) -> HttpCall:
+        body = {"proof_state_id": proof_state_id, "tactics": tactics, "timeout": timeout}
+        return self._tactics_call("/tactic/try", TryTacticsRequest, body, len(tactics))
+
+    def _tactics_call(
+        self, path: str, model: type[RunTacticRequest | TryTacticsRequest], body: dict[str, Any], count: int
+    ) -> HttpCall:
+        """One tactic request (refused before sending when its fields are invalid)."""
+        try:
+            request = model.model_validate(body)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InvalidProofError(f"Invalid tactic request: {problems}.", hint="") from None
+        read_timeout = max(self.timeout, (request.timeout or 0.0) * count) + self.headroom
+        data = request.model_dump(mode="json", exclude_none=True)
+        return HttpCall("POST", path, json=data, read_timeout=read_timeout, retry_statuses=_SUBMIT_RETRY)
 
     @staticmethod
     def proof_of(data: Any) -> Proof:
@@ -521,6 +571,16 @@ class LeanClient(_Client[httpx.Client]):
         """Cancel a queued or running job (lean-mcp runners only)."""
         return _result_of(self.request(self._protocol.cancel_call(proof)))
 
+    def run_tactic(self, proof_state_id: str, tactic: str, timeout: float | None = None) -> TacticResult:
+        """Run `tactic` on a sorry's proof state (`Sorry.proof_state_id`; lean-mcp runners, repl backend)."""
+        call = self._protocol.tactic_call(proof_state_id, tactic, timeout)
+        return _tactic_answer(TacticResult, self.request(call))
+
+    def try_tactics(self, proof_state_id: str, tactics: list[str], timeout: float | None = None) -> TryTacticsResult:
+        """Run each of `tactics` from the same proof state; one result per tactic."""
+        call = self._protocol.tries_call(proof_state_id, tactics, timeout)
+        return _tactic_answer(TryTacticsResult, self.request(call))
+
     def verify_all(
         self,
         proofs: Iterable[ProofInput],
@@ -649,6 +709,26 @@ class AsyncLeanClient(_Client[httpx.AsyncClient]):
     async def cancel(self, proof: Proof | str) -> ProofResult:
         """Cancel a queued or running job (lean-mcp runners only)."""
         return _result_of(await self.request(self._protocol.cancel_call(proof)))
+
+    async def run_tactic(
+        self,
+        proof_state_id: str,
+        tactic: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - Lean's limit for the tactic
+    ) -> TacticResult:
+        """Run `tactic` on a sorry's proof state (`Sorry.proof_state_id`; lean-mcp runners, repl backend)."""
+        call = self._protocol.tactic_call(proof_state_id, tactic, timeout)
+        return _tactic_answer(TacticResult, await self.request(call))
+
+    async def try_tactics(
+        self,
+        proof_state_id: str,
+        tactics: list[str],
+        timeout: float | None = None,  # noqa: ASYNC109 - Lean's limit for each tactic
+    ) -> TryTacticsResult:
+        """Run each of `tactics` from the same proof state; one result per tactic."""
+        call = self._protocol.tries_call(proof_state_id, tactics, timeout)
+        return _tactic_answer(TryTacticsResult, await self.request(call))
 
     async def verify_all(
         self,

@@ -8,6 +8,8 @@ A proof that Lean rejects, a timeout or a crashed REPL is *not* an exception: it
     ├── InvalidProofError           empty, not text, unreadable file (HTTP 400/422)
     │   └── ProofTooLargeError      past --max-proof-bytes (HTTP 413)
     ├── JobNotFoundError            unknown or pruned job id (HTTP 404)
+    ├── ProofStateError             unknown, expired or dead proof_state_id (HTTP 404)
+    ├── TacticModeUnavailableError  run_tactic / try_tactics off the repl backend (HTTP 501)
     ├── BusyError                   every worker busy past --queue-timeout (HTTP 429)
     │   └── QueueFullError          the job queue is at --max-queue (HTTP 429)
     │       └── RateLimitedError    the same, as a client sees it: the runner answered 429
@@ -31,12 +33,14 @@ __all__ = [
     "InvalidProofError",
     "JobNotFoundError",
     "LeanMCPError",
+    "ProofStateError",
     "ProofTooLargeError",
     "QueueFullError",
     "RateLimitedError",
     "RemoteError",
     "RunnerUnreachableError",
     "StoreUnavailableError",
+    "TacticModeUnavailableError",
 ]
 
 
@@ -83,6 +87,18 @@ class JobNotFoundError(LeanMCPError):
     """No job has this id (never submitted here, or pruned by retention)."""
 
     hint = "Use the id returned by submit; finished jobs are pruned after the retention period."
+
+
+class ProofStateError(LeanMCPError):
+    """A proof-state handle that names no live proof state (unknown, expired, or its REPL is gone)."""
+
+    hint = "Verify the proof (with its sorries) again to get fresh proof_state_ids for its goals."
+
+
+class TacticModeUnavailableError(LeanMCPError):
+    """The backend has no proof states: tactic mode needs the `repl` backend."""
+
+    hint = "Start lean-mcp with `--backend repl` and a REPL command (--repl / LEAN_MCP_REPL)."
 
 
 class BusyError(LeanMCPError):

@@ -11,10 +11,13 @@ lean-runner routes (bodies form-encoded exactly as its client sends them, or JSO
 
 Kimina routes: `POST /api/check` (snippets batch) and its older `POST /verify`.
 
+Tactic routes (`http_tactics`): `POST /tactic/run` and `POST /tactic/try` on the proof states
+of a result's sorries (repl backend).
+
 Errors are `{"detail": "..."}` with 400 (malformed config or body), 401 (missing or wrong bearer
 token, when an API key is set), 404, 413 (body or proof too large), 422 (missing `proof`),
-429 (queue full or workers busy), 503 (backend unavailable). Every job goes through the job
-service, so accepted jobs survive a restart of the runner.
+429 (queue full or workers busy), 501 (no tactic mode on this backend), 503 (backend
+unavailable). Every job goes through the job service, so accepted jobs survive a restart of the runner.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,8 +51,10 @@ from .errors import (
     InvalidProofError,
     JobNotFoundError,
     LeanMCPError,
+    ProofStateError,
     ProofTooLargeError,
     RemoteError,
+    TacticModeUnavailableError,
 )
 from .jobs.service import ProofService, open_service
 from .lean.source import validate_proof_text
@@ -65,8 +70,6 @@ _M = TypeVar("_M", bound=BaseModel)
 PUBLIC_PATHS = frozenset({"/health"})
 #: Longest `?wait=` a result request may hold the connection, in seconds.
 MAX_RESULT_WAIT = 60.0
-#: Bytes a request body may have beyond the proof itself (form encoding, config, JSON framing).
-BODY_OVERHEAD_BYTES = 64 * 1024
 #: Kimina's default per-snippet timeout for /api/check, and for its older /verify.
 KIMINA_CHECK_TIMEOUT = 30.0
 KIMINA_VERIFY_TIMEOUT = 300.0
@@ -74,6 +77,8 @@ KIMINA_VERIFY_TIMEOUT = 300.0
 _STATUS_OF_ERROR: tuple[tuple[type[LeanMCPError], int], ...] = (
     (AuthenticationError, 401),
     (JobNotFoundError, 404),
+    (ProofStateError, 404),
+    (TacticModeUnavailableError, 501),
     (ProofTooLargeError, 413),
     (InvalidProofError, 400),
     (BusyError, 429),
@@ -143,11 +148,17 @@ def _describe_validation(error: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
+_TOO_BIG = (
+    "the limit is {limit:,} bytes (the server's --max-request-bytes). "
+    "Send a smaller proof, or fewer snippets per request."
+)
+
+
 def _refuse_declared_length(request: Request, limit: int) -> None:
     """413 at once when the request says its body is larger than `limit` bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _bad_request(f"The request body is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413)
+        raise _bad_request(f"The request body is {int(declared):,} bytes; {_TOO_BIG.format(limit=limit)}", 413)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -158,20 +169,29 @@ async def _read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _bad_request(f"The request body is over the limit of {limit:,} bytes.", 413)
+            raise _bad_request(f"The request body is too large: {_TOO_BIG.format(limit=limit)}", 413)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _parse_json_body(body: bytes) -> dict[str, Any]:
+def _loads(text: str | bytes, what: str) -> Any:
+    """JSON from a client: anything that cannot be read (not JSON, nested too deeply) is a 400."""
     try:
-        data = json.loads(body or b"{}")
+        return json.loads(text)
+    except RecursionError:
+        raise _bad_request(f"{what} is nested too deeply to read; send a flat JSON object.") from None
     except ValueError as exc:
-        raise _bad_request(f"The request body is not valid JSON: {exc}.") from None
+        raise _bad_request(f"{what} is not valid JSON: {exc}.") from None
+
+
+def _parse_json_body(body: bytes) -> dict[str, Any]:
+    data = _loads(body or b"{}", "The request body")
     if not isinstance(data, dict):
         raise _bad_request("The request body must be a JSON object.")
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise _bad_request("The request body is nested too deeply to read; send a flat JSON object.") from None
     except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800": legal JSON, not text
         bad = exc.object[exc.start : exc.end]
         raise _bad_request(
@@ -213,10 +233,7 @@ def _parse_config(raw: Any) -> ProofConfig:
     if raw is None or raw == "":
         raw = {}
     if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError as exc:
-            raise _bad_request(f"Field 'config' is not valid JSON: {exc}.") from None
+        raw = _loads(raw, "Field 'config'")
     if not isinstance(raw, dict):
         raise _bad_request("Field 'config' must be a JSON object, e.g. {\"timeout\": 60}.")
     try:
@@ -296,7 +313,7 @@ class _Runner:
     def __init__(self, settings: Settings, service: ProofService | None) -> None:
         self.settings = settings
         self._service = service
-        self.body_limit = settings.max_proof_bytes * 3 + BODY_OVERHEAD_BYTES
+        self.body_limit = settings.request_limit_bytes
 
     @property
     def service(self) -> ProofService:
@@ -377,7 +394,7 @@ class _Runner:
         return JSONResponse({"results": results})
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
-        return _parse_json_body(await _read_body(request, self.body_limit * 16))
+        return _parse_json_body(await _read_body(request, self.body_limit))
 
     async def _check_snippets(
         self, snippets: Sequence[tuple[str, str]], config: ProofConfig, debug: bool
@@ -469,6 +486,11 @@ async def _unexpected_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=500)
 
 
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    """The client hung up (or was cut off for being too slow) before its body arrived: nobody to answer."""
+    return Response(status_code=400)
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
@@ -487,10 +509,18 @@ def create_app(service: ProofService | None = None, settings: Settings | None = 
         ("/api/check", runner.kimina_check, ["POST"]),
         ("/verify", runner.kimina_verify, ["POST"]),
     ]
+    from .http_tactics import tactic_routes  # it builds on this module's body parsing
+
+    tactic = tactic_routes(lambda: runner.service, runner.body_limit)
     middleware = [Middleware(BearerAuth, api_key=settings.api_key)] if settings.api_key else []
     return Starlette(
-        routes=[Route(path, handler, methods=methods) for path, handler, methods in handlers],
+        routes=[*(Route(path, handler, methods=methods) for path, handler, methods in handlers), *tactic],
         middleware=middleware,
-        exception_handlers={LeanMCPError: _lean_error, HTTPException: _http_error, Exception: _unexpected_error},
+        exception_handlers={
+            LeanMCPError: _lean_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
+            Exception: _unexpected_error,
+        },
         lifespan=runner.lifespan,
     )

@@ -1,4 +1,4 @@
-"""The MCP server: three tools over the proof service, formatted for an LLM agent.
+"""The MCP server: the proof tools over the proof service, formatted for an LLM agent.
 
 `verify_proof` checks a proof and waits for Lean's answer, `submit_proof` queues one and returns
 its id at once, `get_proof_result` reads (or long-polls) a queued proof's result. Every result is
@@ -6,6 +6,7 @@ a `ProofResult` in the structured content (with its output schema) and a readabl
 text content: a one-line verdict, Lean's messages as `line:col severity: text`, the goals left
 at each `sorry`. A proof Lean rejects is a normal result; `isError` means the tool itself could
 not serve the call (bad input, unknown id, no Lean configured), with a message saying what to do.
+The tactic tools (`run_tactic`, `try_tactics`) live in `mcp_tactics`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ then the theorem and its proof). The answer's verdict is one of: proved (Lean ac
 error, no sorry), sorry (no error but a `sorry` is left: not a proof), rejected (Lean reported
 errors: fix them), timeout / memory_limit / error (Lean could not finish: simplify or retry).
 Use verify_proof to check one proof and wait; submit_proof + get_proof_result for many proofs
-or long checks."""
+or long checks. On the repl backend each sorry has a proof_state_id: run_tactic and try_tactics
+run tactics on that goal and show the goals left."""
 
 VERIFY_DESCRIPTION = """\
 Check a Lean 4 proof with Lean and wait for the answer.
@@ -174,6 +176,9 @@ def build_server(
     server.add_tool(
         _get_result_tool(slot), name="get_proof_result", description=GET_RESULT_DESCRIPTION, annotations=read_only
     )
+    from .mcp_tactics import add_tactic_tools  # it builds on this module's helpers
+
+    add_tactic_tools(server, slot)
     return server
 
 
@@ -423,7 +428,8 @@ def describe_result(result: ProofResult) -> str:
     )
     for sorry in result.sorries:
         where = f" at {sorry.pos}" if sorry.pos else ""
-        lines.append(f"Goal left at the sorry{where}:\n  {_indent(sorry.goal)}")
+        handle = f" (proof_state_id {sorry.proof_state_id})" if sorry.proof_state_id else ""
+        lines.append(f"Goal left at the sorry{where}{handle}:\n  {_indent(sorry.goal)}")
     footer = _footer(result)
     if footer:
         lines.append(footer)

@@ -18,6 +18,7 @@ from .settings import DEFAULT_MEMORY_MB, DEFAULT_PERMITTED_AXIOMS, DEFAULT_TIMEO
 
 __all__ = [
     "DEFAULT_PERMITTED_AXIOMS",
+    "MAX_TACTICS_PER_TRY",
     "FailureKind",
     "JobStatus",
     "LeanOutput",
@@ -26,8 +27,14 @@ __all__ = [
     "Proof",
     "ProofConfig",
     "ProofResult",
+    "ProofStatus",
+    "RunTacticRequest",
     "Severity",
     "Sorry",
+    "TacticCheck",
+    "TacticResult",
+    "TryTacticsRequest",
+    "TryTacticsResult",
     "Verdict",
     "verdict_of",
 ]
@@ -126,6 +133,8 @@ class Sorry(BaseModel):
     end_pos: Pos | None = Field(default=None, alias="endPos")
     goal: str
     proof_state: int | None = Field(default=None, alias="proofState")
+    #: (`repl` backend) an opaque handle on this goal for `run_tactic` / `try_tactics`.
+    proof_state_id: str | None = None
 
 
 _SORRY_WARNING = re.compile(r"declaration uses ['`]sorry['`]")
@@ -292,3 +301,70 @@ class ProofResult(BaseModel):
     def sorries(self) -> list[Sorry]:
         """The sorries left in the proof (empty while pending)."""
         return self.result.sorries if self.result else []
+
+
+class ProofStatus(enum.StrEnum):
+    """Where a proof stands after a tactic (tactic mode).
+
+    `completed` is as strict as `proved`: the REPL says the proof is complete (the kernel checked
+    it, no sorry, no metavariable) and every check in the result's `checks` passed.
+    """
+
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    ERROR = "error"
+
+
+class TacticCheck(BaseModel):
+    """One check that decided a tactic result's `proof_status`, and whether it passed."""
+
+    name: str
+    passed: bool
+    detail: str | None = None
+
+
+class TacticResult(BaseModel):
+    """The answer to one tactic run on a proof state.
+
+    `proof_state_id` names the new state (use it for the next tactic; the old one stays usable);
+    it is null when the tactic failed. `failure` is set when Lean could not answer at all
+    (`timeout`, `memory_limit`, `crash`): the REPL was killed and its proof states are gone.
+    """
+
+    tactic: str
+    proof_state_id: str | None = None
+    goals: list[str] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list)
+    sorries: list[Sorry] = Field(default_factory=list)
+    proof_status: ProofStatus
+    repl_status: str | None = Field(default=None, description="The REPL's own proofStatus text.")
+    checks: list[TacticCheck] = Field(default_factory=list)
+    failure: str | None = None
+    lean_time: float | None = None
+
+
+class TryTacticsResult(BaseModel):
+    """Several tactics, each run from the same proof state: one result per tactic, in order."""
+
+    proof_state_id: str
+    results: list[TacticResult]
+
+
+class RunTacticRequest(BaseModel):
+    """The body of the runner's `POST /tactic/run`."""
+
+    proof_state_id: str
+    tactic: str
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+#: Most tactics one `try_tactics` call may run.
+MAX_TACTICS_PER_TRY = 64
+
+
+class TryTacticsRequest(BaseModel):
+    """The body of the runner's `POST /tactic/try`."""
+
+    proof_state_id: str
+    tactics: list[str] = Field(min_length=1, max_length=MAX_TACTICS_PER_TRY)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)

@@ -164,6 +164,20 @@ KNOBS: tuple[Knob, ...] = (
         DEFAULT_MAX_OUTPUT_BYTES,
         "Most bytes Lean may print for one proof; past it the proof gets verdict error and the process is replaced.",
     ),
+    Knob(
+        "max_request_bytes",
+        int,
+        0,
+        "Largest request accepted, in bytes: an HTTP body on every route, or one MCP stdio line "
+        "(0: three times max-proof-bytes plus 64 KiB).",
+    ),
+    Knob(
+        "proof_state_ttl",
+        float,
+        3600.0,
+        "Seconds a proof_state_id (repl backend, tactic mode) stays usable after its last use.",
+    ),
+    Knob("max_proof_states", int, 10_000, "Most live proof_state_ids; past it the least recently used expire."),
     Knob("max_queue", int, 100_000, "Most jobs that may wait at once; past it submits are refused (HTTP 429)."),
     Knob("db", str, default_db_path, "SQLite job store path, or `:memory:`."),
     Knob("cache", _parse_bool, True, "Answer identical proofs from the store (never timeouts or errors)."),
@@ -181,6 +195,14 @@ KNOBS: tuple[Knob, ...] = (
     Knob("api_key", str, None, "Bearer token this server requires on HTTP (MCP streamable-http and the runner)."),
     Knob("transport", str, "stdio", "MCP transport: stdio or streamable-http.", choices=TRANSPORTS),
     Knob("host", str, "127.0.0.1", "Address the HTTP servers listen on."),
+    Knob("header_timeout", float, 10.0, "Seconds an HTTP client has to send a request's headers, else 408 and close."),
+    Knob("body_timeout", float, 60.0, "Seconds an HTTP client has to send a request's whole body, else 408 and close."),
+    Knob(
+        "max_connections",
+        int,
+        1000,
+        "Most open HTTP connections (at most half the open-file limit); past it the longest-idle one is closed.",
+    ),
     Knob("port", int, 8000, "Port the HTTP servers listen on."),
     Knob(
         "allowed_roots",
@@ -236,6 +258,9 @@ class Settings:
     queue_timeout: float = 600.0
     max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    max_request_bytes: int = 0
+    proof_state_ttl: float = 3600.0
+    max_proof_states: int = 10_000
     max_queue: int = 100_000
     db: str = dataclasses.field(default_factory=default_db_path)
     cache: bool = True
@@ -248,6 +273,9 @@ class Settings:
     api_key: str | None = None
     transport: str = "stdio"
     host: str = "127.0.0.1"
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
     port: int = 8000
     allowed_roots: list[str] = dataclasses.field(default_factory=list)
     sandbox: str = "auto"
@@ -292,6 +320,11 @@ class Settings:
             memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes, import_timeout=self.import_timeout
         )
 
+    @property
+    def request_limit_bytes(self) -> int:
+        """The largest request body (HTTP) or message line (stdio) accepted, in bytes."""
+        return self.max_request_bytes or self.max_proof_bytes * 3 + 64 * 1024
+
     def validate(self) -> None:
         """Raise ConfigurationError naming the first knob with an impossible value."""
         for knob in KNOBS:
@@ -299,15 +332,9 @@ class Settings:
             if knob.choices and value not in knob.choices:
                 raise ConfigurationError(f"{knob.flag} must be one of {', '.join(knob.choices)}, got {value!r}.")
         positive = (
-            "workers",
-            "timeout",
-            "import_timeout",
-            "memory_mb",
-            "max_uses",
-            "queue_timeout",
-            "max_proof_bytes",
-            "max_output_bytes",
-            "max_queue",
+            *("workers", "timeout", "import_timeout", "memory_mb", "max_uses", "queue_timeout"),
+            *("max_proof_bytes", "max_output_bytes", "max_queue", "header_timeout", "body_timeout", "max_connections"),
+            *("proof_state_ttl", "max_proof_states"),
         )
         for name in positive:
             value = getattr(self, name)
@@ -316,6 +343,9 @@ class Settings:
                 raise ConfigurationError(f"{knob.flag} ({knob.env}) must be a finite positive number, got {value!r}.")
         if not (math.isfinite(self.ray_cpus) and self.ray_cpus > 0):
             raise ConfigurationError(f"--ray-cpus (LEAN_MCP_RAY_CPUS) must be positive, got {self.ray_cpus!r}.")
+        if self.max_request_bytes < 0:
+            knob = _KNOB_BY_NAME["max_request_bytes"]
+            raise ConfigurationError(f"{knob.flag} ({knob.env}) must be 0 (automatic) or a positive number of bytes.")
         if self.backend in ("remote", "kimina") and not self.remote_url:
             raise ConfigurationError(
                 f"--backend {self.backend} needs --remote-url (LEAN_MCP_REMOTE_URL), e.g. http://127.0.0.1:8000."

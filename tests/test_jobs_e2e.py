@@ -105,7 +105,7 @@ async def test_pending_running_finished_is_observable(tmp_path: Path) -> None:
 
 
 async def test_a_cache_hit_runs_no_lean(tmp_path: Path) -> None:
-    code = "theorem t : 1 + 1 = 2 := sorry\n"
+    code = "theorem t : 1 + 1 = 2 := by\n-- standin: error The rfl tactic failed.\n  rfl\n"
     async with open_service(settings_for(tmp_path)) as service:
         first = await service.verify(code)
         second = await service.verify(code)
@@ -113,8 +113,19 @@ async def test_a_cache_hit_runs_no_lean(tmp_path: Path) -> None:
         fresh = await service.verify(code, ProofConfig(use_cache=False))
         assert backend_counts(service)["proofs"] == 2
     assert (first.cached, second.cached, fresh.cached) == (False, True, False)
-    assert first.verdict == second.verdict == fresh.verdict == Verdict.SORRY
-    assert second.sorries == first.sorries and "⊢" in second.sorries[0].goal
+    assert first.verdict == second.verdict == fresh.verdict == Verdict.REJECTED
+    assert second.messages == first.messages and "rfl tactic failed" in second.messages[0].data
+
+
+async def test_a_sorry_with_live_proof_states_is_checked_again_for_fresh_ones(tmp_path: Path) -> None:
+    code = "theorem t : 1 + 1 = 2 := sorry\n"
+    async with open_service(settings_for(tmp_path)) as service:
+        first = await service.verify(code)
+        second = await service.verify(code)
+        assert backend_counts(service)["proofs"] == 2  # a cached copy would carry another run's ids
+    assert first.verdict == second.verdict == Verdict.SORRY and not second.cached
+    assert first.sorries[0].goal == second.sorries[0].goal
+    assert None is not first.sorries[0].proof_state_id != second.sorries[0].proof_state_id
 
 
 async def test_a_timeout_is_never_cached(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_lean_runners_inert_config_fields_are_accepted_and_do_not_split_the_cach
     sent = ProofConfig.model_validate({"tactics": True, "ast": True, "premises": True, "timeout": 9})
     assert sent.timeout == 9.0
     assert sent.answer_key() == ProofConfig().answer_key()
-    fields = {"timeout", "all_tactics", "memory_limit_mb", "use_cache"}
+    fields = {"timeout", "all_tactics", "memory_limit_mb", "use_cache", "statement", "permitted_axioms"}
     assert set(ProofConfig.model_json_schema()["properties"]) == fields
 
 

@@ -34,6 +34,13 @@ PUBLIC = {
     "Severity",
     "Sorry",
     "Verdict",
+    # tactic mode (repl backend)
+    "ProofStatus",
+    "TacticCheck",
+    "TacticResult",
+    "TryTacticsResult",
+    "ProofStateError",
+    "TacticModeUnavailableError",
     # the errors
     "AuthenticationError",
     "BackendUnavailableError",

@@ -347,7 +347,10 @@ def test_the_sandbox_gives_the_same_answer(project: Path, code: str) -> None:
     plain, boxed = (check_with(mode, project, code) for mode in ("none", "bwrap"))
     assert boxed.verdict == plain.verdict
     assert boxed.messages == plain.messages  # same text, same positions
-    assert boxed.sorries == plain.sorries
+    # the same sorries; each run's proof_state_ids are its own
+    assert [s.model_copy(update={"proof_state_id": None}) for s in boxed.sorries] == [
+        s.model_copy(update={"proof_state_id": None}) for s in plain.sorries
+    ]
 
 
 @needs_bwrap

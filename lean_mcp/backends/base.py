@@ -12,7 +12,8 @@ import abc
 from types import TracebackType
 from typing import Any, Self
 
-from ..models import ProofConfig, ProofResult
+from ..errors import TacticModeUnavailableError
+from ..models import ProofConfig, ProofResult, TacticResult, TryTacticsResult
 
 __all__ = ["Backend", "WrappingBackend"]
 
@@ -64,6 +65,28 @@ class Backend(abc.ABC):
         """A JSON-ready snapshot of the backend's real state (live processes, queue)."""
         return {"backend": self.name}
 
+    # -- tactic mode (the `repl` backend only) -----------------------------------------------
+
+    async def run_tactic(self, proof_state_id: str, tactic: str, *, timeout: float | None = None) -> TacticResult:  # noqa: ASYNC109 - Lean's limit for the tactic
+        """Run `tactic` on a proof state a sorry of an earlier result named (`Sorry.proof_state_id`)."""
+        raise self._no_tactic_mode()
+
+    async def try_tactics(
+        self,
+        proof_state_id: str,
+        tactics: list[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - Lean's limit for each tactic
+    ) -> TryTacticsResult:
+        """Run each of `tactics` from the same proof state; one result per tactic."""
+        raise self._no_tactic_mode()
+
+    def _no_tactic_mode(self) -> TacticModeUnavailableError:
+        return TacticModeUnavailableError(
+            f"The `{self.name}` backend has no proof states: run_tactic and try_tactics need the `repl` backend "
+            "(Lean's REPL keeps the proof state at each sorry; this backend does not)."
+        )
+
 
 class WrappingBackend(Backend):
     """A backend that adds to another (`inner`): lifecycle, identity, capacity and health are the inner one's."""
@@ -88,3 +111,15 @@ class WrappingBackend(Backend):
 
     def health(self) -> dict[str, Any]:
         return self.inner.health()
+
+    async def run_tactic(self, proof_state_id: str, tactic: str, *, timeout: float | None = None) -> TacticResult:  # noqa: ASYNC109 - Lean's limit for the tactic
+        return await self.inner.run_tactic(proof_state_id, tactic, timeout=timeout)
+
+    async def try_tactics(
+        self,
+        proof_state_id: str,
+        tactics: list[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - Lean's limit for each tactic
+    ) -> TryTacticsResult:
+        return await self.inner.try_tactics(proof_state_id, tactics, timeout=timeout)

@@ -482,6 +482,7 @@ class RayBackend(ReplBackend):
             project=existing_project(settings),
             address=settings.ray_address,
             ray_cpus=settings.ray_cpus,
+            tactic_timeout=settings.timeout,
             **repl_pool_options(settings),
         )
 

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..models import ProofConfig, ProofResult
+from ..models import ProofConfig, ProofResult, TacticResult, TryTacticsResult
 from ..repl.pool import ReplPool
+from ..repl.proof_states import ProofStateRegistry
+from ..repl.tactics import TacticRunner
 from ..sandbox import for_settings
 from ..settings import Settings
 from ..toolchain import existing_project, project_fingerprint
@@ -18,7 +20,7 @@ __all__ = ["ReplBackend", "repl_pool_options"]
 
 
 def repl_pool_options(settings: Settings) -> dict[str, Any]:
-    """The ReplPool options `settings` give: workers, limits, recycling, queue, prewarm, sandbox."""
+    """The ReplPool options `settings` give: workers, limits, recycling, queue, prewarm, proof states, sandbox."""
     return {
         "workers": settings.workers,
         "limits": settings.lean_limits,
@@ -27,6 +29,7 @@ def repl_pool_options(settings: Settings) -> dict[str, Any]:
         "queue_timeout": settings.queue_timeout,
         "max_proof_bytes": settings.max_proof_bytes,
         "prewarm": settings.prewarm,
+        "proof_states": ProofStateRegistry(ttl=settings.proof_state_ttl, max_states=settings.max_proof_states),
         "sandbox": for_settings(settings),
     }
 
@@ -38,12 +41,15 @@ class ReplBackend(Backend):
     #: The pool class; the ray backend puts its REPLs in Ray actors with a subclass.
     pool_class: type[ReplPool] = ReplPool
 
-    def __init__(self, command: list[str], *, project: Path, **pool_options: Any) -> None:
+    def __init__(
+        self, command: list[str], *, project: Path, tactic_timeout: float = 300.0, **pool_options: Any
+    ) -> None:
         if not command:
             raise ConfigurationError("The REPL command is empty (--repl / LEAN_MCP_REPL).")
         self.command = list(command)
         self.project = project
         self.pool = self.pool_class(self.command, cwd=project, **pool_options)
+        self.tactics = TacticRunner(self.pool, timeout=tactic_timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplBackend:
@@ -53,7 +59,12 @@ class ReplBackend(Backend):
                 "The repl backend needs a REPL command (--repl / LEAN_MCP_REPL), "
                 "e.g. `lake env /path/to/repl/.lake/build/bin/repl`."
             )
-        return cls(settings.repl, project=existing_project(settings), **repl_pool_options(settings))
+        return cls(
+            settings.repl,
+            project=existing_project(settings),
+            tactic_timeout=settings.timeout,
+            **repl_pool_options(settings),
+        )
 
     @property
     def toolchain(self) -> str | None:
@@ -92,3 +103,15 @@ class ReplBackend(Backend):
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code` on a REPL of its header; `config.timeout`/`memory_limit_mb` apply to it."""
         return await self.pool.check(code, config)
+
+    async def run_tactic(self, proof_state_id: str, tactic: str, *, timeout: float | None = None) -> TacticResult:  # noqa: ASYNC109
+        return await self.tactics.run_tactic(proof_state_id, tactic, timeout=timeout)
+
+    async def try_tactics(
+        self,
+        proof_state_id: str,
+        tactics: list[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> TryTacticsResult:
+        return await self.tactics.try_tactics(proof_state_id, tactics, timeout=timeout)

@@ -15,8 +15,8 @@ import socket
 from types import FrameType
 
 import anyio
-import uvicorn
 
+from .. import http_limits
 from ..errors import ConfigurationError
 from ..http_runner import create_app
 from ..jobs.service import open_service
@@ -77,15 +77,14 @@ async def _serve(settings: Settings, sock: socket.socket) -> bool:
     if warning:
         logger.warning("%s", warning)
     async with open_service(settings) as service:
-        config = uvicorn.Config(
+        config = http_limits.uvicorn_config(
             create_app(service, settings),
-            log_config=None,
-            log_level=settings.log_level.lower(),
+            settings,
             access_log=settings.log_level == "DEBUG",
             lifespan="off",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
-        server = uvicorn.Server(config)
+        server = http_limits.Server(config)
         host, port = sock.getsockname()[:2]
         auth = "bearer token required" if settings.api_key else "no authentication"
         logger.info("lean-mcp runner listening on http://%s:%d (%s)", host, port, auth)

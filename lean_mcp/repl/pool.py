@@ -19,6 +19,13 @@ see `process`), is replaced and the proof tried once more; a proof that kills tw
 verdict `error` quoting the REPL's stderr. A cancelled check kills its REPL and leaves the pool
 healthy.
 
+Proof states (tactic mode): each sorry of a result gets a `proof_state_id` from the pool's
+`ProofStateRegistry`, naming that REPL. `reserve(process)` holds exactly that REPL for tactic
+requests (waiting, first come first served, while it checks a proof). A REPL holding live proof
+states is the last one evicted for another header, and its `max_uses` recycling waits until its
+states are gone (at most `max_uses` more proofs); when it does go (recycled, evicted, crashed,
+killed at a limit), its ids stop working with an error that says why.
+
 Importing a header may take up to `import_timeout` (`--import-timeout`), but a proof waits for it
 at most its own timeout: then it gets verdict `timeout`, and the import goes on in its slot, so
 the next proof of that header finds it further along (a slow Mathlib import never fails forever,
@@ -33,13 +40,14 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ..errors import BackendUnavailableError, BusyError
+from ..errors import BackendUnavailableError, BusyError, ProofStateError
 from ..lean.messages import to_lean_output
 from ..lean.source import SplitProof, split_header, validate_proof_text
 from ..lean.supervise import (
@@ -54,6 +62,7 @@ from ..processes import install_signal_cleanup
 from ..sandbox import NO_SANDBOX, Sandbox
 from ..settings import DEFAULT_LIMITS, DEFAULT_MAX_PROOF_BYTES, LeanLimits
 from .process import ReplCrashed, ReplOutOfStep, ReplProcess
+from .proof_states import ProofStateRegistry, sketch_taint
 from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions
 
 __all__ = ["ReplPool"]
@@ -98,7 +107,9 @@ class _Slot:
 
 @dataclasses.dataclass(eq=False)
 class _Waiter:
-    split: SplitProof
+    split: SplitProof | None
+    #: The one slot this waiter can use (a tactic on that REPL's proof state); None: any slot.
+    want: _Slot | None = None
     event: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     slot: _Slot | None = None
     skipped: int = 0
@@ -128,6 +139,7 @@ class ReplPool:
         queue_timeout: float = 600.0,
         max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
         prewarm: Sequence[str] = (),
+        proof_states: ProofStateRegistry | None = None,
         sandbox: Sandbox = NO_SANDBOX,
     ) -> None:
         self.command = list(command)
@@ -141,6 +153,7 @@ class ReplPool:
         self.queue_timeout = queue_timeout
         self.max_proof_bytes = max_proof_bytes
         self.prewarm = list(prewarm)
+        self.proof_states = proof_states if proof_states is not None else ProofStateRegistry()
         self.sandbox = sandbox
         self._slots = [_Slot(i) for i in range(self.workers)]
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -160,6 +173,7 @@ class ReplPool:
                 "recycled",
                 "evictions",
                 "busy_errors",
+                "tactics",
             ),
             0,
         )
@@ -270,6 +284,9 @@ class ReplPool:
                     logger.warning("During the %s %s; retrying the proof once on a new REPL.", stage, exc)
                 continue
             await self._after_proof(slot, split)
+            if not slot.live:  # recycled at once: its proof states are gone already
+                for sorry in result.sorries:
+                    sorry.proof_state_id = None
             return result
         assert crash is not None
         return _crash_result(crash)
@@ -286,12 +303,23 @@ class ReplPool:
         response = classify_or_none(raw)
         if isinstance(response, CommandResponse):
             output = to_lean_output(shift_positions(raw, split.line_offset))
-            return ProofResult.from_output(output, lean_time=lean_time)
+            result = ProofResult.from_output(output, lean_time=lean_time)
+            return result if split.whole else self._with_handles(slot.process, split, result)
         await self._retire(slot)  # a REPL that did not check a command is not trusted with another
         text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
         return ProofResult.failure(
             Verdict.ERROR, f"The REPL did not check the proof: {text}", lean_time=lean_time, error_type="repl_error"
         )
+
+    def _with_handles(self, process: ReplProcess, split: SplitProof, result: ProofResult) -> ProofResult:
+        """`result` with a proof_state_id on each sorry that has a proof state (never served from the cache)."""
+        taint = sketch_taint(split.body)
+        handled = False
+        for sorry in result.sorries:
+            if sorry.proof_state is not None:
+                sorry.proof_state_id = self.proof_states.register(process, sorry.proof_state, taint)
+                handled = True
+        return result.model_copy(update={"reusable": False}) if handled else result
 
     async def _prepare(self, slot: _Slot, split: SplitProof, patience: float, memory_mb: int) -> None:
         """Give `slot` a live REPL whose env ran `split`'s header, waiting for it at most `patience` s.
@@ -304,7 +332,9 @@ class ReplPool:
         if not slot.importing(split):
             if slot.live:
                 self.counts["evictions"] += 1
-            await self._retire(slot)
+            await self._retire(
+                slot, "its REPL was given to a proof with other imports (all --workers REPLs were in use)"
+            )
             with anyio.CancelScope(shield=True):
                 process = slot.process = await self.start_repl()
             self.counts["repl_starts"] += 1
@@ -346,17 +376,31 @@ class ReplPool:
         assert slot.process is not None
         if split.whole:  # its imports were loaded into this REPL outside any shared env: do not reuse it
             await self._retire(slot)
-        elif slot.uses >= self.max_uses or slot.process.last_rss_mb > self.recycle_mb:
+        elif self._worn_out(slot) or slot.process.last_rss_mb > self.recycle_mb:
             logger.debug(
                 "Recycling REPL %d after %d proofs, %.0f MB", slot.process.pid, slot.uses, slot.process.last_rss_mb
             )
             self.counts["recycled"] += 1
-            await self._retire(slot)
+            await self._retire(
+                slot,
+                f"its REPL was recycled (after {slot.uses} proofs, {math.ceil(slot.process.last_rss_mb)} MB resident)",
+            )
 
-    async def _retire(self, slot: _Slot) -> None:
-        """Kill and reap the slot's REPL (the slot keeps its header key as a preference)."""
+    def _worn_out(self, slot: _Slot) -> bool:
+        """Past `max_uses` (up to twice that while the REPL holds live proof states)."""
+        if slot.uses < self.max_uses:
+            return False
+        return slot.uses >= 2 * self.max_uses or not self._holds_states(slot)
+
+    def _holds_states(self, slot: _Slot) -> bool:
+        return slot.process is not None and self.proof_states.live_on(slot.process) > 0
+
+    async def _retire(self, slot: _Slot, reason: str = "its REPL stopped (crashed or was killed)") -> None:
+        """Kill and reap the slot's REPL (the slot keeps its header key as a preference); its proof
+        states stop working, answering with `reason`."""
         process, slot.process, slot.env = slot.process, None, None
         if process is not None:
+            self.proof_states.release_owner(process, reason)
             await process.aclose()
 
     # -- slots -------------------------------------------------------------------------------
@@ -372,8 +416,8 @@ class ReplPool:
             chosen = max(ready, key=lambda s: s.last_used)
         elif empty:
             chosen = max(empty, key=lambda s: s.key == split.key)
-        else:
-            chosen = min(idle, key=lambda s: s.last_used)
+        else:  # evict: a REPL whose proof states are in use goes last
+            chosen = min(idle, key=lambda s: (self._holds_states(s), s.last_used))
         chosen.busy = True
         return chosen
 
@@ -382,7 +426,10 @@ class ReplPool:
             slot = self._pick(split)
             if slot is not None:
                 return slot
-        waiter = _Waiter(split)
+        return await self._queue(_Waiter(split))
+
+    async def _queue(self, waiter: _Waiter) -> _Slot:
+        """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot."""
         self._waiters.append(waiter)
         try:
             with anyio.fail_after(self.queue_timeout):
@@ -407,16 +454,49 @@ class ReplPool:
         slot.last_used = time.monotonic()
         if self._closed or not self._waiters:
             return
-        head = self._waiters[0]
+        eligible = [w for w in self._waiters if w.want is None or w.want is slot]
+        if not eligible:
+            return
+        head = eligible[0]
         chosen = head
-        if head.skipped < MAX_SKIPS and not slot.ready_for(head.split):
-            chosen = next((w for w in self._waiters if slot.ready_for(w.split)), head)
+        if head.want is None and head.skipped < MAX_SKIPS and not _suits(slot, head):
+            chosen = next((w for w in eligible if _suits(slot, w)), head)
         if chosen is not head:
             head.skipped += 1
         self._waiters.remove(chosen)
         slot.busy = True
         chosen.slot = slot
         chosen.event.set()
+
+    # -- proof states ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def reserve(self, process: object) -> AsyncIterator[ReplProcess]:
+        """Hold the REPL `process` (the one a proof state lives in) for tactic requests.
+
+        Waits while it checks a proof. Raises ProofStateError once that REPL is gone. A REPL that
+        dies while held (timeout, memory cap, crash, cancellation) is retired on the way out.
+        """
+        if self._closed:
+            raise BackendUnavailableError("The REPL pool is shut down.")
+        slot = next((s for s in self._slots if s.process is process and s.live), None)
+        if slot is None:
+            raise ProofStateError("The REPL holding this proof state is gone (recycled, crashed or shut down).")
+        if slot.busy:
+            slot = await self._queue(_Waiter(None, want=slot))
+        else:
+            slot.busy = True
+        try:
+            held = slot.process
+            if held is not process or held is None or not held.alive:
+                raise ProofStateError("The REPL holding this proof state stopped while the tactic waited for it.")
+            self.counts["tactics"] += 1
+            yield held
+        finally:
+            if slot.process is process and not slot.live:
+                self.counts["restarts"] += 1
+                await self._retire(slot, "its REPL was killed while running a tactic (timeout, memory limit or crash)")
+            self._release(slot)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -433,8 +513,14 @@ class ReplPool:
             "headers": dict(headers),
             "pids": [slot.process.pid for slot in live if slot.process is not None],
             "rss_mb": [math.ceil(slot.process.last_rss_mb) for slot in live if slot.process is not None],
+            "proof_states": len(self.proof_states),
             **self.counts,
         }
+
+
+def _suits(slot: _Slot, waiter: _Waiter) -> bool:
+    """True when `slot` is just what `waiter` needs: its one REPL, or a REPL of its header."""
+    return waiter.want is slot or (waiter.split is not None and slot.ready_for(waiter.split))
 
 
 def _header_label(key: str | None) -> str:

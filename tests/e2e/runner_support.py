@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,12 +52,14 @@ def runner_env(tmp_path: Path, *, work_seconds: float = 0.0, **extra: str) -> di
 class RunnerProcess:
     """One `lean-mcp runner` subprocess and its URL."""
 
-    def __init__(self, tmp_path: Path, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, env: dict[str, str], port: int | None = None, command: Sequence[str] = RUNNER
+    ) -> None:
         self.tmp_path = tmp_path
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "runner.log"
-        argv = [*RUNNER, "--host", "127.0.0.1", "--port", str(self.port)]
+        argv = [*command, "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 argv, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT

@@ -80,7 +80,9 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
 def test_every_block_is_run_or_says_why_not() -> None:
     for block in ALL:
         # Only these: a ```sh or ```console block would silently never run.
-        assert block.language in (*RUN, "shell", "json", "text"), f"{block.id}: fence language {block.language!r}"
+        assert block.language in (*RUN, "shell", "json", "text", "lean"), (
+            f"{block.id}: fence language {block.language!r}"
+        )
         if block.language == "shell":
             assert NOT_RUN.fullmatch(block.note), f"{block.id}: a ```shell block needs <!-- not run: REASON -->"
         elif block.note:

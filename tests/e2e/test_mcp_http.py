@@ -72,7 +72,7 @@ async def test_http_needs_the_bearer_token_and_serves_proofs_with_it(tmp_path: P
                 tools = {tool.name for tool in (await session.list_tools()).tools}
                 proved = await session.call_tool("verify_proof", {"proof": PROVED})
                 rejected = await session.call_tool("verify_proof", {"proof": REJECTED})
-            assert tools == {"verify_proof", "submit_proof", "get_proof_result"}
+            assert tools == {"verify_proof", "submit_proof", "get_proof_result", "run_tactic", "try_tactics"}
             assert structured(proved)["verdict"] == "proved"
             assert structured(rejected)["verdict"] == "rejected"
             assert "2:0 error: unsolved goals" in text_of(rejected)

@@ -22,10 +22,10 @@ SLOW = "theorem slow : True := by\n-- standin: work {seconds}\n  trivial\n"
 
 
 @pytest.mark.timeout(60)
-async def test_the_three_tools_are_listed_with_output_schemas(tmp_path: Path) -> None:
+async def test_the_tools_are_listed_with_output_schemas(tmp_path: Path) -> None:
     async with stdio_session(tmp_path) as session:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-    assert set(tools) == {"verify_proof", "submit_proof", "get_proof_result"}
+    assert set(tools) == {"verify_proof", "submit_proof", "get_proof_result", "run_tactic", "try_tactics"}
     for name in ("verify_proof", "get_proof_result"):
         schema = tools[name].output_schema
         assert schema is not None
@@ -59,7 +59,8 @@ async def test_verdicts_come_back_structured_and_readable(tmp_path: Path) -> Non
     text = text_of(sorry)
     assert text.startswith("SORRY:")
     assert "warning: declaration uses `sorry`" in text
-    assert "Goal left at the sorry at 2:2:\n  n : Nat\n  ⊢ 0 + n = n" in text
+    state_id = data["result"]["sorries"][0]["proof_state_id"]
+    assert f"Goal left at the sorry at 2:2 (proof_state_id {state_id}):\n  n : Nat\n  ⊢ 0 + n = n" in text
 
     data = structured(rejected)
     assert (data["verdict"], data["success"]) == ("rejected", False)
@@ -228,10 +229,10 @@ async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_kee
     assert huge.is_error and "10,485,760 bytes" in text_of(huge) and "--max-proof-bytes" in text_of(huge)
     assert unknown.is_error and "no-such-proof" in text_of(unknown)
     # Argument errors: one sentence naming the field and what to send, no pydantic dump or link.
-    assert missing.is_error and "`proof` field required" in text_of(missing)
+    assert missing.is_error and "Give exactly one of `proof` (the Lean text) and `path`" in text_of(missing)
     assert negative.is_error and "`timeout` input should be greater than 0" in text_of(negative)
+    assert "Send a JSON object with `proof` (string), `timeout` (number)" in text_of(negative)
     for wrong in (missing, negative):
-        assert "Send a JSON object with `proof` (string, required), `timeout` (number)" in text_of(wrong)
         assert "pydantic" not in text_of(wrong) and "validation error" not in text_of(wrong)
     assert structured(fine)["verdict"] == "proved"
 
@@ -280,7 +281,7 @@ async def test_without_lean_the_server_lists_its_tools_and_explains_how_to_confi
         tools = (await session.list_tools()).tools
         verify = await session.call_tool("verify_proof", {"proof": PROVED})
         submit = await session.call_tool("submit_proof", {"proof": PROVED})
-    assert len(tools) == 3
+    assert len(tools) == 5
     for result in (verify, submit):
         assert result.is_error
         assert "No Lean found" in text_of(result)
@@ -294,7 +295,7 @@ async def test_a_job_store_that_cannot_be_opened_is_reported_by_every_call(tmp_p
     async with stdio_session(tmp_path, env) as session:
         tools = (await session.list_tools()).tools
         verify = await session.call_tool("verify_proof", {"proof": PROVED})
-    assert len(tools) == 3
+    assert len(tools) == 5
     assert verify.is_error
     assert "The job store" in text_of(verify) and "cannot be written" in text_of(verify)
     assert "not-a-directory" in text_of(verify) and "--db" in text_of(verify)

@@ -24,7 +24,7 @@ CLI = [sys.executable, "-m", "lean_mcp.cli"]
 @pytest.mark.timeout(180)
 def test_setup_on_the_real_lean_ends_with_a_real_proof_and_check_finds_it(lean_exe: Path, tmp_path: Path) -> None:
     fakes = Fakes(tmp_path)
-    env = fakes.env(LEAN_FAKE_REAL_LEAN=str(lean_exe), LEAN_MCP_BACKEND="lean")
+    env = fakes.env(LEAN_FAKE_REAL_LEAN=str(lean_exe), LEAN_MCP_BACKEND="lean", LEAN_MCP_ALLOW_PRELUDE="true")
 
     def lean_mcp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=170)

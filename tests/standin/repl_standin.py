@@ -22,7 +22,9 @@ It does not know Lean. Its answers are scripted by the proof text:
   `work SECONDS`, `hang`, `crash`, `crash-once PATH`, `memory MB`, `stderr BYTES`; the hostile
   actions `write PATH`, `read PATH`, `connect HOST:PORT`, `getenv NAME` (see HOSTILE); misbehaviours for
   the driver's tests: `flood BYTES` (stdout bytes that end no answer), `answer-twice [SECONDS]` (the
-  answer is written again, at once or SECONDS later), `env NAME` (an info message with NAME's value);
+  answer is written again, at once or SECONDS later), `env NAME` (an info message with NAME's value), and in tactic
+  mode `status TEXT` (the step's `proofStatus` is TEXT, e.g. `Error: kernel type check failed: x`);
+* tactic mode: see `Repl.tactic`;
 * anything else elaborates cleanly: `{"env": n}`.
 
 Stdlib only; it must never import the code under test.
@@ -380,6 +382,7 @@ class Env:
 class ProofState:
     goals: list[str]
     has_sorry: bool = False
+    status: str | None = None  # a `status` directive's proofStatus
 
 
 @dataclass
@@ -402,8 +405,10 @@ CLOSING_TACTICS = {
 }  # fmt: skip
 SPLITTING_TACTICS = {
     "by_cases": ("pos", "neg"), "cases": ("zero", "succ"), "induction": ("zero", "succ"),
-    "constructor": ("left", "right"), "split": ("isTrue", "isFalse"),
+    "constructor": ("left", "right"), "split": ("isTrue", "isFalse"), "induction'": ("zero", "succ"),
 }  # fmt: skip
+#: `apply X` that leaves one goal per field of X.
+SPLITTING_TERMS = {"And.intro": ("left", "right"), "Iff.intro": ("mp", "mpr")}
 TACTIC_SEPARATORS = {";", "=>", "·", "<;>", "all_goals", "any_goals", "try", "first", "|", "focus", "next"}
 PROGRESS_TACTICS = {
     "intro", "intros", "apply", "have", "cases'", "induction'", "refine", "trace", "use", "rw", "rewrite",
@@ -476,6 +481,8 @@ class Repl:
         self.proof_states: list[ProofState] = []
         self.memory: list[bytearray] = []
         self.repeat_after: float | None = None
+        #: Set by a `status` directive: the proofStatus of the tactic step being run.
+        self.forced_status: str | None = None
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -595,6 +602,8 @@ class Repl:
             messages.append(
                 message("info", tok.pos(), tok.end_pos(), f"{arg} is unset" if value is None else f"{arg}={value}")
             )
+        elif verb == "status":
+            self.forced_status = arg
         elif verb == "stderr":
             size = int(arg)
             chunk = ("standin stderr noise " * 4)[:-1] + "\n"
@@ -686,13 +695,15 @@ class Repl:
 
     def tactic(self, state_id: int, text: str) -> dict[str, Any]:
         """Run a tactic. A closing tactic (or `sorry`) in tactic position closes the first goal (every goal
-        after `all_goals`/`any_goals`); a splitting tactic turns the first goal into two cases; other
-        known tactics leave the goals as they are; an unknown head is a parse error."""
+        after `all_goals`/`any_goals`); a splitting tactic (or `apply And.intro`) at the start of the text,
+        of a line or after a separator turns the first goal into its cases; other known tactics leave
+        the goals as they are; an unknown head is a parse error."""
         if state_id >= len(self.proof_states):
             return {"message": "Unknown proof state."}
         state = self.proof_states[state_id]
         tokens = lex(text)
         messages: list[dict[str, Any]] = []
+        self.forced_status = None
         self.run_directives(text, tokens, messages)
         for msg in messages:  # messages logged in tactic mode sit at 0:0
             msg["pos"] = msg["endPos"] = {"line": 0, "column": 0}
@@ -712,12 +723,15 @@ class Repl:
             t.text in CLOSING_TACTICS and (i == 0 or code[i - 1].text in TACTIC_SEPARATORS) for i, t in enumerate(code)
         )
         goals = list(state.goals)
+        cases = split_cases(code)
         if closes:
             goals = [] if every_goal else goals[1:]
-        elif head in SPLITTING_TACTICS and goals:
-            goals[:1] = [f"case {case}\n{goals[0]}" for case in SPLITTING_TACTICS[head]]
+        elif cases and goals:
+            goals[:1] = [f"case {case}\n{goals[0]}" for case in cases]
         has_sorry = state.has_sorry or bool(sorry_count) or errors
-        return self.new_proof_state(ProofState(goals, has_sorry), sorries, messages)
+        if self.forced_status is not None and not self.forced_status.startswith("Incomplete: open goals"):
+            goals = []
+        return self.new_proof_state(ProofState(goals, has_sorry, self.forced_status), sorries, messages)
 
     def new_proof_state(
         self,
@@ -726,7 +740,9 @@ class Repl:
         messages: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         self.proof_states.append(state)
-        if state.goals:
+        if state.status is not None:
+            status = state.status
+        elif state.goals:
             status = "Incomplete: open goals remain"
         elif state.has_sorry:
             status = "Incomplete: contains sorry"
@@ -835,6 +851,18 @@ def goal_of(text: str, rest: list[Token]) -> str:
         return "⊢ Prop"
     target = _squash(text[rest[colon].offset : rest[end - 1].offset + len(rest[end - 1].text)])
     return "\n".join([h for h in hyps if " : " in h] + [f"⊢ {target}"])
+
+
+def split_cases(code: list[Token]) -> tuple[str, ...] | None:
+    """The cases a splitting tactic in tactic position (start, new line, after a separator) makes."""
+    for i, tok in enumerate(code):
+        if i and code[i - 1].text not in TACTIC_SEPARATORS and code[i - 1].line == tok.line:
+            continue
+        if tok.text in SPLITTING_TACTICS:
+            return SPLITTING_TACTICS[tok.text]
+        if tok.text == "apply" and i + 1 < len(code) and code[i + 1].text in SPLITTING_TERMS:
+            return SPLITTING_TERMS[code[i + 1].text]
+    return None
 
 
 def tactic_block(rest: list[Token]) -> list[list[Token]]:
