@@ -13,7 +13,19 @@ import traceback
 
 from .common import Row, format_table
 
-SECTIONS = ("throughput", "pool", "audit", "jobs", "mcp", "tactics", "runner", "lean", "sandbox", "hostile")
+SECTIONS = (
+    "throughput",
+    "pool",
+    "audit",
+    "jobs",
+    "mcp",
+    "tactics",
+    "runner",
+    "lean",
+    "sandbox",
+    "hostile",
+    "ray_backend",
+)
 
 
 def main() -> int:

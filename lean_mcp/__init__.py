@@ -1,8 +1,8 @@
 """lean-mcp: check Lean 4 proofs for agents and prover loops.
 
 The public surface is `__all__` (pinned by tests/test_public_api.py): the models, the errors, the
-settings, the in-process engine (`open_service`, `ProofService`) and the HTTP clients. Everything
-else is internal and may change.
+settings, the in-process engine (`open_service`, `ProofService`, and `RayVerifier` with the [ray]
+extra) and the HTTP clients. Everything else is internal and may change.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .client import AsyncLeanClient, LeanClient
     from .jobs.service import ProofService, open_service
+    from .ray_verifier import RayVerifier
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "ProofTooLargeError",
     "QueueFullError",
     "RateLimitedError",
+    "RayVerifier",
     "RemoteError",
     "RunnerUnreachableError",
     "Settings",
@@ -93,6 +95,7 @@ _LAZY = {
     "LeanClient": "client",
     "ProofService": "jobs.service",
     "open_service": "jobs.service",
+    "RayVerifier": "ray_verifier",
 }
 
 

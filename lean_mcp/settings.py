@@ -35,7 +35,7 @@ __all__ = [
     "knobs_markdown",
 ]
 
-BACKENDS = ("auto", "repl", "lean", "remote", "kimina")
+BACKENDS = ("auto", "repl", "lean", "remote", "kimina", "ray")
 TRANSPORTS = ("stdio", "streamable-http")
 
 #: The defaults other modules share; each is written here only.
@@ -128,7 +128,7 @@ KNOBS: tuple[Knob, ...] = (
         str,
         "auto",
         "Where proofs are checked: auto, repl (local REPL pool), lean (`lean` per proof), "
-        "remote (a lean-runner URL), kimina (a Kimina URL).",
+        "remote (a lean-runner URL), kimina (a Kimina URL), ray (REPLs in Ray actors across a cluster).",
         choices=BACKENDS,
     ),
     Knob(
@@ -185,6 +185,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("retention_jobs", int, 100_000, "Keep at most this many finished jobs."),
     Knob("remote_url", str, None, "Runner URL for the remote and kimina backends, e.g. `http://127.0.0.1:8000`."),
     Knob("remote_api_key", str, None, "Bearer token sent to the remote runner."),
+    Knob(
+        "ray_address",
+        str,
+        None,
+        "Ray cluster for --backend ray: `HOST:PORT` of its head, or `auto` (default: a local Ray, stopped on exit).",
+    ),
+    Knob("ray_cpus", float, 0.5, "CPUs each REPL actor asks Ray for (fractional: small machines cannot deadlock)."),
     Knob("api_key", str, None, "Bearer token this server requires on HTTP (MCP streamable-http and the runner)."),
     Knob("transport", str, "stdio", "MCP transport: stdio or streamable-http.", choices=TRANSPORTS),
     Knob("host", str, "127.0.0.1", "Address the HTTP servers listen on."),
@@ -261,6 +268,8 @@ class Settings:
     retention_jobs: int = 100_000
     remote_url: str | None = None
     remote_api_key: str | None = None
+    ray_address: str | None = None
+    ray_cpus: float = 0.5
     api_key: str | None = None
     transport: str = "stdio"
     host: str = "127.0.0.1"
@@ -332,6 +341,8 @@ class Settings:
             if not (math.isfinite(value) and value > 0):
                 knob = _KNOB_BY_NAME[name]
                 raise ConfigurationError(f"{knob.flag} ({knob.env}) must be a finite positive number, got {value!r}.")
+        if not (math.isfinite(self.ray_cpus) and self.ray_cpus > 0):
+            raise ConfigurationError(f"--ray-cpus (LEAN_MCP_RAY_CPUS) must be positive, got {self.ray_cpus!r}.")
         if self.max_request_bytes < 0:
             knob = _KNOB_BY_NAME["max_request_bytes"]
             raise ConfigurationError(f"{knob.flag} ({knob.env}) must be 0 (automatic) or a positive number of bytes.")

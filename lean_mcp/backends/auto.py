@@ -54,6 +54,10 @@ def _create_inner(settings: Settings) -> Backend:
         from .remote import KiminaBackend
 
         return KiminaBackend.from_settings(settings)
+    if name == "ray":
+        from .ray_cluster import RayBackend
+
+        return RayBackend.from_settings(settings)
     raise ConfigurationError(f"Unknown backend {name!r}.")
 
 

@@ -16,13 +16,30 @@ from ..settings import Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
 
-__all__ = ["ReplBackend"]
+__all__ = ["ReplBackend", "repl_pool_options"]
+
+
+def repl_pool_options(settings: Settings) -> dict[str, Any]:
+    """The ReplPool options `settings` give: workers, limits, recycling, queue, prewarm, proof states, sandbox."""
+    return {
+        "workers": settings.workers,
+        "limits": settings.lean_limits,
+        "max_uses": settings.max_uses,
+        "recycle_mb": settings.recycle_threshold_mb,
+        "queue_timeout": settings.queue_timeout,
+        "max_proof_bytes": settings.max_proof_bytes,
+        "prewarm": settings.prewarm,
+        "proof_states": ProofStateRegistry(ttl=settings.proof_state_ttl, max_states=settings.max_proof_states),
+        "sandbox": for_settings(settings),
+    }
 
 
 class ReplBackend(Backend):
     """A header-reusing pool of REPLs started with `command` in `project`."""
 
     name = "repl"
+    #: The pool class; the ray backend puts its REPLs in Ray actors with a subclass.
+    pool_class: type[ReplPool] = ReplPool
 
     def __init__(
         self, command: list[str], *, project: Path, tactic_timeout: float = 300.0, **pool_options: Any
@@ -31,7 +48,7 @@ class ReplBackend(Backend):
             raise ConfigurationError("The REPL command is empty (--repl / LEAN_MCP_REPL).")
         self.command = list(command)
         self.project = project
-        self.pool = ReplPool(self.command, cwd=project, **pool_options)
+        self.pool = self.pool_class(self.command, cwd=project, **pool_options)
         self.tactics = TacticRunner(self.pool, timeout=tactic_timeout)
 
     @classmethod
@@ -42,20 +59,11 @@ class ReplBackend(Backend):
                 "The repl backend needs a REPL command (--repl / LEAN_MCP_REPL), "
                 "e.g. `lake env /path/to/repl/.lake/build/bin/repl`."
             )
-        project = existing_project(settings)
         return cls(
             settings.repl,
-            project=project,
-            workers=settings.workers,
-            limits=settings.lean_limits,
-            max_uses=settings.max_uses,
-            recycle_mb=settings.recycle_threshold_mb,
-            queue_timeout=settings.queue_timeout,
-            max_proof_bytes=settings.max_proof_bytes,
-            prewarm=settings.prewarm,
+            project=existing_project(settings),
             tactic_timeout=settings.timeout,
-            proof_states=ProofStateRegistry(ttl=settings.proof_state_ttl, max_states=settings.max_proof_states),
-            sandbox=for_settings(settings),
+            **repl_pool_options(settings),
         )
 
     @property

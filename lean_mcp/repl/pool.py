@@ -336,9 +336,7 @@ class ReplPool:
                 slot, "its REPL was given to a proof with other imports (all --workers REPLs were in use)"
             )
             with anyio.CancelScope(shield=True):
-                process = slot.process = await ReplProcess.start(
-                    self.command, cwd=self.cwd, env=self.env, sandbox=self.sandbox
-                )
+                process = slot.process = await self.start_repl()
             self.counts["repl_starts"] += 1
             slot.key, slot.env, slot.uses = split.key, None, 0
             if split.whole:
@@ -367,6 +365,10 @@ class ReplPool:
             )
         await self._retire(slot)
         raise _HeaderRejected(result)
+
+    async def start_repl(self) -> ReplProcess:
+        """Start one REPL for a slot (a subclass may start it elsewhere: the ray backend uses a Ray actor)."""
+        return await ReplProcess.start(self.command, cwd=self.cwd, env=self.env, sandbox=self.sandbox)
 
     async def _after_proof(self, slot: _Slot, split: SplitProof) -> None:
         self.counts["proofs"] += 1
