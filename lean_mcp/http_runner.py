@@ -22,7 +22,6 @@ unavailable). Every job goes through the job service, so accepted jobs survive a
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -34,13 +33,13 @@ from typing import Any, TypeVar
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, UploadFile
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from . import __version__
 from .errors import (
@@ -59,9 +58,10 @@ from .errors import (
 from .jobs.service import ProofService, open_service
 from .lean.source import validate_proof_text
 from .models import ProofConfig, ProofResult
+from .server.auth import BearerAuth, bearer_ok
 from .settings import Settings
 
-__all__ = ["PUBLIC_PATHS", "BearerAuth", "bearer_ok", "create_app", "status_code_of"]
+__all__ = ["PUBLIC_PATHS", "create_app", "status_code_of"]
 
 logger = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -439,33 +439,6 @@ def _parse_kimina(model: type[_M], data: dict[str, Any]) -> _M:
         raise _bad_request(f"Invalid request body: {_describe_validation(exc, '')}.", 422) from None
 
 
-def bearer_ok(headers: Headers, api_key: str | None) -> bool:
-    """True when no API key is configured, or the request carries `Authorization: Bearer <api_key>`."""
-    if not api_key:
-        return True
-    return hmac.compare_digest(headers.get("authorization", "").encode(), f"Bearer {api_key}".encode())
-
-
-class BearerAuth:
-    """ASGI middleware: every path outside PUBLIC_PATHS needs `Authorization: Bearer <api_key>`."""
-
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
-        self.api_key = api_key
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guarded = scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS
-        if guarded and not bearer_ok(Headers(scope=scope), self.api_key):
-            response = JSONResponse(
-                {"detail": "Missing or wrong API key: send `Authorization: Bearer <key>`."},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 async def _lean_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LeanMCPError)
     code = status_code_of(exc)
@@ -512,7 +485,9 @@ def create_app(service: ProofService | None = None, settings: Settings | None = 
     from .http_tactics import tactic_routes  # it builds on this module's body parsing
 
     tactic = tactic_routes(lambda: runner.service, runner.body_limit)
-    middleware = [Middleware(BearerAuth, api_key=settings.api_key)] if settings.api_key else []
+    middleware = (
+        [Middleware(BearerAuth, api_key=settings.api_key, public_paths=PUBLIC_PATHS)] if settings.api_key else []
+    )
     return Starlette(
         routes=[*(Route(path, handler, methods=methods) for path, handler, methods in handlers), *tactic],
         middleware=middleware,
