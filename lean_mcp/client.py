@@ -152,10 +152,6 @@ def _config_of(config: ConfigInput) -> ProofConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidProofError(f"Invalid proof config: {problems}.", hint=hint) from None
-    if not math.isfinite(parsed.timeout):
-        raise InvalidProofError(
-            f"The config timeout must be a finite number of seconds, not {parsed.timeout}.", hint=hint
-        )
     return parsed
 
 

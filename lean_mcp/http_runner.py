@@ -56,7 +56,6 @@ from .errors import (
     TacticModeUnavailableError,
 )
 from .jobs.service import ProofService, open_service
-from .lean.source import validate_proof_text
 from .models import ProofConfig, ProofResult
 from .server.auth import BearerAuth, bearer_ok
 from .settings import Settings
@@ -240,8 +239,6 @@ def _parse_config(raw: Any) -> ProofConfig:
         config = ProofConfig.model_validate(raw)
     except ValidationError as exc:
         raise _bad_request(f"Field {_describe_validation(exc, 'config')}.") from None
-    if not math.isfinite(config.timeout):
-        raise _bad_request("Field config.timeout must be a finite number of seconds, e.g. 60.")
     return config
 
 
@@ -404,7 +401,7 @@ class _Runner:
         valid: list[int] = []
         for index, (snippet_id, code) in enumerate(snippets):
             try:
-                validate_proof_text(code, self.settings.max_proof_bytes, allow_prelude=self.settings.allow_prelude)
+                self.service.validate(code)
             except InvalidProofError as exc:
                 items[index] = _kimina_invalid(snippet_id, exc)
             else:

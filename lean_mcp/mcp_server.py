@@ -12,7 +12,6 @@ The tactic tools (`run_tactic`, `try_tactics`) live in `mcp_tactics`.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -329,8 +328,6 @@ def _submit_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
     async def submit_proof(
         proof: ProofText = None, config: ProofConfig | None = None, path: ProofPath = None
     ) -> ProofOutput:
-        if config is not None and not math.isfinite(config.timeout):
-            raise ToolError("config.timeout must be a finite number of seconds, e.g. 60.")
         async with _tool_errors():
             text = await sources.text_of(proof, path)
             service = await slot.get()

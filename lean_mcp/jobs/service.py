@@ -248,6 +248,14 @@ class ProofService:
             config = config.model_copy(update={"timeout": self.default_timeout})
         return config
 
+    def validate(self, code: str) -> None:
+        """Refuse `code` as `submit` would (`lean.source.validate_proof_text` under this service's limits).
+
+        The one gate for every front end; a front end that must answer per proof (Kimina's batches,
+        `lean-mcp check`'s files) calls it before `submit_many`.
+        """
+        validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+
     def cache_key(self, code: str, config: ProofConfig | None = None) -> str:
         """The result-cache key of `code` under `config` on this service's backend."""
         return cache_key(code, self.effective_config(config), self.backend.identity)
@@ -269,7 +277,7 @@ class ProofService:
         if not math.isfinite(config.timeout):
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         for code in codes:
-            validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+            self.validate(code)
         if (failure := self.store.failure) is not None:
             raise StoreUnavailableError(f"No new proof jobs are accepted: {failure.message}", hint=failure.hint)
         if self._queued + len(codes) > self.max_queue:
