@@ -46,7 +46,8 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .client import AsyncLeanClient, LeanClient
-    from .jobs.service import ProofService, open_service
+    from .jobs.service import ProofService
+    from .server.runtime import open_service
 
 __version__ = "0.1.0"
 
@@ -92,7 +93,7 @@ _LAZY = {
     "AsyncLeanClient": "client",
     "LeanClient": "client",
     "ProofService": "jobs.service",
-    "open_service": "jobs.service",
+    "open_service": "server.runtime",
 }
 
 

@@ -47,9 +47,10 @@ from .errors import (
     InvalidProofError,
     LeanMCPError,
 )
-from .jobs.service import ProofService, open_service
+from .jobs.service import ProofService
 from .models import ProofConfig
 from .server.auth import BearerAuth, bearer_ok
+from .server.runtime import open_service
 from .settings import Settings
 from .wire import kimina, lean_runner
 from .wire.lean_runner import status_code_of

@@ -25,9 +25,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__
 from .errors import BackendUnavailableError, InvalidProofError, LeanMCPError
-from .jobs.service import ProofService, open_service
+from .jobs.service import ProofService
 from .lean.source import read_proof_file
 from .models import Proof, ProofConfig, ProofResult, Verdict
+from .server.runtime import open_service
 from .settings import Settings
 
 __all__ = [

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import anyio
 
 from ..errors import InvalidProofError
-from ..jobs.service import open_service
 from ..lean.source import read_proof_file, validate_proof_text
 from ..models import ProofConfig, ProofResult, Verdict
+from ..server.runtime import open_service
 from ..settings import Settings
 
 __all__ = ["format_result", "run"]

@@ -19,8 +19,8 @@ import anyio
 from .. import http_limits
 from ..errors import ConfigurationError
 from ..http_runner import create_app
-from ..jobs.service import open_service
 from ..sandbox import unsandboxed_warning
+from ..server.runtime import open_service
 from ..settings import Settings
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "listen_socket", "run"]

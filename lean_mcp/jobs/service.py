@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -41,7 +41,7 @@ from ..settings import Settings
 from .cache import ResultCache, cache_key
 from .store import JobRow, JobStore, OwnerLock, store_unavailable, uuid7
 
-__all__ = ["CANCELLED_MESSAGE", "ProofService", "open_service"]
+__all__ = ["CANCELLED_MESSAGE", "ProofService"]
 
 logger = logging.getLogger(__name__)
 
@@ -565,13 +565,3 @@ class ProofService:
             "store": self.store.path,
             **self._counts,
         }
-
-
-@contextlib.asynccontextmanager
-async def open_service(settings: Settings) -> AsyncIterator[ProofService]:
-    """Build the backend the settings name, start it, and run a ProofService over it."""
-    from ..backends.auto import create_backend
-
-    backend = create_backend(settings)
-    async with backend, ProofService.from_settings(settings, backend) as service:
-        yield service
