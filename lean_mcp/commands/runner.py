@@ -16,10 +16,10 @@ from types import FrameType
 
 import anyio
 
-from .. import http_limits
 from ..errors import ConfigurationError
 from ..http_runner import create_app
 from ..sandbox import unsandboxed_warning
+from ..server import http_limits
 from ..server.runtime import open_service
 from ..settings import Settings
 

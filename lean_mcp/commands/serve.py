@@ -21,11 +21,11 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from starlette.types import ASGIApp
 
-from .. import http_limits
 from ..mcp_server import ServiceSlot, build_server
-from ..mcp_stdio import stdio_streams
 from ..sandbox import unsandboxed_warning
+from ..server import http_limits
 from ..server.auth import BearerAuth, mcp_refusal
+from ..server.stdio import stdio_streams
 from ..settings import Settings
 from .runner import listen_socket
 
