@@ -17,7 +17,7 @@ import anyio
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from lean_mcp.jobs.service import open_service
+from lean_mcp.server.runtime import open_service
 from lean_mcp.settings import Settings
 from tests.standin import standin_command
 

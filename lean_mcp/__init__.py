@@ -46,8 +46,9 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .client import AsyncLeanClient, LeanClient
-    from .jobs.service import ProofService, open_service
+    from .jobs.service import ProofService
     from .ray_verifier import RayVerifier
+    from .server.runtime import open_service
 
 __version__ = "0.1.0"
 
@@ -94,7 +95,7 @@ _LAZY = {
     "AsyncLeanClient": "client",
     "LeanClient": "client",
     "ProofService": "jobs.service",
-    "open_service": "jobs.service",
+    "open_service": "server.runtime",
     "RayVerifier": "ray_verifier",
 }
 

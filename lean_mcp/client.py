@@ -51,16 +51,10 @@ import httpx
 from pydantic import ValidationError
 
 from .errors import (
-    AuthenticationError,
     InvalidProofError,
-    JobNotFoundError,
     LeanMCPError,
-    ProofStateError,
-    ProofTooLargeError,
-    RateLimitedError,
     RemoteError,
     RunnerUnreachableError,
-    TacticModeUnavailableError,
 )
 from .lean.source import read_proof_file
 from .models import (
@@ -73,6 +67,7 @@ from .models import (
     TryTacticsResult,
     Verdict,
 )
+from .wire import lean_runner
 
 __all__ = ["AsyncLeanClient", "IndexedProofResult", "LeanClient", "ProofInput", "read_proof"]
 
@@ -152,10 +147,6 @@ def _config_of(config: ConfigInput) -> ProofConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidProofError(f"Invalid proof config: {problems}.", hint=hint) from None
-    if not math.isfinite(parsed.timeout):
-        raise InvalidProofError(
-            f"The config timeout must be a finite number of seconds, not {parsed.timeout}.", hint=hint
-        )
     return parsed
 
 
@@ -238,24 +229,7 @@ def _raise_for_status(response: httpx.Response, call: HttpCall, base_url: str) -
     if code < 400:
         return
     detail, hint = _detail_and_hint(response)
-    if code == 401:
-        message = f"The runner at {base_url} refused the request: {detail}"
-        raise AuthenticationError(message, status_code=code, hint=hint)
-    if code == 404 and call.path.startswith("/prove/result/"):
-        job = call.path.rsplit("/", 1)[-1]
-        raise JobNotFoundError(f"The runner at {base_url} has no job {job!r}: {detail}", hint=hint)
-    if code == 404 and call.path.startswith("/tactic/"):
-        raise ProofStateError(detail, hint=hint)
-    if code == 501 and call.path.startswith("/tactic/"):
-        raise TacticModeUnavailableError(f"The runner at {base_url} has no tactic mode: {detail}", hint=hint)
-    if code == 413:
-        raise ProofTooLargeError(detail, hint=hint)
-    if code in (400, 422):
-        raise InvalidProofError(detail, hint=hint)
-    if code == 429:
-        raise RateLimitedError(f"The runner at {base_url} is at its queue limit: {detail}", status_code=code, hint=hint)
-    hint = "Check the runner's log (or the proxy in front of it), then retry." if hint is None else hint
-    raise RemoteError(f"The runner at {base_url} answered {code} to {call.path}: {detail}", status_code=code, hint=hint)
+    raise lean_runner.error_of_status(code, call.path, detail, hint, f"The runner at {base_url}")
 
 
 def _detail_and_hint(response: httpx.Response) -> tuple[str, str | None]:
@@ -344,8 +318,8 @@ class _Protocol:
         lean_timeout = _config_of(config).timeout
         return HttpCall(
             "POST",
-            "/prove/check",
-            data={"proof": code, "config": _config_json(config)},
+            lean_runner.CHECK_PATH,
+            data=lean_runner.prove_fields(code, _config_json(config)),
             read_timeout=max(self.timeout, lean_timeout) + self.headroom,
             retry_statuses=_CHECK_RETRY,
             idempotent=True,
@@ -354,15 +328,15 @@ class _Protocol:
     @staticmethod
     def submit_call(code: str, config: ConfigInput) -> HttpCall:
         _config_of(config)  # refuse a bad config before sending anything
-        data = {"proof": code, "config": _config_json(config)}
-        return HttpCall("POST", "/prove/submit", data=data, retry_statuses=_SUBMIT_RETRY)
+        data = lean_runner.prove_fields(code, _config_json(config))
+        return HttpCall("POST", lean_runner.SUBMIT_PATH, data=data, retry_statuses=_SUBMIT_RETRY)
 
     @staticmethod
     def result_call(proof: Proof | str, wait: float = 0.0) -> HttpCall:
         params = {"wait": f"{wait:g}"} if wait > 0 else None
         return HttpCall(
             "GET",
-            f"/prove/result/{_proof_id(proof)}",
+            lean_runner.RESULT_PATH.format(proof_id=_proof_id(proof)),
             params=params,
             read_timeout=SHORT_READ_TIMEOUT + wait,
             retry_statuses=_GET_RETRY,
@@ -371,11 +345,11 @@ class _Protocol:
 
     @staticmethod
     def cancel_call(proof: Proof | str) -> HttpCall:
-        return HttpCall("POST", f"/prove/cancel/{_proof_id(proof)}", idempotent=True)
+        return HttpCall("POST", lean_runner.CANCEL_PATH.format(proof_id=_proof_id(proof)), idempotent=True)
 
     @staticmethod
     def health_call() -> HttpCall:
-        return HttpCall("GET", "/health", retry_statuses=_GET_RETRY, idempotent=True)
+        return HttpCall("GET", lean_runner.HEALTH_PATH, retry_statuses=_GET_RETRY, idempotent=True)
 
     def tactic_call(self, proof_state_id: str, tactic: str, timeout: float | None) -> HttpCall:
         body = {"proof_state_id": proof_state_id, "tactic": tactic, "timeout": timeout}
@@ -398,11 +372,7 @@ class _Protocol:
         data = request.model_dump(mode="json", exclude_none=True)
         return HttpCall("POST", path, json=data, read_timeout=read_timeout, retry_statuses=_SUBMIT_RETRY)
 
-    @staticmethod
-    def proof_of(data: Any) -> Proof:
-        if not isinstance(data, dict) or not (data.get("id") or data.get("proof_id")):
-            raise RemoteError(f"The runner's submit answer has no job id: {data!r}")
-        return Proof(id=str(data.get("id") or data["proof_id"]), status=data.get("status") or "pending")
+    proof_of = staticmethod(lean_runner.proof_of)
 
     @staticmethod
     def wait_step(result: ProofResult, deadline: float | None, pause: float) -> tuple[bool, float, float]:

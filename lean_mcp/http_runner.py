@@ -22,7 +22,6 @@ unavailable). Every job goes through the job service, so accepted jobs survive a
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -32,36 +31,31 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, UploadFile
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from . import __version__
 from .errors import (
-    AuthenticationError,
     BackendUnavailableError,
-    BusyError,
-    ConfigurationError,
     InvalidProofError,
-    JobNotFoundError,
     LeanMCPError,
-    ProofStateError,
-    ProofTooLargeError,
-    RemoteError,
-    TacticModeUnavailableError,
 )
-from .jobs.service import ProofService, open_service
-from .lean.source import validate_proof_text
-from .models import ProofConfig, ProofResult
+from .jobs.service import ProofService
+from .models import ProofConfig
+from .server.auth import BearerAuth, bearer_ok
+from .server.runtime import open_service
 from .settings import Settings
+from .wire import kimina, lean_runner
+from .wire.lean_runner import status_code_of
 
-__all__ = ["PUBLIC_PATHS", "BearerAuth", "bearer_ok", "create_app", "status_code_of"]
+__all__ = ["PUBLIC_PATHS", "create_app", "status_code_of"]
 
 logger = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -70,31 +64,6 @@ _M = TypeVar("_M", bound=BaseModel)
 PUBLIC_PATHS = frozenset({"/health"})
 #: Longest `?wait=` a result request may hold the connection, in seconds.
 MAX_RESULT_WAIT = 60.0
-#: Kimina's default per-snippet timeout for /api/check, and for its older /verify.
-KIMINA_CHECK_TIMEOUT = 30.0
-KIMINA_VERIFY_TIMEOUT = 300.0
-
-_STATUS_OF_ERROR: tuple[tuple[type[LeanMCPError], int], ...] = (
-    (AuthenticationError, 401),
-    (JobNotFoundError, 404),
-    (ProofStateError, 404),
-    (TacticModeUnavailableError, 501),
-    (ProofTooLargeError, 413),
-    (InvalidProofError, 400),
-    (BusyError, 429),
-    (ConfigurationError, 503),
-    (BackendUnavailableError, 503),
-    (RemoteError, 502),
-)
-
-
-def status_code_of(error: LeanMCPError) -> int:
-    """The HTTP status a lean-mcp error is answered with (500 when nothing more precise fits)."""
-    for kind, code in _STATUS_OF_ERROR:
-        if isinstance(error, kind):
-            return code
-    return 500
-
 
 # --------------------------------------------------------------------------- request bodies
 
@@ -102,38 +71,6 @@ def status_code_of(error: LeanMCPError) -> int:
 class _ProveRequest(BaseModel):
     proof: str
     config: ProofConfig
-
-
-class _Snippet(BaseModel):
-    id: str
-    code: str
-
-
-class _KiminaCheck(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    snippets: list[_Snippet] = Field(min_length=1)
-    timeout: float = Field(default=KIMINA_CHECK_TIMEOUT, gt=0, allow_inf_nan=False)
-    debug: bool = False
-    reuse: bool = True
-    infotree: str | None = None
-
-
-class _KiminaCode(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    custom_id: str | int
-    proof: str | None = None
-    code: str | None = None
-
-
-class _KiminaVerify(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    codes: list[_KiminaCode] = Field(min_length=1)
-    timeout: float = Field(default=KIMINA_VERIFY_TIMEOUT, gt=0, allow_inf_nan=False)
-    infotree_type: str | None = None
-    disable_cache: bool = False
 
 
 def _bad_request(detail: str, status_code: int = 400) -> HTTPException:
@@ -240,8 +177,6 @@ def _parse_config(raw: Any) -> ProofConfig:
         config = ProofConfig.model_validate(raw)
     except ValidationError as exc:
         raise _bad_request(f"Field {_describe_validation(exc, 'config')}.") from None
-    if not math.isfinite(config.timeout):
-        raise _bad_request("Field config.timeout must be a finite number of seconds, e.g. 60.")
     return config
 
 
@@ -268,40 +203,6 @@ async def _prove_request(request: Request, limit: int) -> _ProveRequest:
 
 def _json_model(data: BaseModel) -> JSONResponse:
     return JSONResponse(data.model_dump(mode="json"))
-
-
-# --------------------------------------------------------------------------- Kimina mapping
-
-
-def _kimina_item(snippet_id: str, result: ProofResult, debug: bool) -> dict[str, Any]:
-    """One Kimina result: exactly one of `response` (Lean answered) and `error` (it could not)."""
-    item: dict[str, Any] = {
-        "id": snippet_id,
-        "time": result.lean_time or 0.0,
-        "response": None,
-        "error": None,
-        "diagnostics": {"proof_id": result.proof_id, "cached": result.cached} if debug else None,
-        "verdict": result.verdict,
-        "proof_id": result.proof_id,
-    }
-    if result.status == "finished" and result.result is not None:
-        item["response"] = result.result.model_dump(mode="json", by_alias=True)
-    else:
-        item["error"] = result.error_message or f"The proof could not be checked (status {result.status})."
-    return item
-
-
-def _kimina_invalid(snippet_id: str, error: LeanMCPError) -> dict[str, Any]:
-    message = error.message
-    return {
-        "id": snippet_id,
-        "time": 0.0,
-        "response": None,
-        "error": message,
-        "diagnostics": None,
-        "verdict": None,
-        "proof_id": None,
-    }
 
 
 # --------------------------------------------------------------------------- the app
@@ -358,7 +259,7 @@ class _Runner:
     async def submit(self, request: Request) -> Response:
         body = await _prove_request(request, self.body_limit)
         proof = await self.service.submit(body.proof, body.config)
-        return JSONResponse({"id": proof.id, "proof_id": proof.id, "status": str(proof.status)})
+        return JSONResponse(lean_runner.submit_answer(proof))
 
     async def result(self, request: Request) -> Response:
         proof_id = request.path_params["proof_id"]
@@ -372,7 +273,7 @@ class _Runner:
         return _json_model(await self.service.cancel(request.path_params["proof_id"]))
 
     async def kimina_check(self, request: Request) -> Response:
-        body = _parse_kimina(_KiminaCheck, await self._json_body(request))
+        body = _parse_kimina(kimina.CheckRequest, await self._json_body(request))
         ids = [s.id for s in body.snippets]
         if len(set(ids)) != len(ids):
             raise _bad_request("Snippet ids must be unique within one request.")
@@ -381,17 +282,11 @@ class _Runner:
         return JSONResponse({"results": items})
 
     async def kimina_verify(self, request: Request) -> Response:
-        body = _parse_kimina(_KiminaVerify, await self._json_body(request))
+        body = _parse_kimina(kimina.VerifyRequest, await self._json_body(request))
         snippets = [(str(c.custom_id), c.proof if c.proof is not None else c.code or "") for c in body.codes]
         config = ProofConfig(timeout=body.timeout, use_cache=not body.disable_cache)
         items = await self._check_snippets(snippets, config, debug=False)
-        results = []
-        for item in items:
-            response = item["response"]
-            if response is not None:
-                response = {**response, "time": item["time"]}
-            results.append({"custom_id": item["id"], "error": item["error"], "response": response})
-        return JSONResponse({"results": results})
+        return JSONResponse({"results": [kimina.verify_item(item) for item in items]})
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
         return _parse_json_body(await _read_body(request, self.body_limit))
@@ -404,15 +299,15 @@ class _Runner:
         valid: list[int] = []
         for index, (snippet_id, code) in enumerate(snippets):
             try:
-                validate_proof_text(code, self.settings.max_proof_bytes, allow_prelude=self.settings.allow_prelude)
+                self.service.validate(code)
             except InvalidProofError as exc:
-                items[index] = _kimina_invalid(snippet_id, exc)
+                items[index] = kimina.invalid_item(snippet_id, exc)
             else:
                 valid.append(index)
         proofs = await self.service.submit_many([snippets[i][1] for i in valid], config)
 
         async def wait_one(index: int, proof_id: str) -> None:
-            items[index] = _kimina_item(snippets[index][0], await self.service.wait(proof_id), debug)
+            items[index] = kimina.result_item(snippets[index][0], await self.service.wait(proof_id), debug)
 
         async with anyio.create_task_group() as group:
             for index, proof in zip(valid, proofs, strict=True):
@@ -439,33 +334,6 @@ def _parse_kimina(model: type[_M], data: dict[str, Any]) -> _M:
         raise _bad_request(f"Invalid request body: {_describe_validation(exc, '')}.", 422) from None
 
 
-def bearer_ok(headers: Headers, api_key: str | None) -> bool:
-    """True when no API key is configured, or the request carries `Authorization: Bearer <api_key>`."""
-    if not api_key:
-        return True
-    return hmac.compare_digest(headers.get("authorization", "").encode(), f"Bearer {api_key}".encode())
-
-
-class BearerAuth:
-    """ASGI middleware: every path outside PUBLIC_PATHS needs `Authorization: Bearer <api_key>`."""
-
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
-        self.api_key = api_key
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guarded = scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS
-        if guarded and not bearer_ok(Headers(scope=scope), self.api_key):
-            response = JSONResponse(
-                {"detail": "Missing or wrong API key: send `Authorization: Bearer <key>`."},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 async def _lean_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LeanMCPError)
     code = status_code_of(exc)
@@ -473,8 +341,7 @@ async def _lean_error(_request: Request, exc: Exception) -> Response:
         logger.warning("Request failed: %s", exc)
     headers = {"Retry-After": "1"} if code == 429 else None
     # `detail` as every lean-runner client reads it; `message` and `hint` apart for lean-mcp's client.
-    body = {"detail": str(exc), "message": exc.message, "hint": exc.hint}
-    return JSONResponse(body, status_code=code, headers=headers)
+    return JSONResponse(lean_runner.error_body(exc), status_code=code, headers=headers)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> Response:
@@ -501,18 +368,20 @@ def create_app(service: ProofService | None = None, settings: Settings | None = 
     settings = settings or Settings.load()
     runner = _Runner(settings, service)
     handlers: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
-        ("/health", runner.health, ["GET"]),
-        ("/prove/check", runner.check, ["POST"]),
-        ("/prove/submit", runner.submit, ["POST"]),
-        ("/prove/result/{proof_id}", runner.result, ["GET"]),
-        ("/prove/cancel/{proof_id}", runner.cancel, ["POST"]),
-        ("/api/check", runner.kimina_check, ["POST"]),
-        ("/verify", runner.kimina_verify, ["POST"]),
+        (lean_runner.HEALTH_PATH, runner.health, ["GET"]),
+        (lean_runner.CHECK_PATH, runner.check, ["POST"]),
+        (lean_runner.SUBMIT_PATH, runner.submit, ["POST"]),
+        (lean_runner.RESULT_PATH, runner.result, ["GET"]),
+        (lean_runner.CANCEL_PATH, runner.cancel, ["POST"]),
+        (kimina.CHECK_PATH, runner.kimina_check, ["POST"]),
+        (kimina.VERIFY_PATH, runner.kimina_verify, ["POST"]),
     ]
     from .http_tactics import tactic_routes  # it builds on this module's body parsing
 
     tactic = tactic_routes(lambda: runner.service, runner.body_limit)
-    middleware = [Middleware(BearerAuth, api_key=settings.api_key)] if settings.api_key else []
+    middleware = (
+        [Middleware(BearerAuth, api_key=settings.api_key, public_paths=PUBLIC_PATHS)] if settings.api_key else []
+    )
     return Starlette(
         routes=[*(Route(path, handler, methods=methods) for path, handler, methods in handlers), *tactic],
         middleware=middleware,

@@ -12,7 +12,6 @@ The tactic tools (`run_tactic`, `try_tactics`) live in `mcp_tactics`.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,9 +25,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__
 from .errors import BackendUnavailableError, InvalidProofError, LeanMCPError
-from .jobs.service import ProofService, open_service
+from .jobs.service import ProofService
 from .lean.source import read_proof_file
-from .models import Proof, ProofConfig, ProofResult, Verdict
+from .models import Proof, ProofConfig, ProofResult
+from .render import describe_proof, describe_result
+from .server.runtime import open_service
 from .settings import Settings
 
 __all__ = [
@@ -329,8 +330,6 @@ def _submit_tool(slot: ServiceSlot, sources: ProofSources) -> Any:
     async def submit_proof(
         proof: ProofText = None, config: ProofConfig | None = None, path: ProofPath = None
     ) -> ProofOutput:
-        if config is not None and not math.isfinite(config.timeout):
-            raise ToolError("config.timeout must be a finite number of seconds, e.g. 60.")
         async with _tool_errors():
             text = await sources.text_of(proof, path)
             service = await slot.get()
@@ -407,72 +406,3 @@ def _structured(text: str, model: BaseModel) -> CallToolResult:
         content=[TextContent(type="text", text=text)],
         structured_content=model.model_dump(mode="json", by_alias=True),
     )
-
-
-_HEADLINES = {
-    Verdict.PROVED: "PROVED: Lean accepted the proof (no errors, no sorry).",
-    Verdict.TIMEOUT: "TIMEOUT: Lean did not finish checking within the time limit. Not proved.",
-    Verdict.MEMORY_LIMIT: "MEMORY LIMIT: Lean exceeded its memory limit. Not proved.",
-    Verdict.ERROR: "ERROR: the proof could not be checked (Lean failed). Not proved.",
-}
-
-
-def describe_result(result: ProofResult) -> str:
-    """A summary a model can read on its own: verdict line, Lean's messages, goals left at sorries."""
-    lines = [_headline(result)]
-    # A failure's synthesised message has no real position: say it plainly.
-    if result.error_message:
-        lines.append(result.error_message)
-    lines.extend(
-        f"{m.pos} {m.severity.value}: {_indent(m.data)}" for m in result.messages if m.data != result.error_message
-    )
-    for sorry in result.sorries:
-        where = f" at {sorry.pos}" if sorry.pos else ""
-        handle = f" (proof_state_id {sorry.proof_state_id})" if sorry.proof_state_id else ""
-        lines.append(f"Goal left at the sorry{where}{handle}:\n  {_indent(sorry.goal)}")
-    footer = _footer(result)
-    if footer:
-        lines.append(footer)
-    return "\n".join(lines)
-
-
-def describe_proof(proof: Proof) -> str:
-    """The text answer of submit_proof: the id and what to call next."""
-    return (
-        f"SUBMITTED: proof_id {proof.id} ({proof.status.value}). "
-        f'Call get_proof_result(proof_id="{proof.id}", wait_seconds=60) for the answer.'
-    )
-
-
-def _headline(result: ProofResult) -> str:
-    if not result.done or result.verdict is None:
-        return (
-            f"{result.status.value.upper()}: Lean has not answered yet. "
-            f'Call get_proof_result(proof_id="{result.proof_id}", wait_seconds=60) to wait for it.'
-        )
-    if result.verdict == Verdict.REJECTED:
-        count = len(result.result.errors) if result.result else 0
-        return f"REJECTED: Lean reported {_plural(count, 'error')}."
-    if result.verdict == Verdict.SORRY:
-        count = len(result.sorries) or 1
-        return f"SORRY: no errors, but the proof uses sorry ({_plural(count, 'place')}). Not proved."
-    return _HEADLINES[result.verdict]
-
-
-def _footer(result: ProofResult) -> str:
-    parts = [f"proof_id {result.proof_id}"] if result.proof_id else []
-    if result.lean_time is not None:
-        parts.append(f"Lean time {result.lean_time:.2f} s")
-    if result.cached:
-        parts.append("cached")
-    if result.done:
-        parts.append("checks: " + (", ".join(result.checks) or "none"))
-    return f"({', '.join(parts)})" if parts else ""
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _indent(text: str) -> str:
-    return text.rstrip("\n").replace("\n", "\n  ")

@@ -14,10 +14,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from .mcp_server import ServiceSlot, Timeout, _indent, _plural, _structured, _tool_errors
-from .models import MAX_TACTICS_PER_TRY, ProofStatus, TacticResult, TryTacticsResult
+from .mcp_server import ServiceSlot, Timeout, _structured, _tool_errors
+from .models import MAX_TACTICS_PER_TRY, TacticResult, TryTacticsResult
+from .render import describe_tactic, describe_tries
 
-__all__ = ["add_tactic_tools", "describe_tactic", "describe_tries"]
+__all__ = ["add_tactic_tools"]
 
 RUN_TACTIC_DESCRIPTION = """\
 Run one Lean tactic on a proof state and get the goals it leaves.
@@ -75,40 +76,3 @@ def add_tactic_tools(server: MCPServer[Any], slot: ServiceSlot) -> None:
 
     server.add_tool(run_tactic, name="run_tactic", description=RUN_TACTIC_DESCRIPTION, annotations=annotations)
     server.add_tool(try_tactics, name="try_tactics", description=TRY_TACTICS_DESCRIPTION, annotations=annotations)
-
-
-def describe_tactic(result: TacticResult) -> str:
-    """A summary a model can read on its own: status line, new id, goals, messages, failed checks."""
-    lines = [_tactic_headline(result)]
-    if result.proof_state_id:
-        lines.append(f"proof_state_id: {result.proof_state_id}")
-    lines.extend(f"Goal {i}:\n  {_indent(goal)}" for i, goal in enumerate(result.goals, 1))
-    lines.extend(f"{m.severity.value}: {_indent(m.data)}" for m in result.messages)
-    for sorry in result.sorries:
-        lines.append(f"Goal left at a sorry (proof_state_id {sorry.proof_state_id}):\n  {_indent(sorry.goal)}")
-    failed = [c for c in result.checks if not c.passed and c.name != "repl_completed"]
-    lines.extend(f"Check {c.name} failed: {c.detail}" for c in failed)
-    return "\n".join(lines)
-
-
-def describe_tries(result: TryTacticsResult) -> str:
-    """One block per tactic, in order."""
-    blocks = [f"{len(result.results)} tactics tried from {result.proof_state_id}:"]
-    for index, item in enumerate(result.results, 1):
-        blocks.append(f"[{index}] {item.tactic}\n{describe_tactic(item)}")
-    return "\n\n".join(blocks)
-
-
-def _tactic_headline(result: TacticResult) -> str:
-    if result.proof_status == ProofStatus.COMPLETED:
-        return (
-            "COMPLETED: no goals left; Lean's kernel check and every lean-mcp check passed. "
-            "Put the tactics into the proof and call verify_proof for the final verdict."
-        )
-    if result.proof_status == ProofStatus.ERROR:
-        if result.failure:
-            return f"ERROR ({result.failure}): Lean could not run the tactic."
-        return "ERROR: the tactic failed; the proof state you started from is unchanged: try another tactic."
-    if result.goals:
-        return f"INCOMPLETE: {_plural(len(result.goals), 'goal')} left."
-    return f"INCOMPLETE: no goals left, but the proof is not complete ({result.repl_status})."

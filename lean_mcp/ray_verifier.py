@@ -18,9 +18,10 @@ from typing import Any, Self
 import anyio.from_thread
 
 from .errors import InvalidProofError
-from .jobs.service import ProofService, open_service
+from .jobs.service import ProofService
 from .lean.source import validate_proof_text
 from .models import ProofConfig, ProofResult, Verdict
+from .server.runtime import open_service
 from .settings import Settings
 
 __all__ = ["RayVerifier"]

@@ -20,8 +20,9 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.jobs.service import ProofService, open_service
+from lean_mcp.jobs.service import ProofService
 from lean_mcp.models import JobStatus, ProofConfig, Verdict
+from lean_mcp.server.runtime import open_service
 from lean_mcp.settings import Settings
 from tests.procs import pid_alive
 from tests.standin import standin_command
@@ -155,7 +156,7 @@ KILLEE = textwrap.dedent(
     """
     import json, sys
     import anyio
-    from lean_mcp.jobs.service import open_service
+    from lean_mcp.server.runtime import open_service
     from lean_mcp.settings import Settings
 
     async def main() -> None:

@@ -11,7 +11,7 @@ import pytest
 from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
 
-from lean_mcp.mcp_stdio import CheckedWriter, Oversized, PipeLines, screen_line
+from lean_mcp.server.stdio import CheckedWriter, Oversized, PipeLines, screen_line
 
 pytestmark = pytest.mark.anyio
 

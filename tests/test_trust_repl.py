@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from lean_mcp.backends.auto import create_backend
+from lean_mcp.errors import InvalidProofError, ProofTooLargeError
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.settings import Settings
 from tests.standin import standin_command
@@ -67,3 +68,18 @@ def test_a_theorem_lean_does_not_know_fails_the_audit(tmp_path: Path) -> None:
     [result] = check_all(tmp_path, ["-- standin: info 'x' does not depend on any axioms\nexample : True := trivial\n"])
     assert result.verdict == Verdict.REJECTED
     assert "declares no theorem" in "\n".join(m.data for m in result.messages)
+
+
+def test_every_backend_is_guarded_against_oversized_and_refused_text(tmp_path: Path) -> None:
+    """The pool trusts its caller: the guard `create_backend` puts around every backend is the gate."""
+    settings = Settings(backend="repl", repl=standin_command(), project=str(tmp_path), workers=1, max_proof_bytes=100)
+
+    async def main() -> None:
+        async with create_backend(settings) as backend:
+            with pytest.raises(ProofTooLargeError):
+                await backend.check(HONEST + "-- " + "x" * 200, ProofConfig(timeout=30))
+            with pytest.raises(InvalidProofError, match="prelude"):
+                await backend.check("prelude\n" + HONEST, ProofConfig(timeout=30))
+            assert (await backend.check(HONEST, ProofConfig(timeout=30))).verdict == Verdict.PROVED
+
+    anyio.run(main)

@@ -21,7 +21,7 @@ import anyio
 
 from ..errors import BackendUnavailableError, BusyError, ConfigurationError
 from ..lean.messages import parse_lean_json
-from ..lean.source import split_header, validate_proof_text
+from ..lean.source import split_header
 from ..lean.supervise import (
     LeanProcess,
     ProcessFailure,
@@ -34,7 +34,7 @@ from ..lean.supervise import (
 from ..models import ProofConfig, ProofResult, Verdict
 from ..processes import install_signal_cleanup
 from ..sandbox import NO_SANDBOX, Sandbox, for_settings
-from ..settings import DEFAULT_LIMITS, DEFAULT_MAX_PROOF_BYTES, LeanLimits, Settings
+from ..settings import DEFAULT_LIMITS, LeanLimits, Settings
 from ..toolchain import (
     INSTALL_HINT,
     existing_project,
@@ -65,7 +65,6 @@ class LeanCliBackend(Backend):
         workers: int = 1,
         limits: LeanLimits = DEFAULT_LIMITS,
         queue_timeout: float = 600.0,
-        max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
         sandbox: Sandbox = NO_SANDBOX,
     ) -> None:
         self.command = command
@@ -74,7 +73,6 @@ class LeanCliBackend(Backend):
         self.workers = workers
         self.limits = limits
         self.queue_timeout = queue_timeout
-        self.max_proof_bytes = max_proof_bytes
         self.sandbox = sandbox
         self._limiter = anyio.CapacityLimiter(workers)
         self._live: dict[int, LeanProcess] = {}
@@ -95,7 +93,6 @@ class LeanCliBackend(Backend):
             workers=settings.workers,
             limits=settings.lean_limits,
             queue_timeout=settings.queue_timeout,
-            max_proof_bytes=settings.max_proof_bytes,
             sandbox=for_settings(settings),
         )
 
@@ -134,7 +131,6 @@ class LeanCliBackend(Backend):
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Run Lean on `code` under `config.timeout` and the stricter of the two memory caps."""
-        validate_proof_text(code, self.max_proof_bytes, allow_prelude=True)  # the prelude policy: trust.guard
         try:
             with anyio.fail_after(self.queue_timeout):
                 await self._limiter.acquire()

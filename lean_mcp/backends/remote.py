@@ -15,16 +15,17 @@ answers garbage into a result with verdict `error` whose message names the URL.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from typing import Any
 
 import anyio
 
 from ..client import AsyncLeanClient, HttpCall
-from ..errors import ConfigurationError, InvalidProofError, LeanMCPError, RemoteError
+from ..errors import ConfigurationError, InvalidProofError, LeanMCPError
 from ..models import FailureKind, LeanOutput, ProofConfig, ProofResult, Verdict
 from ..settings import Settings
+from ..wire import kimina
+from ..wire.lean_runner import not_a_lean_answer
 from .base import Backend
 
 __all__ = ["KiminaBackend", "LeanRunnerBackend", "RemoteBackend"]
@@ -147,7 +148,7 @@ def strict_result(result: ProofResult) -> ProofResult:
     The remote's job id and cache flag are dropped: the local job service sets its own.
     """
     if result.status == "finished" and result.result is not None and result.result.status is None:
-        problem = _not_a_lean_answer(result.result, "the remote runner")
+        problem = not_a_lean_answer(result.result, "the remote runner")
         if problem is None:
             return ProofResult.from_output(result.result, lean_time=result.lean_time)
         return ProofResult.failure(Verdict.ERROR, problem, lean_time=result.lean_time, error_type="remote_error")
@@ -165,23 +166,6 @@ def strict_result(result: ProofResult) -> ProofResult:
     )
 
 
-def _not_a_lean_answer(output: LeanOutput, where: str) -> str | None:
-    """Why a remote's output is not Lean's answer to the proof, or None when it is.
-
-    Lean's answer is a REPL command response (`env`, `messages`, `sorries`). A REPL-level error
-    (`{"message": "Unknown environment."}`) or an empty object says nothing about the proof:
-    read as a command response it would pass as proved.
-    """
-    extra = output.model_extra or {}
-    if "message" in extra and "messages" not in output.model_fields_set:
-        return f"The Lean REPL behind {where} answered with an error: {extra['message']}"
-    if output.status is not None:
-        return f"The answer of {where} is a failure record ({output.status.value}), not a Lean result."
-    if not output.model_fields_set & {"env", "messages", "sorries"}:
-        return f"The answer of {where} is not a Lean result: {output.model_dump_json()[:200]}"
-    return None
-
-
 class KiminaBackend(RemoteBackend):
     """Checks proofs on a Kimina Lean Server through `POST /api/check`, one snippet per proof."""
 
@@ -189,47 +173,16 @@ class KiminaBackend(RemoteBackend):
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         snippet_id = uuid.uuid4().hex
-        payload = {
-            "snippets": [{"id": snippet_id, "code": code}],
-            # Kimina's timeout is a whole number of seconds.
-            "timeout": max(1, math.ceil(config.timeout)),
-            "debug": False,
-            "reuse": True,
-        }
         call = HttpCall(
             "POST",
-            "/api/check",
-            json=payload,
+            kimina.CHECK_PATH,
+            json=kimina.check_request(snippet_id, code, config.timeout),
             read_timeout=config.timeout + REMOTE_HEADROOM,
             retry_statuses=frozenset({429, 503}),
             idempotent=True,
         )
         try:
             data = await self._client.request(call)
-            return self._answered_now(kimina_result(_first_result(data), self.url))
+            return self._answered_now(kimina.result_of(kimina.first_result(data), self.url))
         except LeanMCPError as exc:
             return self._unavailable(exc)
-
-
-def _first_result(data: Any) -> dict[str, Any]:
-    results = data.get("results") if isinstance(data, dict) else None
-    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
-        raise RemoteError(f"The Kimina answer has no results: {str(data)[:200]}")
-    first: dict[str, Any] = results[0]
-    return first
-
-
-def kimina_result(item: dict[str, Any], url: str) -> ProofResult:
-    """Our ProofResult for one Kimina result (`response` → Lean's verdict, `error` → a failure)."""
-    lean_time = item.get("time")
-    lean_time = float(lean_time) if isinstance(lean_time, int | float) else None
-    response = item.get("response")
-    error = item.get("error")
-    if isinstance(response, dict) and not error:
-        output = LeanOutput.model_validate({k: v for k, v in response.items() if k != "time"})
-        error = _not_a_lean_answer(output, url)
-        if error is None:
-            return ProofResult.from_output(output, lean_time=lean_time)
-    text = str(error or f"The Kimina server at {url} gave neither a response nor an error.")
-    verdict = Verdict.TIMEOUT if "timed out" in text.lower() or "timeout" in text.lower() else Verdict.ERROR
-    return ProofResult.failure(verdict, text, lean_time=lean_time)

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 import anyio
 
 from ..errors import InvalidProofError
-from ..jobs.service import open_service
 from ..lean.source import read_proof_file, validate_proof_text
 from ..models import ProofConfig, ProofResult, Verdict
+from ..render import format_result
+from ..server.runtime import open_service
 from ..settings import Settings
 
-__all__ = ["format_result", "run"]
+__all__ = ["run"]
 
 EXIT_PROVED = 0
 EXIT_NOT_PROVED = 1
@@ -71,28 +72,3 @@ async def _check_all(
                 for proof in proofs[len(results) :]:
                     await service.cancel(proof.id)
     return results
-
-
-def format_result(path: str, result: ProofResult) -> str:
-    """The readable report for one file: a verdict line, then messages and sorry goals."""
-    verdict = result.verdict.value if result.verdict else result.status.value
-    detail = ""
-    if result.cached:
-        detail = "cached"
-    elif result.verdict == Verdict.PROVED and result.lean_time is not None:
-        detail = f"{result.lean_time:.2f} s"
-    lines = [f"{path}: {verdict}" + (f" ({detail})" if detail else "")]
-    if result.done and result.verdict is not None and result.verdict.lean_finished:
-        lines.append(f"{path}: checks: {', '.join(result.checks) or 'none'}")
-    for message in result.messages:
-        lines.append(f"{path}:{message.pos.line}:{message.pos.column}: {message.severity.value}: {message.data}")
-    for sorry in result.sorries:
-        where = f"{path}:{sorry.pos.line}:{sorry.pos.column}" if sorry.pos else path
-        lines.append(f"{where}: goal:\n" + _indent(sorry.goal))
-    if result.error_message and not result.messages:
-        lines.append(f"{path}: error: {result.error_message}")
-    return "\n".join(lines)
-
-
-def _indent(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + line for line in text.splitlines())

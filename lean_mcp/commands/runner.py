@@ -16,11 +16,11 @@ from types import FrameType
 
 import anyio
 
-from .. import http_limits
 from ..errors import ConfigurationError
 from ..http_runner import create_app
-from ..jobs.service import open_service
 from ..sandbox import unsandboxed_warning
+from ..server import http_limits
+from ..server.runtime import open_service
 from ..settings import Settings
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "listen_socket", "run"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hmac
 import logging
 import signal
 import socket
@@ -20,17 +19,17 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from .. import http_limits
 from ..mcp_server import ServiceSlot, build_server
-from ..mcp_stdio import stdio_streams
 from ..sandbox import unsandboxed_warning
+from ..server import http_limits
+from ..server.auth import BearerAuth, mcp_refusal
+from ..server.stdio import stdio_streams
 from ..settings import Settings
 from .runner import listen_socket
 
-__all__ = ["BearerAuthMiddleware", "run", "serve"]
+__all__ = ["run", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ async def _serve_http(server: MCPServer[Any], settings: Settings, listener: sock
         max_request_body_size=settings.request_limit_bytes,
     )
     if settings.api_key:
-        app = BearerAuthMiddleware(app, settings.api_key)
+        app = BearerAuth(app, settings.api_key, refusal=mcp_refusal, no_oauth=True)
     elif settings.host not in _LOOPBACK:
         logger.warning("Serving on %s with no --api-key: anyone who can reach it can use it.", settings.host)
     warning = unsandboxed_warning(settings) if settings.host not in _LOOPBACK else None
@@ -122,39 +121,3 @@ async def _watch_signals(first: Callable[[], None], again: Callable[[], None]) -
             logger.info("Received %s; stopping.", signal.Signals(signum).name)
             (first if seen == 0 else again)()
             seen += 1
-
-
-class BearerAuthMiddleware:
-    """ASGI middleware: HTTP requests need `Authorization: Bearer <token>`, else 401."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/.well-known/oauth"):
-            # No OAuth here: a 404 makes MCP clients give up on OAuth discovery and show our 401's text.
-            response = JSONResponse(
-                {"error": "not_found", "error_description": "This server takes an API key, not OAuth."},
-                status_code=404,
-            )
-            await response(scope, receive, send)
-            return
-        if scope["type"] == "http" and not self._authorized(scope):
-            response = JSONResponse(
-                {
-                    "error": "unauthorized",
-                    "error_description": "Send the server's API key as `Authorization: Bearer <key>`.",
-                },
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="lean-mcp"'},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _authorized(self, scope: Scope) -> bool:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                return hmac.compare_digest(bytes(value), self._expected)
-        return False

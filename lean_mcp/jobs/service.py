@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -41,7 +41,7 @@ from ..settings import Settings
 from .cache import ResultCache, cache_key
 from .store import JobRow, JobStore, OwnerLock, store_unavailable, uuid7
 
-__all__ = ["CANCELLED_MESSAGE", "ProofService", "open_service"]
+__all__ = ["CANCELLED_MESSAGE", "ProofService"]
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +248,14 @@ class ProofService:
             config = config.model_copy(update={"timeout": self.default_timeout})
         return config
 
+    def validate(self, code: str) -> None:
+        """Refuse `code` as `submit` would (`lean.source.validate_proof_text` under this service's limits).
+
+        The one gate for every front end; a front end that must answer per proof (Kimina's batches,
+        `lean-mcp check`'s files) calls it before `submit_many`.
+        """
+        validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+
     def cache_key(self, code: str, config: ProofConfig | None = None) -> str:
         """The result-cache key of `code` under `config` on this service's backend."""
         return cache_key(code, self.effective_config(config), self.backend.identity)
@@ -269,7 +277,7 @@ class ProofService:
         if not math.isfinite(config.timeout):
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         for code in codes:
-            validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+            self.validate(code)
         if (failure := self.store.failure) is not None:
             raise StoreUnavailableError(f"No new proof jobs are accepted: {failure.message}", hint=failure.hint)
         if self._queued + len(codes) > self.max_queue:
@@ -557,13 +565,3 @@ class ProofService:
             "store": self.store.path,
             **self._counts,
         }
-
-
-@contextlib.asynccontextmanager
-async def open_service(settings: Settings) -> AsyncIterator[ProofService]:
-    """Build the backend the settings name, start it, and run a ProofService over it."""
-    from ..backends.auto import create_backend
-
-    backend = create_backend(settings)
-    async with backend, ProofService.from_settings(settings, backend) as service:
-        yield service

@@ -49,7 +49,7 @@ import anyio
 
 from ..errors import BackendUnavailableError, BusyError, ProofStateError
 from ..lean.messages import to_lean_output
-from ..lean.source import SplitProof, split_header, validate_proof_text
+from ..lean.source import SplitProof, split_header
 from ..lean.supervise import (
     ProcessFailure,
     ProcessMemoryExceeded,
@@ -237,7 +237,6 @@ class ReplPool:
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code`: Lean's answer, or a timeout / memory_limit / error result."""
-        validate_proof_text(code, self.max_proof_bytes, allow_prelude=True)  # the prelude policy: trust.guard
         if self._closed:
             raise BackendUnavailableError("The REPL pool is shut down.")
         split = split_header(code)

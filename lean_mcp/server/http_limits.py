@@ -30,7 +30,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .settings import Settings
+from ..settings import Settings
 
 __all__ = ["GuardedH11Protocol", "HttpLimits", "Server", "raise_open_file_limit", "uvicorn_config"]
 

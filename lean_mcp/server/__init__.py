@@ -1,0 +1,1 @@
+"""Pieces the HTTP front ends share: bearer authentication (more to move here as the layout grows)."""
