@@ -75,8 +75,7 @@ class TrustedBackend(WrappingBackend):
         for problem in _header_problems(declared, reference) if reference is not None else []:
             found.reject(problem)
         checks = ["lean", "sorry", "axioms"] + (["statement"] if reference is not None else [])
-        final = apply(output, found, lean_time=result.lean_time, checks=checks)
-        return final.model_copy(update={"reusable": result.reusable})
+        return apply(output, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
 
     async def _reference(self, statement: str, config: ProofConfig) -> Reference:
         """The statement's reference, elaborated once per statement (kept in memory)."""
