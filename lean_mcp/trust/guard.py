@@ -67,7 +67,8 @@ class TrustedBackend(WrappingBackend):
         reference = await self._reference(config.statement, config) if config.statement else None
         probe_run = layout(code, _probes(declared, reference))
         # the statement is ours to check: a remote lean-mcp behind us need not pin it again
-        result = await self.inner.check(probe_run.text, config.model_copy(update={"statement": None}))
+        inner_config = config if config.statement is None else config.model_copy(update={"statement": None})
+        result = await self.inner.check(probe_run.text, inner_config)
         if result.result is None or result.verdict is None or not result.verdict.lean_finished:
             return result
         output = probe_run.read(result.result)
