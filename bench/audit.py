@@ -7,6 +7,9 @@ Rows:
 * lean-mcp's own share: the time `TrustedBackend.check` spends outside the inner backend (refusals,
   discovery, laying out the probes, reading the answers), per proof, against the bare pool's
   per-proof time. Target: < 10% of the zero-cost throughput.
+* the stand-in's own extra work per audited proof (in-process: its handling and printing of the
+  same body with and without the probe lines), the part of the throughput drop a real REPL does not
+  pay in Python;
 * the real Lean 4.35 (`lean` backend, a prelude proof), with and without the audit: what the probes
   cost Lean itself.
 """
@@ -23,11 +26,13 @@ import anyio
 from lean_mcp.backends.base import Backend, WrappingBackend
 from lean_mcp.backends.lean_cli import LeanCliBackend
 from lean_mcp.backends.repl import ReplBackend
+from lean_mcp.lean.source import split_header
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
-from lean_mcp.trust.guard import TrustedBackend
+from lean_mcp.trust.declarations import read_declarations
+from lean_mcp.trust.guard import TrustedBackend, probe_layout
 from tests.real_lean import proofs
 from tests.real_lean.leanbuild import LeanUnavailable, build_lean
-from tests.standin import standin_command
+from tests.standin import repl_standin, standin_command
 
 from .common import Row, mean
 
@@ -109,6 +114,35 @@ async def _pool_rows(n: int) -> list[Row]:
     ]
 
 
+def _standin_cpu(n: int, audited: bool) -> float:
+    """CPU seconds per proof the stand-in spends handling and printing the body of `_proof(i)`."""
+    repl = repl_standin.Repl(0.0, 0.0)
+    repl.handle("command", {"cmd": "import Mathlib", "env": None})
+    texts = [_proof(i) for i in range(n)]
+    if audited:
+        texts = [probe_layout(text, read_declarations(text), None).text for text in texts]
+    bodies = [split_header(text).body for text in texts]
+    started = time.process_time()
+    for body in bodies:
+        repl_standin.pretty(repl.handle("command", {"cmd": body, "env": 0}))
+    return (time.process_time() - started) / n
+
+
+def _standin_rows(n: int) -> list[Row]:
+    plain = min(_standin_cpu(n, False) for _ in range(3))
+    audited = min(_standin_cpu(n, True) for _ in range(3))
+    return [
+        Row(
+            SECTION,
+            "the stand-in's own extra work per audited proof (in-process)",
+            f"{(audited - plain) * 1e6:,.0f} µs",
+            "",
+            f"{plain * 1e6:,.0f} µs per plain body, {audited * 1e6:,.0f} µs with the probe lines: Python "
+            "work a real REPL does not do",
+        )
+    ]
+
+
 async def _lean_rows(n: int) -> list[Row]:
     try:
         lean = build_lean()
@@ -137,7 +171,8 @@ async def _lean_rows(n: int) -> list[Row]:
 
 
 async def _main(quick: bool) -> list[Row]:
-    return await _pool_rows(400 if quick else 3000) + await _lean_rows(5 if quick else 20)
+    rows = await _pool_rows(400 if quick else 3000) + _standin_rows(300 if quick else 2000)
+    return rows + await _lean_rows(5 if quick else 20)
 
 
 def run(quick: bool) -> list[Row]:

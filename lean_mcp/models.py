@@ -247,8 +247,8 @@ class ProofResult(BaseModel):
         return cls(status=status, proof_id=proof_id)
 
     @classmethod
-    def from_output(cls, output: LeanOutput, lean_time: float | None = None) -> ProofResult:
-        """The result of a proof that Lean checked to the end."""
+    def from_output(cls, output: LeanOutput, lean_time: float | None = None, **fields: Any) -> ProofResult:
+        """The result of a proof that Lean checked to the end (`fields`: more of the result's fields)."""
         verdict = verdict_of(output)
         return cls(
             success=verdict == Verdict.PROVED,
@@ -256,6 +256,7 @@ class ProofResult(BaseModel):
             result=output,
             verdict=verdict,
             lean_time=lean_time,
+            **fields,
         )
 
     @classmethod

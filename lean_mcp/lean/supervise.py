@@ -16,6 +16,7 @@ locale. Nothing else passes, so `LEAN_MCP_*` settings, API keys and tokens never
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -272,8 +273,7 @@ class LeanProcess:
             rss = tree_rss_mb(self.pid)
         else:
             rss = await anyio.to_thread.run_sync(tree_rss_mb, self.pid)
-        self.last_rss_mb = rss
-        self.peak_mb = max(self.peak_mb, rss)
+        self._record_rss(rss)
         return rss
 
     # -- supervision -------------------------------------------------------------------------
@@ -294,30 +294,31 @@ class LeanProcess:
         `patience` shorter than `seconds`, the caller gives up after `patience` seconds without
         killing anything: ProcessStillRunning.
         """
-        exceeded: list[float] = []
         failed: list[Exception] = []
         waited = seconds if patience is None else min(seconds, patience)
         started = time.monotonic()
+        watch: _MemoryWatch | None = None
         try:
             with anyio.move_on_after(waited) as deadline:
-                async with anyio.create_task_group() as group:
-                    if memory_mb is not None:
-                        group.start_soon(self._watch_memory, memory_mb, exceeded, group.cancel_scope)
-                    try:
-                        result = await work()
-                    except Exception as exc:  # raised here, not from the task group: no exception group
-                        failed.append(exc)
-                    group.cancel_scope.cancel()
+                if memory_mb is not None:  # a timer, not a task per request: cheap when answers come fast
+                    watch = _MemoryWatch(self, memory_mb, deadline)
+                try:
+                    result = await work()
+                except Exception as exc:
+                    failed.append(exc)
         except BaseException:
             self.kill()
             raise
+        finally:
+            if watch is not None:
+                watch.stop()
+        if watch is not None and watch.exceeded is not None:  # first: its kill may have failed `work`
+            raise ProcessMemoryExceeded(memory_mb or 0, watch.exceeded)
         if failed:
             self.kill()
             if self.overflowed:
                 raise ProcessOutputExceeded(self.output_limit or 0) from None
             raise failed[0]
-        if exceeded:
-            raise ProcessMemoryExceeded(memory_mb or 0, exceeded[0])
         if deadline.cancelled_caught:
             if waited < seconds:
                 raise ProcessStillRunning(time.monotonic() - started)
@@ -329,16 +330,9 @@ class LeanProcess:
             raise ProcessMemoryExceeded(memory_mb, self.last_rss_mb)
         return result
 
-    async def _watch_memory(self, memory_mb: float, exceeded: list[float], scope: anyio.CancelScope) -> None:
-        while True:
-            await anyio.sleep(MEMORY_POLL_SECONDS)
-            rss = await self.sample_rss_mb()
-            if rss > memory_mb:
-                exceeded.append(rss)
-                self.kill()
-                scope.cancel()
-                return
-            self.trim_stderr()
+    def _record_rss(self, rss: float) -> None:
+        self.last_rss_mb = rss
+        self.peak_mb = max(self.peak_mb, rss)
 
     # -- ending ------------------------------------------------------------------------------
 
@@ -359,3 +353,48 @@ class LeanProcess:
             self._closed = True
             unregister_group(self.pid)
             self._stderr.close()
+
+
+class _MemoryWatch:
+    """Samples a process tree's memory every MEMORY_POLL_SECONDS on an event-loop timer (asyncio).
+
+    Over `limit_mb` it records the sample in `exceeded`, kills the group and cancels `scope`.
+    Without /proc children files the sample (a scan of /proc) runs on a worker thread.
+    """
+
+    def __init__(self, process: LeanProcess, limit_mb: float, scope: anyio.CancelScope) -> None:
+        self.process, self.limit_mb, self.scope = process, limit_mb, scope
+        self.exceeded: float | None = None
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(MEMORY_POLL_SECONDS, self._tick)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        if self._timer is None:
+            return
+        if HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
+            self._judge(tree_rss_mb(self.process.pid) if self.process.alive else 0.0)
+            return
+        sample = self._loop.run_in_executor(None, tree_rss_mb, self.process.pid)
+        sample.add_done_callback(lambda done: self._judge(done.result()) if not done.exception() else self._rearm())
+
+    def _judge(self, rss: float) -> None:
+        if self._timer is None:  # stopped while a threaded sample was running
+            return
+        self.process._record_rss(rss)
+        if rss > self.limit_mb:
+            self.exceeded = rss
+            self._timer = None
+            self.process.kill()
+            self.scope.cancel()
+            return
+        self.process.trim_stderr()
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self._timer is not None:
+            self._timer = self._loop.call_later(MEMORY_POLL_SECONDS, self._tick)

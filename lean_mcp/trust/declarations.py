@@ -18,6 +18,7 @@ __all__ = ["Declarations", "read_declarations"]
 
 THEOREM_KEYWORDS = frozenset({"theorem", "lemma"})
 _SCOPE_OPENERS = frozenset({"namespace", "section", "mutual"})
+_KEYWORDS = THEOREM_KEYWORDS | _SCOPE_OPENERS | {"sorry", "admit", "end", "axiom"}
 
 
 @dataclasses.dataclass
@@ -63,12 +64,14 @@ def read_declarations(text: str) -> Declarations:
     """The theorems, axioms, imports and sorries of `text` (see the module docstring)."""
     toks = tokens(text)
     found = Declarations()
-    i = _header(toks, found)
+    body = _header(toks, found)
     scopes: list[list[str]] = []  # the namespace parts each open scope adds
-    while i < len(toks):
+    for i in range(body, len(toks)):
         tok = toks[i]
-        nxt = toks[i + 1] if i + 1 < len(toks) else None
         word = tok.text
+        if word not in _KEYWORDS:  # most tokens: one set lookup
+            continue
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
         if word in ("sorry", "admit"):
             found.sorry_lines.append(tok.line)
         elif word in _SCOPE_OPENERS:
@@ -82,7 +85,6 @@ def read_declarations(text: str) -> Declarations:
         elif word == "axiom":
             readable = nxt is not None and nxt.is_ident
             found.axioms.append(".".join(_full_name(scopes, name_parts(nxt.text))) if readable and nxt else None)
-        i += 1
     return found
 
 

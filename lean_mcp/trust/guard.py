@@ -20,11 +20,11 @@ from ..backends.base import Backend, WrappingBackend
 from ..lean.source import validate_proof_text
 from ..models import ProofConfig, ProofResult
 from .declarations import Declarations, read_declarations
-from .probes import Probe, ProbeKind, layout
+from .probes import Probe, ProbeKind, ProbeRun, layout
 from .statement import Reference, build_reference
 from .verdict import DEFAULT_PERMITTED_AXIOMS, apply, assess
 
-__all__ = ["TrustedBackend"]
+__all__ = ["TrustedBackend", "probe_layout"]
 
 #: How many statements' references are kept in memory.
 MAX_REFERENCES = 256
@@ -65,9 +65,10 @@ class TrustedBackend(WrappingBackend):
         validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         declared = read_declarations(code)
         reference = await self._reference(config.statement, config) if config.statement else None
-        probe_run = layout(code, _probes(declared, reference))
+        probe_run = probe_layout(code, declared, reference)
         # the statement is ours to check: a remote lean-mcp behind us need not pin it again
-        result = await self.inner.check(probe_run.text, config.model_copy(update={"statement": None}))
+        inner_config = config if config.statement is None else config.model_copy(update={"statement": None})
+        result = await self.inner.check(probe_run.text, inner_config)
         if result.result is None or result.verdict is None or not result.verdict.lean_finished:
             return result
         output = probe_run.read(result.result)
@@ -75,8 +76,7 @@ class TrustedBackend(WrappingBackend):
         for problem in _header_problems(declared, reference) if reference is not None else []:
             found.reject(problem)
         checks = ["lean", "sorry", "axioms"] + (["statement"] if reference is not None else [])
-        final = apply(output, found, lean_time=result.lean_time, checks=checks)
-        return final.model_copy(update={"reusable": result.reusable})
+        return apply(output, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
 
     async def _reference(self, statement: str, config: ProofConfig) -> Reference:
         """The statement's reference, elaborated once per statement (kept in memory)."""
@@ -95,6 +95,11 @@ class TrustedBackend(WrappingBackend):
                     self._references.pop(next(iter(self._references)))
         self._reference_locks.pop(key, None)
         return self._references[key]
+
+
+def probe_layout(code: str, declared: Declarations, reference: Reference | None) -> ProbeRun:
+    """`code` with the audit's probes (and the statement's, with a `reference`) laid out after it."""
+    return layout(code, _probes(declared, reference))
 
 
 def _probes(declared: Declarations, reference: Reference | None) -> list[Probe]:

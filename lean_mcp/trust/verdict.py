@@ -107,13 +107,14 @@ def assess(
     return found
 
 
-def apply(output: LeanOutput, found: Assessment, *, lean_time: float | None, checks: list[str]) -> ProofResult:
-    """The final result: Lean's own messages plus one message per finding."""
+def apply(
+    output: LeanOutput, found: Assessment, *, lean_time: float | None, checks: list[str], reusable: bool = True
+) -> ProofResult:
+    """The final result: Lean's own messages plus one message per finding (built once: no copies)."""
     extra = [Message.error(text, line=line) for line, text in found.rejections]
     if not output.sorries and not any("declaration uses" in m.data and "sorry" in m.data for m in output.messages):
         extra += [
             Message(severity=Severity.WARNING, pos=Pos(line=line, column=0), data=text) for line, text in found.sorries
         ]
     output = output.model_copy(update={"messages": [*output.messages, *extra]})
-    result = ProofResult.from_output(output, lean_time=lean_time)
-    return result.model_copy(update={"checks": checks, "axioms": found.axioms})
+    return ProofResult.from_output(output, lean_time=lean_time, checks=checks, axioms=found.axioms, reusable=reusable)

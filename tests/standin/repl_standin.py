@@ -51,23 +51,14 @@ LINE = ("line",)
 WIDTH = 80
 
 
+_ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r"} | {
+    code: f"\\u{code:04x}" for code in range(0x20) if code not in (0x0A, 0x0D)
+}
+
+
 def escape_string(s: str) -> str:
     """Lean's `Json.escape`: only `"`, `\\`, newline, CR and chars below 0x20 are escaped."""
-    out = []
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+    return '"' + s.translate(_ESCAPES) + '"'
 
 
 def _bracket(left: str, body: Any, right: str) -> Any:
@@ -103,23 +94,45 @@ def render(value: Any) -> Any:
     raise TypeError(f"cannot render {type(value).__name__}")
 
 
-def _space(doc: Any, flatten: bool, budget: int) -> tuple[bool, int]:
-    """Lean's `spaceUptoLine`: (found a line break, width) of `doc`, stopping once over `budget`."""
+def _flat_width(doc: Any, memo: dict[int, int]) -> int:
+    """The width of `doc` laid out flat (every line a space), memoized per node for one `pretty` call."""
+    if isinstance(doc, str):
+        return len(doc)
+    width = memo.get(id(doc))
+    if width is None:
+        if doc is LINE:
+            width = 1
+        elif isinstance(doc, list):
+            width = sum(_flat_width(part, memo) for part in doc)
+        else:  # nest or group: flat either way
+            width = _flat_width(doc[2] if doc[0] == "nest" else doc[1], memo)
+        memo[id(doc)] = width
+    return width
+
+
+def _space(doc: Any, flatten: bool, budget: int, memo: dict[int, int]) -> tuple[bool, int]:
+    """Lean's `spaceUptoLine`: (found a line break, width) of `doc`, stopping once over `budget`.
+
+    Flat, a document never breaks, and its width past the budget matters only as "over": so the
+    flat width (memoized) stands in for Lean's partial sum, the answer to every comparison the same.
+    """
     if isinstance(doc, str):
         return False, len(doc)
+    if flatten:
+        return False, _flat_width(doc, memo)
     if doc is LINE:
-        return (False, 1) if flatten else (True, 0)
+        return True, 0
     if isinstance(doc, list):
         total = 0
         for part in doc:
-            found, width = _space(part, flatten, budget - total)
+            found, width = _space(part, flatten, budget - total, memo)
             total += width
             if found or total > budget:
                 return found, total
         return False, total
     if doc[0] == "nest":
-        return _space(doc[2], flatten, budget)
-    return _space(doc[1], True, budget)  # group
+        return _space(doc[2], flatten, budget, memo)
+    return False, _flat_width(doc[1], memo)  # group
 
 
 @dataclass
@@ -128,14 +141,14 @@ class _Group:
     items: list[tuple[Any, int]]  # a stack: the next item is the last one
 
 
-def _fits(group_doc: Any, stack: list[_Group], budget: int) -> bool:
+def _fits(group_doc: Any, stack: list[_Group], budget: int, memo: dict[int, int]) -> bool:
     """Lean's `pushGroup` test: the flattened group plus the rest up to the next line break fits."""
-    _, total = _space(group_doc, True, budget)
+    _, total = _space(group_doc, True, budget, memo)
     if total > budget:
         return False
     for group in reversed(stack):
         for doc, _ in reversed(group.items):
-            found, width = _space(doc, group.flatten, budget - total)
+            found, width = _space(doc, group.flatten, budget - total, memo)
             total += width
             if found or total > budget:
                 return total <= budget
@@ -146,7 +159,9 @@ def pretty(value: Any, width: int = WIDTH) -> str:
     """Lean's `Json.pretty value width`: the exact text the REPL writes for a response."""
     out: list[str] = []
     column = 0
-    stack = [_Group(False, [(render(value), 0)])]
+    memo: dict[int, int] = {}  # by id: `document` keeps every node alive, so no id is reused meanwhile
+    document = render(value)
+    stack = [_Group(False, [(document, 0)])]
     while stack:
         group = stack[-1]
         if not group.items:
@@ -170,7 +185,7 @@ def pretty(value: Any, width: int = WIDTH) -> str:
         elif group.flatten:
             group.items.append((doc[1], indent))
         else:
-            fits = _fits(doc[1], stack, max(width - column, 0))
+            fits = _fits(doc[1], stack, max(width - column, 0), memo)
             stack.append(_Group(fits, [(doc[1], indent)]))
     return "".join(out)
 
@@ -493,7 +508,8 @@ class Repl:
         tokens = lex(text)
         messages: list[dict[str, Any]] = []
         self.run_directives(text, tokens, messages)
-        time.sleep(self.work_seconds)
+        if self.work_seconds:  # sleep(0) would still give the CPU away on every command
+            time.sleep(self.work_seconds)
         if env_id is None:
             imports, body = self.header(tokens, messages)
             base = Env(frozenset(), imports)
@@ -539,7 +555,7 @@ class Repl:
                 imports.append(code[j].text)
                 j += 1
             i = j
-        if imports:
+        if imports and self.import_seconds:  # sleep(0) would still give the CPU away
             time.sleep(self.import_seconds)
         for module in imports:
             if module.startswith(NONEXISTENT):
