@@ -30,7 +30,7 @@ from .lean.source import read_proof_file
 from .models import Proof, ProofConfig, ProofResult
 from .render import describe_proof, describe_result
 from .server.runtime import open_service
-from .settings import Settings
+from .settings import DEFAULT_MAX_PROOF_BYTES, Settings
 
 __all__ = [
     "PROGRESS_INTERVAL",
@@ -44,8 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The proof size limit when none is given (the settings' default).
-DEFAULT_MAX_PROOF_BYTES = Settings.max_proof_bytes
 #: Seconds between progress notifications while a call waits for Lean.
 PROGRESS_INTERVAL = 2.0
 #: The longest `get_proof_result` long-poll, in seconds.

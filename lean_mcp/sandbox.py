@@ -9,7 +9,7 @@ and REPL process gets new namespaces (user, pid, network, ipc, uts, cgroup) and 
   the directories LEAN_PATH, LEAN_SRC_PATH, LEAN_SYSROOT and ELAN_HOME name, and `--sandbox-paths`;
 - writable: a private, empty `/tmp` (also its `HOME`), gone when it exits;
 - nothing else: no job store (masked even inside a readable path), no home, no host `/tmp`, no
-  network (its own loopback only); only the `ENV_ALLOWED` variables; it dies with the server.
+  network (its own loopback only); only the `SANDBOX_ENV_ALLOWED` variables; it dies with the server.
 
 `bwrap_argv` is the pure wrapping; `Sandbox.wrap` adds what it must look up on disk (cached).
 `resolve` turns the setting into a Sandbox once: `auto` probes `bwrap` (once per process).
@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
-    "ENV_ALLOWED",
     "MODES",
     "NO_SANDBOX",
+    "SANDBOX_ENV_ALLOWED",
     "SYSTEM_PATHS",
     "Sandbox",
     "bwrap_argv",
@@ -72,8 +72,9 @@ SYSTEM_PATHS = (
     "/etc/localtime",
 )
 
-#: The only variables a sandboxed process inherits (if set); HOME and TMPDIR are always `/tmp`.
-ENV_ALLOWED = (
+#: The only variables a sandboxed process inherits (if set); HOME and TMPDIR are always `/tmp`. A
+#: narrower list than `lean.supervise.ENV_ALLOWED`, which every Lean child gets first.
+SANDBOX_ENV_ALLOWED = (
     "PATH",
     "LANG",
     "LC_ALL",
@@ -151,7 +152,7 @@ def sandbox_env(env: Mapping[str, str], readable: Iterable[str]) -> dict[str, st
     on as ELAN_HOME.
     """
     visible = [*SYSTEM_PATHS, *readable]
-    kept = {name: env[name] for name in ENV_ALLOWED if name in env}
+    kept = {name: env[name] for name in SANDBOX_ENV_ALLOWED if name in env}
     if "PATH" in kept:
         kept["PATH"] = os.pathsep.join(d for d in kept["PATH"].split(os.pathsep) if _under_any(d, visible))
     elan = os.path.join(env.get("HOME", "~"), ".elan")

@@ -28,8 +28,8 @@ from lean_mcp.errors import ConfigurationError
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
 from lean_mcp.processes import tree_pids
 from lean_mcp.sandbox import (
-    ENV_ALLOWED,
     NO_SANDBOX,
+    SANDBOX_ENV_ALLOWED,
     Sandbox,
     bwrap_argv,
     command_paths,
@@ -115,7 +115,7 @@ def test_the_job_store_is_masked_where_it_would_be_visible() -> None:
 def test_only_allow_listed_variables_reach_the_sandbox_and_path_keeps_only_visible_directories() -> None:
     env = dict(pairs(wrapped(), "--setenv"))
     assert SECRET not in " ".join(wrapped())
-    assert set(env) <= {*ENV_ALLOWED, "HOME", "TMPDIR"}
+    assert set(env) <= {*SANDBOX_ENV_ALLOWED, "HOME", "TMPDIR"}
     assert env["PATH"] == "/opt/lean/toolchain/bin:/usr/bin"
     assert env["HOME"] == env["TMPDIR"] == "/tmp"
     assert env["LANG"] == "C.UTF-8"
