@@ -22,10 +22,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 __all__ = [
     "HAS_CHILDREN_FILES",
+    "TreeMemory",
     "install_signal_cleanup",
     "kill_all_groups",
     "kill_group",
@@ -64,16 +66,27 @@ def kill_group(pgid: int) -> None:
 # The process tree of a group leader, from /proc.
 
 
-def _stat(pid: int | str) -> list[bytes] | None:
-    """`/proc/PID/stat` after the command name: [state, ppid, pgrp, ...] (None if gone)."""
+def _read_file(path: str) -> bytes | None:
+    """The contents of a /proc file (None if it is gone)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
         return None
 
 
-def _children(pid: int) -> list[int]:
+def _stat(pid: int | str, read: Callable[[str], bytes | None] = _read_file) -> list[bytes] | None:
+    """`/proc/PID/stat` after the command name: [state, ppid, pgrp, ...] (None if gone)."""
+    data = read(f"/proc/{pid}/stat")
+    if data is None:
+        return None
+    try:
+        return data.rsplit(b")", 1)[1].split()
+    except IndexError:
+        return None
+
+
+def _children(pid: int, read: Callable[[str], bytes | None] = _read_file) -> list[int]:
     """Direct children of `pid`, over all its threads ([] if it is gone)."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -81,21 +94,22 @@ def _children(pid: int) -> list[int]:
         return []
     children: list[int] = []
     for tid in tids:
-        with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-            children.extend(int(child) for child in f.read().split())
+        data = read(f"/proc/{pid}/task/{tid}/children")
+        with contextlib.suppress(ValueError):
+            children.extend(int(child) for child in (data or b"").split())
     return children
 
 
-def _walk(pid: int) -> dict[int, list[bytes]]:
+def _walk(pid: int, read: Callable[[str], bytes | None] = _read_file) -> dict[int, list[bytes]]:
     """`pid` and its living descendants, each with its stat fields."""
     found: dict[int, list[bytes]] = {}
     todo = [pid]
     while todo:
         current = todo.pop()
-        fields = None if current in found else _stat(current)
+        fields = None if current in found else _stat(current, read)
         if fields is not None:
             found[current] = fields
-            todo.extend(_children(current))
+            todo.extend(_children(current, read))
     return found
 
 
@@ -110,7 +124,7 @@ def _group(pgid: int) -> dict[int, list[bytes]]:
     return found
 
 
-def _tree(pid: int) -> dict[int, list[bytes]]:
+def _tree(pid: int, read: Callable[[str], bytes | None] = _read_file) -> dict[int, list[bytes]]:
     """The tree of the group leader `pid`, plus its group's members where the tree misses some.
 
     A walk of the children links cannot see processes whose parent exited (they were re-parented),
@@ -118,7 +132,7 @@ def _tree(pid: int) -> dict[int, list[bytes]]:
     process group `pid` are added (a scan of /proc, too dear for every poll). An orphan whose
     parent was already reaped inside a living tree is still missed; `kill_group` reaches it anyway.
     """
-    found = _walk(pid) if HAS_CHILDREN_FILES else {}
+    found = _walk(pid, read) if HAS_CHILDREN_FILES else {}
     if pid not in found or any(fields[0] in _EXITED_STATES for fields in found.values()):
         found.update(_group(pid))
     return found
@@ -131,11 +145,74 @@ def tree_pids(pid: int) -> list[int]:
 
 def tree_rss_mb(pid: int) -> float:
     """Resident memory, in MB, of the group leader `pid` and all its descendants."""
+    return _rss_mb(_tree(pid))
+
+
+def _rss_mb(tree: dict[int, list[bytes]]) -> float:
     pages = 0
-    for fields in _tree(pid).values():
+    for fields in tree.values():
         with contextlib.suppress(IndexError, ValueError):
             pages += int(fields[_RSS_FIELD])
     return pages * _PAGE_MB
+
+
+class TreeMemory:
+    """`tree_rss_mb` of one group leader, sampled again and again: its /proc files stay open.
+
+    Reading an open /proc file again gives its contents as they are now, so a sample costs a
+    listing of each process's threads and a few `pread`s, not an open and a close per file. The
+    tree is walked afresh on every sample (a process that appeared since is found); files of
+    processes and threads no longer in it are closed. Call `close` when the leader is reaped.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._files: dict[str, int] = {}
+        self._seen: set[str] = set()
+
+    def rss_mb(self) -> float:
+        """Resident memory of the tree now, in MB (see `tree_rss_mb`)."""
+        self._seen = set()
+        try:
+            return _rss_mb(_tree(self.pid, self._read))
+        finally:
+            for path in self._files.keys() - self._seen:
+                os.close(self._files.pop(path))
+
+    def _read(self, path: str) -> bytes | None:
+        self._seen.add(path)
+        fd = self._files.get(path)
+        if fd is not None:
+            try:
+                return _pread_all(fd)
+            except OSError:  # that process is gone (its pid may be someone else's now): open afresh
+                os.close(self._files.pop(path))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        self._files[path] = fd
+        try:
+            return _pread_all(fd)
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        """Close every file kept open. Idempotent."""
+        files, self._files = self._files, {}
+        for fd in files.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _pread_all(fd: int) -> bytes:
+    data = os.pread(fd, 4096, 0)
+    if len(data) < 4096:
+        return data
+    chunks = [data]
+    while chunk := os.pread(fd, 65536, sum(map(len, chunks))):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------------------------------------

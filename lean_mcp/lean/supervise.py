@@ -30,7 +30,15 @@ from typing import IO, TypeVar
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
-from ..processes import HAS_CHILDREN_FILES, kill_group, register_group, signal_name, tree_rss_mb, unregister_group
+from ..processes import (
+    HAS_CHILDREN_FILES,
+    TreeMemory,
+    kill_group,
+    register_group,
+    signal_name,
+    tree_rss_mb,
+    unregister_group,
+)
 from ..sandbox import NO_SANDBOX, Sandbox
 
 __all__ = [
@@ -49,6 +57,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: What woke a `LeanProcess.watch` other than its output.
+_DEADLINE = "deadline"
+_MEMORY = "memory"
 
 #: How often the memory watchdog samples the process tree's resident memory.
 MEMORY_POLL_SECONDS = 0.05
@@ -159,19 +171,30 @@ async def spawn(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     sandbox: Sandbox = NO_SANDBOX,
+    raw_pipes: bool = False,
 ) -> LeanProcess:
     """Start `command` in a new process group with pipes for stdin/stdout. Raises OSError if it cannot start.
 
-    `env` adds to (never replaces) the allow-listed environment.
+    `env` adds to (never replaces) the allow-listed environment. With `raw_pipes` the pipes are
+    plain non-blocking file descriptors driven by `write` and `listen` (one syscall a request, no
+    stream objects); otherwise they are anyio streams (`stdin`, `receive`).
     """
     environment = child_environment(env)
     argv = child_argv(command, cwd=cwd, env=environment, sandbox=sandbox)
     stderr = _stderr_file()
+    ours: list[int] = []
+    theirs: list[int] = []
     try:
+        if raw_pipes:
+            stdin_read, stdin_write = os.pipe()
+            stdout_read, stdout_write = os.pipe()
+            ours, theirs = [stdin_write, stdout_read], [stdin_read, stdout_write]
+            for fd in ours:
+                os.set_blocking(fd, False)
         process = await anyio.open_process(
             argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdin=theirs[0] if raw_pipes else subprocess.PIPE,
+            stdout=theirs[1] if raw_pipes else subprocess.PIPE,
             stderr=stderr,
             cwd=cwd,
             env=environment,
@@ -179,19 +202,38 @@ async def spawn(
         )
     except BaseException:
         stderr.close()
+        for fd in ours:
+            os.close(fd)
         raise
+    finally:
+        for fd in theirs:
+            os.close(fd)
     register_group(process.pid)
-    return LeanProcess(process, stderr, sandbox)
+    return LeanProcess(process, stderr, sandbox, raw_fds=(ours[0], ours[1]) if raw_pipes else None)
 
 
 class LeanProcess:
     """A running Lean process group: its pipes, stderr tail, memory, and the one way to supervise it."""
 
-    def __init__(self, process: Process, stderr: IO[bytes], sandbox: Sandbox = NO_SANDBOX) -> None:
-        assert process.stdin is not None and process.stdout is not None
+    def __init__(
+        self,
+        process: Process,
+        stderr: IO[bytes],
+        sandbox: Sandbox = NO_SANDBOX,
+        *,
+        raw_fds: tuple[int, int] | None = None,
+    ) -> None:
         self._process = process
-        self.stdin: ByteSendStream = process.stdin
-        self._stdout: ByteReceiveStream = process.stdout
+        self._stdin: ByteSendStream | None = process.stdin
+        self._stdout: ByteReceiveStream | None = process.stdout
+        #: With raw pipes: our ends of the child's stdin and stdout (non-blocking).
+        self._stdin_fd, self._stdout_fd = raw_fds if raw_fds is not None else (-1, -1)
+        self._fds = list(raw_fds or ())
+        #: True when stdin/stdout are plain descriptors (`write`, `listen`), not streams.
+        self.raw_pipes = raw_fds is not None
+        self._listening = False
+        self._on_output: Callable[[bytes | None], None] | None = None
+        self.loop = asyncio.get_running_loop()
         self._stderr = stderr
         self._sandbox = sandbox
         self.pid = process.pid
@@ -204,6 +246,13 @@ class LeanProcess:
         #: Resident memory of the tree, in MB, at the last sample; and the largest seen.
         self.last_rss_mb = 0.0
         self.peak_mb = 0.0
+        self._memory = TreeMemory(self.pid)
+
+    @property
+    def stdin(self) -> ByteSendStream:
+        """The stdin stream (not with raw pipes: those are written with `write`)."""
+        assert self._stdin is not None, "a raw-pipe process is written with `write`"
+        return self._stdin
 
     @property
     def alive(self) -> bool:
@@ -226,22 +275,75 @@ class LeanProcess:
 
     async def receive(self) -> bytes | None:
         """The next chunk of stdout; None at end of stream, or once the budget is spent (group killed)."""
+        assert self._stdout is not None, "a raw-pipe process is read with `listen`"
         try:
             chunk = await self._stdout.receive(READ_CHUNK)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             return None
+        return chunk if self._count_output(chunk) else None
+
+    def _count_output(self, chunk: bytes) -> bool:
+        """Count `chunk` against the budget; False (and the group killed) once it is spent."""
         self.output_bytes += len(chunk)
         if self.output_limit is not None and self.output_bytes > self.output_limit:
             self.overflowed = True
             self.kill()
-            return None
-        return chunk
+            return False
+        return True
 
-    async def receive_ready(self) -> bytes | None:
-        """Stdout bytes already there to read, without waiting (b"" when none; None at end of stream)."""
-        with anyio.move_on_after(0):  # asyncio hands out buffered bytes without suspending
-            return await self.receive()
-        return b""
+    # -- raw pipes ---------------------------------------------------------------------------
+
+    def listen(self, on_output: Callable[[bytes | None], None]) -> None:
+        """Call `on_output(chunk)` from the event loop for each chunk of stdout as it arrives, then
+        `on_output(None)` once: at end of stream, when the budget is spent (group killed), or at `aclose`."""
+        self._on_output = on_output
+        self._listening = True
+        self.loop.add_reader(self._stdout_fd, self._readable)
+
+    def pause(self) -> None:
+        """Stop reading stdout (what the process writes stays in the pipe, and then it blocks)."""
+        if self._listening:
+            self._listening = False
+            self.loop.remove_reader(self._stdout_fd)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self._stdout_fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk and self._count_output(chunk) and self._on_output is not None:
+            self._on_output(chunk)
+            return
+        self._end_output()
+
+    def _end_output(self) -> None:
+        """Stop reading for good, and tell the listener (once) that stdout ended."""
+        self.pause()
+        on_output, self._on_output = self._on_output, None
+        if on_output is not None:
+            on_output(None)
+
+    async def write(self, data: bytes, *, seconds: float) -> None:
+        """Write `data` to stdin: one syscall when the pipe has room, else wait for it at most `seconds`.
+
+        Raises OSError (BrokenPipeError: the process closed its stdin), ProcessTimeout (the group killed).
+        """
+        view = memoryview(data)
+        written = os.write(self._stdin_fd, view)
+        if written == len(view):
+            return
+        with anyio.move_on_after(seconds):
+            while written < len(view):
+                await anyio.wait_writable(self._stdin_fd)
+                try:
+                    written += os.write(self._stdin_fd, view[written:])
+                except BlockingIOError:
+                    continue
+            return
+        self.kill()
+        raise ProcessTimeout(seconds)
 
     # -- stderr ------------------------------------------------------------------------------
 
@@ -270,7 +372,7 @@ class LeanProcess:
         if not self.alive:
             rss = 0.0
         elif HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
-            rss = tree_rss_mb(self.pid)
+            rss = self._memory.rss_mb()
         else:
             rss = await anyio.to_thread.run_sync(tree_rss_mb, self.pid)
         self._record_rss(rss)
@@ -301,7 +403,7 @@ class LeanProcess:
         try:
             with anyio.move_on_after(waited) as deadline:
                 if memory_mb is not None:  # a timer, not a task per request: cheap when answers come fast
-                    watch = _MemoryWatch(self, memory_mb, deadline)
+                    watch = _MemoryWatch(self, memory_mb, deadline.cancel)
                 try:
                     result = await work()
                 except Exception as exc:
@@ -320,15 +422,56 @@ class LeanProcess:
                 raise ProcessOutputExceeded(self.output_limit or 0) from None
             raise failed[0]
         if deadline.cancelled_caught:
-            if waited < seconds:
-                raise ProcessStillRunning(time.monotonic() - started)
+            self._expired(seconds, waited, started)
+        await self.settle_memory(memory_mb)
+        return result
+
+    async def watch(
+        self,
+        wake: asyncio.Future[object],
+        *,
+        seconds: float,
+        memory_mb: float | None,
+        patience: float | None = None,
+    ) -> None:
+        """Wait until `wake` is set (by whoever reads the output: it arrived, or stdout ended) under
+        the deadline and memory cap of `supervised`, with no task or cancel scope of its own.
+
+        Raises ProcessMemoryExceeded / ProcessTimeout (the group killed), ProcessStillRunning when
+        `patience` ran out first; on cancellation the group is killed. The caller then looks at
+        what arrived, and calls `settle_memory` for the last sample.
+        """
+        waited = seconds if patience is None else min(seconds, patience)
+        started = time.monotonic()
+        timer = self.loop.call_later(waited, _wake, wake, _DEADLINE)
+        watch = None if memory_mb is None else _MemoryWatch(self, memory_mb, lambda: _wake(wake, _MEMORY))
+        try:
+            reason = await wake
+        except BaseException:
             self.kill()
-            raise ProcessTimeout(seconds)
-        rss = await self.sample_rss_mb()  # once more at the end: the caller may recycle on it
+            raise
+        finally:
+            timer.cancel()
+            if watch is not None:
+                watch.stop()
+        if watch is not None and watch.exceeded is not None:
+            raise ProcessMemoryExceeded(watch.limit_mb, watch.exceeded)
+        if reason is _DEADLINE:
+            self._expired(seconds, waited, started)
+
+    def _expired(self, seconds: float, waited: float, started: float) -> None:
+        """The wait ran out: ProcessStillRunning if only the caller's patience did, else kill and ProcessTimeout."""
+        if waited < seconds:
+            raise ProcessStillRunning(time.monotonic() - started)
+        self.kill()
+        raise ProcessTimeout(seconds)
+
+    async def settle_memory(self, memory_mb: float | None) -> None:
+        """Sample memory once more (the caller may recycle on it); over `memory_mb`: kill, ProcessMemoryExceeded."""
+        rss = await self.sample_rss_mb()
         if memory_mb is not None and rss > memory_mb:
             self.kill()
-            raise ProcessMemoryExceeded(memory_mb, self.last_rss_mb)
-        return result
+            raise ProcessMemoryExceeded(memory_mb, rss)
 
     def _record_rss(self, rss: float) -> None:
         self.last_rss_mb = rss
@@ -347,26 +490,37 @@ class LeanProcess:
         self.kill()
         if self._closed:
             return
+        self._end_output()
         with anyio.CancelScope(shield=True):
             with contextlib.suppress(Exception):
                 await self._process.aclose()
             self._closed = True
             unregister_group(self.pid)
             self._stderr.close()
+            self._memory.close()
+            fds, self._fds = self._fds, []  # aclose may run twice at once (the pool and a check)
+            for fd in fds:
+                os.close(fd)
+
+
+def _wake(future: asyncio.Future[object], reason: object) -> None:
+    """Set `future` to `reason` unless something set (or cancelled) it first."""
+    if not future.done():
+        future.set_result(reason)
 
 
 class _MemoryWatch:
     """Samples a process tree's memory every MEMORY_POLL_SECONDS on an event-loop timer (asyncio).
 
-    Over `limit_mb` it records the sample in `exceeded`, kills the group and cancels `scope`.
+    Over `limit_mb` it records the sample in `exceeded`, kills the group and calls `trip`.
     Without /proc children files the sample (a scan of /proc) runs on a worker thread.
     """
 
-    def __init__(self, process: LeanProcess, limit_mb: float, scope: anyio.CancelScope) -> None:
-        self.process, self.limit_mb, self.scope = process, limit_mb, scope
+    def __init__(self, process: LeanProcess, limit_mb: float, trip: Callable[[], object]) -> None:
+        self.process, self.limit_mb, self.trip = process, limit_mb, trip
         self.exceeded: float | None = None
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(MEMORY_POLL_SECONDS, self._tick)
+        self.loop = process.loop
+        self._timer: asyncio.TimerHandle | None = self.loop.call_later(MEMORY_POLL_SECONDS, self._tick)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -377,9 +531,9 @@ class _MemoryWatch:
         if self._timer is None:
             return
         if HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
-            self._judge(tree_rss_mb(self.process.pid) if self.process.alive else 0.0)
+            self._judge(self.process._memory.rss_mb() if self.process.alive else 0.0)
             return
-        sample = self._loop.run_in_executor(None, tree_rss_mb, self.process.pid)
+        sample = self.loop.run_in_executor(None, tree_rss_mb, self.process.pid)
         sample.add_done_callback(lambda done: self._judge(done.result()) if not done.exception() else self._rearm())
 
     def _judge(self, rss: float) -> None:
@@ -390,11 +544,11 @@ class _MemoryWatch:
             self.exceeded = rss
             self._timer = None
             self.process.kill()
-            self.scope.cancel()
+            self.trip()
             return
         self.process.trim_stderr()
         self._rearm()
 
     def _rearm(self) -> None:
         if self._timer is not None:
-            self._timer = self._loop.call_later(MEMORY_POLL_SECONDS, self._tick)
+            self._timer = self.loop.call_later(MEMORY_POLL_SECONDS, self._tick)

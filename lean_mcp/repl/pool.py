@@ -34,6 +34,7 @@ and a REPL that wedges before its first answer holds no request longer than its 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import logging
@@ -110,9 +111,15 @@ class _Waiter:
     split: SplitProof | None
     #: The one slot this waiter can use (a tactic on that REPL's proof state); None: any slot.
     want: _Slot | None = None
-    event: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    #: Set when the waiter leaves the queue (with `slot`, or empty-handed: timeout, shutdown).
+    handed: asyncio.Future[None] | None = None
     slot: _Slot | None = None
     skipped: int = 0
+
+
+def _hand(waiter: _Waiter) -> None:
+    if waiter.handed is not None and not waiter.handed.done():
+        waiter.handed.set_result(None)
 
 
 class _HeaderRejected(Exception):
@@ -225,7 +232,7 @@ class ReplPool:
         """Kill every REPL's process group and reap it; waiting proofs get BackendUnavailableError."""
         self._closed = True
         while self._waiters:
-            self._waiters.popleft().event.set()
+            _hand(self._waiters.popleft())
         processes = [slot.process for slot in self._slots if slot.process is not None]
         for process in processes:
             process.kill()
@@ -428,25 +435,36 @@ class ReplPool:
         return await self._queue(_Waiter(split))
 
     async def _queue(self, waiter: _Waiter) -> _Slot:
-        """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot."""
+        """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot (a future and a timer:
+        no cancel scope per proof)."""
+        loop = asyncio.get_running_loop()
+        waiter.handed = loop.create_future()
         self._waiters.append(waiter)
+        timer = loop.call_later(self.queue_timeout, self._give_up, waiter)
         try:
-            with anyio.fail_after(self.queue_timeout):
-                await waiter.event.wait()
-        except BaseException as exc:
+            await waiter.handed
+        except BaseException:
             if waiter.slot is not None:
                 self._release(waiter.slot)
-            else:
+            elif waiter in self._waiters:
                 self._waiters.remove(waiter)
-            if isinstance(exc, TimeoutError):
-                self.counts["busy_errors"] += 1
-                raise BusyError(
-                    f"All {self.workers} REPLs stayed busy for {self.queue_timeout:g} s; the proof was not checked."
-                ) from None
             raise
-        if waiter.slot is None:
+        finally:
+            timer.cancel()
+        if waiter.slot is not None:
+            return waiter.slot
+        if self._closed:
             raise BackendUnavailableError("The REPL pool was shut down before a REPL was free.")
-        return waiter.slot
+        self.counts["busy_errors"] += 1
+        raise BusyError(
+            f"All {self.workers} REPLs stayed busy for {self.queue_timeout:g} s; the proof was not checked."
+        )
+
+    def _give_up(self, waiter: _Waiter) -> None:
+        """`queue_timeout` passed: `waiter` leaves the queue empty-handed."""
+        if waiter.slot is None and waiter in self._waiters:
+            self._waiters.remove(waiter)
+            _hand(waiter)
 
     def _release(self, slot: _Slot) -> None:
         slot.busy = False
@@ -465,7 +483,7 @@ class ReplPool:
         self._waiters.remove(chosen)
         slot.busy = True
         chosen.slot = slot
-        chosen.event.set()
+        _hand(chosen)
 
     # -- proof states ------------------------------------------------------------------------
 

@@ -17,17 +17,26 @@ An out-of-step REPL is killed (`ReplOutOfStep`), so a stale answer never reaches
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
 from ..errors import BackendUnavailableError
-from ..lean.supervise import STDERR_TAIL_BYTES, LeanProcess, ProcessFailure, ProcessTimeout, exit_text, spawn
+from ..lean.supervise import (
+    STDERR_TAIL_BYTES,
+    LeanProcess,
+    ProcessFailure,
+    ProcessOutputExceeded,
+    ProcessTimeout,
+    exit_text,
+    spawn,
+)
 from ..sandbox import NO_SANDBOX, Sandbox
 from .protocol import ResponseReader, encode_request
 
@@ -64,7 +73,13 @@ class _Pending:
 
 
 class ReplProcess:
-    """One running REPL. Not re-entrant: one request at a time."""
+    """One running REPL. Not re-entrant: one request at a time.
+
+    Its stdout is read as it arrives, from the event loop (`LeanProcess.listen`): each chunk goes
+    to the response reader, and a complete answer to the request in flight wakes the caller
+    waiting in `answer`. Bytes nobody asked for (no request in flight, or after the answer) stop
+    the reading; the next `send` finds them and the REPL is out of step.
+    """
 
     def __init__(self, lean: LeanProcess, command: Sequence[str]) -> None:
         self.lean = lean
@@ -75,6 +90,15 @@ class ReplProcess:
         self.next_env = 0
         self.pending: _Pending | None = None
         self._reader = ResponseReader()
+        #: The answer to the request in flight, once it arrived; bytes that came after it in its read.
+        self._answer: dict[str, Any] | None = None
+        self._trailing = 0
+        #: Bytes that came while no answer was owed; True once stdout ended.
+        self._unsolicited = 0
+        self._ended = False
+        self._wake: asyncio.Future[object] | None = None
+        if lean.raw_pipes:
+            lean.listen(self._on_output)
 
     @classmethod
     async def start(
@@ -87,7 +111,7 @@ class ReplProcess:
     ) -> ReplProcess:
         """Start the REPL inside `sandbox` (see `lean.supervise.spawn`); BackendUnavailableError if it cannot."""
         try:
-            lean = await spawn(command, cwd=cwd, env=env, sandbox=sandbox)
+            lean = await spawn(command, cwd=cwd, env=env, sandbox=sandbox, raw_pipes=True)
         except OSError as exc:
             raise BackendUnavailableError(
                 f"Cannot start the REPL `{' '.join(command)}`: {exc}.",
@@ -112,6 +136,26 @@ class ReplProcess:
         """The last `limit` bytes the REPL wrote to stderr, decoded."""
         return self.lean.stderr_tail(limit)
 
+    # -- reading, from the event loop --------------------------------------------------------
+
+    def _on_output(self, chunk: bytes | None) -> None:
+        if chunk is None:
+            self._ended = True
+        elif self.pending is None or self._answer is not None:
+            self._unsolicited += len(chunk)  # nobody asked: stop reading, `send` refuses this REPL
+            self.lean.pause()
+            return
+        else:
+            self._reader.feed(chunk)
+            answer = self._reader.next_response()
+            if answer is None:
+                return
+            self._answer, self._trailing = answer, len(self._reader)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    # -- requests ----------------------------------------------------------------------------
+
     async def request(
         self,
         request: dict[str, Any],
@@ -133,18 +177,19 @@ class ReplProcess:
             raise ReplCrashed(self.returncode, self.stderr_tail(), "is not running")
         if self.pending is not None:
             raise RuntimeError("a REPL request is already in flight")
-        unread = await self.lean.receive_ready()
-        if unread is None:
+        if self._unsolicited or len(self._reader):
+            await self._out_of_step(f"wrote {self._unsolicited + len(self._reader):,} bytes after its last answer")
+        if self._ended:
             await self._crashed()
-        if unread or len(self._reader):
-            await self._out_of_step(f"wrote {len(unread or b'') + len(self._reader):,} bytes after its last answer")
         self.requests += 1
         self.lean.reset_output_budget(max_output_bytes)
         allocates = any(key in request for key in _ALLOCATES_ENV)
         self.pending = _Pending(seconds, time.monotonic() + seconds, self.next_env if allocates else None)
         try:
-            await self.lean.stdin.send(encode_request(request))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await self.lean.write(encode_request(request), seconds=seconds)
+        except ProcessTimeout:
+            raise ProcessTimeout(seconds) from None
+        except OSError:
             await self._crashed()
         except BaseException:
             self.kill()
@@ -160,22 +205,31 @@ class ReplProcess:
         pending = self.pending
         if pending is None:
             raise RuntimeError("no REPL request is in flight")
-        remaining = max(0.0, pending.deadline - time.monotonic())
-        if patience is not None and patience >= remaining:
-            patience = None
-        try:
-            response = await self.lean.supervised(
-                self._receive, seconds=remaining, memory_mb=memory_mb, patience=patience
-            )
-        except ProcessTimeout:
-            raise ProcessTimeout(pending.seconds) from None
-        self.pending = None
+        if self._answer is None and not self._ended:
+            remaining = max(0.0, pending.deadline - time.monotonic())
+            if patience is not None and patience >= remaining:
+                patience = None
+            self._wake = self.lean.loop.create_future()
+            try:
+                await self.lean.watch(self._wake, seconds=remaining, memory_mb=memory_mb, patience=patience)
+            except ProcessTimeout:
+                raise ProcessTimeout(pending.seconds) from None
+            finally:
+                self._wake = None
+        response = self._answer
+        if response is None:  # stdout ended, or the output budget was spent
+            self.kill()
+            if self.lean.overflowed:
+                raise ProcessOutputExceeded(self.lean.output_limit or 0)
+            await self._crashed()
+        await self.lean.settle_memory(memory_mb)
+        self.pending, self._answer = None, None
         self._check_in_step(response, pending)
         self.lean.trim_stderr()
         return response
 
     def _check_in_step(self, response: dict[str, Any], pending: _Pending) -> None:
-        if len(self._reader):
+        if self._trailing:
             self.kill()
             raise ReplOutOfStep(self.returncode, self.stderr_tail(), "wrote more than one answer to one request")
         if pending.env is None:
@@ -196,27 +250,14 @@ class ReplProcess:
                 self.returncode, self.stderr_tail(), f"sent an answer of no known shape: {response!r:.200}"
             )
 
-    async def _receive(self) -> dict[str, Any]:
-        while True:
-            response = self._reader.next_response()
-            if response is not None:
-                return response
-            chunk = await self.lean.receive()
-            if chunk is None:
-                if self.lean.overflowed:
-                    raise ProcessFailure("output budget spent")  # turned into ProcessOutputExceeded
-                await self._crashed()
-            else:
-                self._reader.feed(chunk)
-
-    async def _crashed(self, reason: str = "") -> Any:
+    async def _crashed(self, reason: str = "") -> NoReturn:
         """The REPL stopped answering: wait briefly for its exit status, kill its group, raise."""
         with anyio.move_on_after(EXIT_GRACE_SECONDS):
             await self.lean.wait()
         self.kill()
         raise ReplCrashed(self.returncode, self.stderr_tail(), reason)
 
-    async def _out_of_step(self, reason: str) -> Any:
+    async def _out_of_step(self, reason: str) -> NoReturn:
         self.kill()
         raise ReplOutOfStep(self.returncode, self.stderr_tail(), reason)
 
