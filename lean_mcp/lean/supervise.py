@@ -399,11 +399,10 @@ class LeanProcess:
         failed: list[Exception] = []
         waited = seconds if patience is None else min(seconds, patience)
         started = time.monotonic()
-        watch: _MemoryWatch | None = None
+        scope = anyio.CancelScope()
+        watchdog = _Watchdog(self, waited, memory_mb, lambda reason: scope.cancel())
         try:
-            with anyio.move_on_after(waited) as deadline:
-                if memory_mb is not None:  # a timer, not a task per request: cheap when answers come fast
-                    watch = _MemoryWatch(self, memory_mb, deadline.cancel)
+            with scope:
                 try:
                     result = await work()
                 except Exception as exc:
@@ -412,16 +411,15 @@ class LeanProcess:
             self.kill()
             raise
         finally:
-            if watch is not None:
-                watch.stop()
-        if watch is not None and watch.exceeded is not None:  # first: its kill may have failed `work`
-            raise ProcessMemoryExceeded(memory_mb or 0, watch.exceeded)
+            watchdog.stop()
+        if watchdog.tripped == _MEMORY:  # first: its kill may have failed `work`
+            raise ProcessMemoryExceeded(memory_mb or 0, watchdog.exceeded or 0)
         if failed:
             self.kill()
             if self.overflowed:
                 raise ProcessOutputExceeded(self.output_limit or 0) from None
             raise failed[0]
-        if deadline.cancelled_caught:
+        if scope.cancelled_caught and watchdog.tripped == _DEADLINE:
             self._expired(seconds, waited, started)
         await self.settle_memory(memory_mb)
         return result
@@ -443,20 +441,17 @@ class LeanProcess:
         """
         waited = seconds if patience is None else min(seconds, patience)
         started = time.monotonic()
-        timer = self.loop.call_later(waited, _wake, wake, _DEADLINE)
-        watch = None if memory_mb is None else _MemoryWatch(self, memory_mb, lambda: _wake(wake, _MEMORY))
+        watchdog = _Watchdog(self, waited, memory_mb, lambda reason: _wake(wake, reason))
         try:
             reason = await wake
         except BaseException:
             self.kill()
             raise
         finally:
-            timer.cancel()
-            if watch is not None:
-                watch.stop()
-        if watch is not None and watch.exceeded is not None:
-            raise ProcessMemoryExceeded(watch.limit_mb, watch.exceeded)
-        if reason is _DEADLINE:
+            watchdog.stop()
+        if watchdog.tripped == _MEMORY:  # first: it killed the group, whatever woke us
+            raise ProcessMemoryExceeded(memory_mb or 0, watchdog.exceeded or 0)
+        if reason == _DEADLINE:
             self._expired(seconds, waited, started)
 
     def _expired(self, seconds: float, waited: float, started: float) -> None:
@@ -509,46 +504,65 @@ def _wake(future: asyncio.Future[object], reason: object) -> None:
         future.set_result(reason)
 
 
-class _MemoryWatch:
-    """Samples a process tree's memory every MEMORY_POLL_SECONDS on an event-loop timer (asyncio).
+class _Watchdog:
+    """One event-loop timer (asyncio) over one wait: the deadline, and the memory cap sampled every
+    MEMORY_POLL_SECONDS (without /proc children files the sample, a scan of /proc, runs on a
+    worker thread).
 
-    Over `limit_mb` it records the sample in `exceeded`, kills the group and calls `trip`.
-    Without /proc children files the sample (a scan of /proc) runs on a worker thread.
+    When the deadline passes it calls `trip(_DEADLINE)`; over `limit_mb` it records the sample in
+    `exceeded`, kills the group and calls `trip(_MEMORY)`. `tripped` says which, if any.
     """
 
-    def __init__(self, process: LeanProcess, limit_mb: float, trip: Callable[[], object]) -> None:
+    def __init__(
+        self, process: LeanProcess, seconds: float, limit_mb: float | None, trip: Callable[[str], object]
+    ) -> None:
         self.process, self.limit_mb, self.trip = process, limit_mb, trip
-        self.exceeded: float | None = None
         self.loop = process.loop
-        self._timer: asyncio.TimerHandle | None = self.loop.call_later(MEMORY_POLL_SECONDS, self._tick)
+        self.deadline = self.loop.time() + seconds
+        self.exceeded: float | None = None
+        self.tripped: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._arm()
 
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.limit_mb = None  # a threaded sample still running judges nothing
+
+    def _arm(self) -> None:
+        when = self.deadline
+        if self.limit_mb is not None:
+            when = min(when, self.loop.time() + MEMORY_POLL_SECONDS)
+        self._timer = self.loop.call_at(when, self._tick)
 
     def _tick(self) -> None:
-        if self._timer is None:
-            return
-        if HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
-            self._judge(self.process._memory.rss_mb() if self.process.alive else 0.0)
-            return
-        sample = self.loop.run_in_executor(None, tree_rss_mb, self.process.pid)
-        sample.add_done_callback(lambda done: self._judge(done.result()) if not done.exception() else self._rearm())
+        self._timer = None
+        if self.loop.time() >= self.deadline:
+            self._trip(_DEADLINE)
+        elif self.limit_mb is None:
+            self._arm()
+        elif not self.process.alive:
+            self._judge(0.0)
+        elif HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
+            self._judge(self.process._memory.rss_mb())
+        else:
+            sample = self.loop.run_in_executor(None, tree_rss_mb, self.process.pid)
+            sample.add_done_callback(lambda done: self._judge(None if done.exception() else done.result()))
 
-    def _judge(self, rss: float) -> None:
-        if self._timer is None:  # stopped while a threaded sample was running
+    def _judge(self, rss: float | None) -> None:
+        if self.limit_mb is None or self.tripped is not None:  # stopped while a threaded sample ran
             return
-        self.process._record_rss(rss)
-        if rss > self.limit_mb:
-            self.exceeded = rss
-            self._timer = None
-            self.process.kill()
-            self.trip()
-            return
-        self.process.trim_stderr()
-        self._rearm()
+        if rss is not None:
+            self.process._record_rss(rss)
+            if rss > self.limit_mb:
+                self.exceeded = rss
+                self.process.kill()
+                self._trip(_MEMORY)
+                return
+            self.process.trim_stderr()
+        self._arm()
 
-    def _rearm(self) -> None:
-        if self._timer is not None:
-            self._timer = self.loop.call_later(MEMORY_POLL_SECONDS, self._tick)
+    def _trip(self, reason: str) -> None:
+        self.tripped = reason
+        self.trip(reason)

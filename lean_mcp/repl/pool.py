@@ -113,6 +113,8 @@ class _Waiter:
     want: _Slot | None = None
     #: Set when the waiter leaves the queue (with `slot`, or empty-handed: timeout, shutdown).
     handed: asyncio.Future[None] | None = None
+    #: When it gives up waiting (event-loop time).
+    deadline: float = math.inf
     slot: _Slot | None = None
     skipped: int = 0
 
@@ -164,6 +166,7 @@ class ReplPool:
         self.sandbox = sandbox
         self._slots = [_Slot(i) for i in range(self.workers)]
         self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._queue_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self.counts: dict[str, int] = dict.fromkeys(
             (
@@ -231,6 +234,9 @@ class ReplPool:
     async def aclose(self) -> None:
         """Kill every REPL's process group and reap it; waiting proofs get BackendUnavailableError."""
         self._closed = True
+        if self._queue_timer is not None:
+            self._queue_timer.cancel()
+            self._queue_timer = None
         while self._waiters:
             _hand(self._waiters.popleft())
         processes = [slot.process for slot in self._slots if slot.process is not None]
@@ -435,12 +441,17 @@ class ReplPool:
         return await self._queue(_Waiter(split))
 
     async def _queue(self, waiter: _Waiter) -> _Slot:
-        """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot (a future and a timer:
-        no cancel scope per proof)."""
+        """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot.
+
+        A future per waiter and one timer for the whole queue (`_expire_waiters`): no cancel
+        scope or timer per proof.
+        """
         loop = asyncio.get_running_loop()
         waiter.handed = loop.create_future()
+        waiter.deadline = loop.time() + self.queue_timeout
         self._waiters.append(waiter)
-        timer = loop.call_later(self.queue_timeout, self._give_up, waiter)
+        if self._queue_timer is None:
+            self._queue_timer = loop.call_at(waiter.deadline, self._expire_waiters)
         try:
             await waiter.handed
         except BaseException:
@@ -449,8 +460,6 @@ class ReplPool:
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise
-        finally:
-            timer.cancel()
         if waiter.slot is not None:
             return waiter.slot
         if self._closed:
@@ -460,11 +469,18 @@ class ReplPool:
             f"All {self.workers} REPLs stayed busy for {self.queue_timeout:g} s; the proof was not checked."
         )
 
-    def _give_up(self, waiter: _Waiter) -> None:
-        """`queue_timeout` passed: `waiter` leaves the queue empty-handed."""
-        if waiter.slot is None and waiter in self._waiters:
+    def _expire_waiters(self) -> None:
+        """The queue's timer: waiters past their `queue_timeout` leave empty-handed; re-armed for the next."""
+        self._queue_timer = None
+        if not self._waiters:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for waiter in [w for w in self._waiters if w.deadline <= now]:
             self._waiters.remove(waiter)
             _hand(waiter)
+        if self._waiters:
+            self._queue_timer = loop.call_at(min(w.deadline for w in self._waiters), self._expire_waiters)
 
     def _release(self, slot: _Slot) -> None:
         slot.busy = False
