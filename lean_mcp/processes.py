@@ -46,6 +46,7 @@ HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/chi
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 _EXITED_STATES = (b"Z", b"X")  # zombie or dead: its children were handed to another parent
 _RSS_FIELD = 21  # field 24 of /proc/PID/stat, counted from the state (field 3)
+_THREADS_FIELD = 17  # field 20: num_threads
 
 
 def signal_name(number: int) -> str:
@@ -86,12 +87,17 @@ def _stat(pid: int | str, read: Callable[[str], bytes | None] = _read_file) -> l
         return None
 
 
-def _children(pid: int, read: Callable[[str], bytes | None] = _read_file) -> list[int]:
-    """Direct children of `pid`, over all its threads ([] if it is gone)."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
+def _children(pid: int, fields: list[bytes], read: Callable[[str], bytes | None] = _read_file) -> list[int]:
+    """Direct children of `pid` (whose stat `fields` were just read), over all its threads ([] if it is gone)."""
+    if (
+        len(fields) > _THREADS_FIELD and fields[_THREADS_FIELD] == b"1"
+    ):  # its only thread is itself: no need to list them
+        tids = [str(pid)]
+    else:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return []
     children: list[int] = []
     for tid in tids:
         data = read(f"/proc/{pid}/task/{tid}/children")
@@ -109,7 +115,7 @@ def _walk(pid: int, read: Callable[[str], bytes | None] = _read_file) -> dict[in
         fields = None if current in found else _stat(current, read)
         if fields is not None:
             found[current] = fields
-            todo.extend(_children(current, read))
+            todo.extend(_children(current, fields, read))
     return found
 
 
