@@ -325,13 +325,14 @@ class ReplPool:
 
     def _with_handles(self, process: ReplProcess, split: SplitProof, result: ProofResult) -> ProofResult:
         """`result` with a proof_state_id on each sorry that has a proof state (never served from the cache)."""
+        held = [sorry for sorry in result.sorries if sorry.proof_state is not None]
+        if not held:
+            return result
         taint = sketch_taint(split.body)
-        handled = False
-        for sorry in result.sorries:
-            if sorry.proof_state is not None:
-                sorry.proof_state_id = self.proof_states.register(process, sorry.proof_state, taint)
-                handled = True
-        return result.model_copy(update={"reusable": False}) if handled else result
+        for sorry in held:
+            assert sorry.proof_state is not None
+            sorry.proof_state_id = self.proof_states.register(process, sorry.proof_state, taint)
+        return result.model_copy(update={"reusable": False})
 
     async def _prepare(self, slot: _Slot, split: SplitProof, patience: float, memory_mb: int) -> None:
         """Give `slot` a live REPL whose env ran `split`'s header, waiting for it at most `patience` s.
@@ -487,10 +488,10 @@ class ReplPool:
         slot.last_used = time.monotonic()
         if self._closed or not self._waiters:
             return
-        eligible = [w for w in self._waiters if w.want is None or w.want is slot]
-        if not eligible:
+        eligible = (w for w in self._waiters if w.want is None or w.want is slot)
+        head = next(eligible, None)
+        if head is None:
             return
-        head = eligible[0]
         chosen = head
         if head.want is None and head.skipped < MAX_SKIPS and not _suits(slot, head):
             chosen = next((w for w in eligible if _suits(slot, w)), head)

@@ -44,9 +44,12 @@ def sanitize_text(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps builds one per call with options
+
+
 def encode_request(request: dict[str, Any]) -> bytes:
     """One request on the wire: a single line of JSON, then a blank line."""
-    line = sanitize_text(json.dumps(request, ensure_ascii=False))
+    line = sanitize_text(_ENCODER.encode(request))
     return (line + "\n\n").encode("utf-8")
 
 
