@@ -89,9 +89,7 @@ def _stat(pid: int | str, read: Callable[[str], bytes | None] = _read_file) -> l
 
 def _children(pid: int, fields: list[bytes], read: Callable[[str], bytes | None] = _read_file) -> list[int]:
     """Direct children of `pid` (whose stat `fields` were just read), over all its threads ([] if it is gone)."""
-    if (
-        len(fields) > _THREADS_FIELD and fields[_THREADS_FIELD] == b"1"
-    ):  # its only thread is itself: no need to list them
+    if len(fields) > _THREADS_FIELD and fields[_THREADS_FIELD] == b"1":  # its one thread is itself
         tids = [str(pid)]
     else:
         try:
@@ -101,8 +99,11 @@ def _children(pid: int, fields: list[bytes], read: Callable[[str], bytes | None]
     children: list[int] = []
     for tid in tids:
         data = read(f"/proc/{pid}/task/{tid}/children")
-        with contextlib.suppress(ValueError):
-            children.extend(int(child) for child in (data or b"").split())
+        if data:
+            try:  # noqa: SIM105 - a sample runs after every answer: no context manager per file
+                children.extend(map(int, data.split()))
+            except ValueError:
+                pass
     return children
 
 
@@ -157,8 +158,10 @@ def tree_rss_mb(pid: int) -> float:
 def _rss_mb(tree: dict[int, list[bytes]]) -> float:
     pages = 0
     for fields in tree.values():
-        with contextlib.suppress(IndexError, ValueError):
+        try:  # noqa: SIM105 - as in _children
             pages += int(fields[_RSS_FIELD])
+        except (IndexError, ValueError):
+            pass
     return pages * _PAGE_MB
 
 
@@ -173,31 +176,40 @@ class TreeMemory:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self._files: dict[str, int] = {}
-        self._seen: set[str] = set()
+        #: path → [descriptor, the sample that last read it]
+        self._files: dict[str, list[int]] = {}
+        self._sample = 0
+        self._read_now = 0
 
     def rss_mb(self) -> float:
         """Resident memory of the tree now, in MB (see `tree_rss_mb`)."""
-        self._seen = set()
+        self._sample += 1
+        self._read_now = 0
         try:
             return _rss_mb(_tree(self.pid, self._read))
         finally:
-            for path in self._files.keys() - self._seen:
-                os.close(self._files.pop(path))
+            if self._read_now < len(self._files):  # some process or thread left the tree
+                for path in [p for p, (_, sample) in self._files.items() if sample != self._sample]:
+                    os.close(self._files.pop(path)[0])
 
     def _read(self, path: str) -> bytes | None:
-        self._seen.add(path)
-        fd = self._files.get(path)
-        if fd is not None:
+        entry = self._files.get(path)
+        if entry is not None:
             try:
-                return _pread_all(fd)
+                data = _pread_all(entry[0])
             except OSError:  # that process is gone (its pid may be someone else's now): open afresh
-                os.close(self._files.pop(path))
+                os.close(self._files.pop(path)[0])
+            else:
+                if entry[1] != self._sample:
+                    entry[1] = self._sample
+                    self._read_now += 1
+                return data
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
-        self._files[path] = fd
+        self._files[path] = [fd, self._sample]
+        self._read_now += 1
         try:
             return _pread_all(fd)
         except OSError:
@@ -206,7 +218,7 @@ class TreeMemory:
     def close(self) -> None:
         """Close every file kept open. Idempotent."""
         files, self._files = self._files, {}
-        for fd in files.values():
+        for fd, _ in files.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
 
