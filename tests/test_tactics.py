@@ -211,6 +211,16 @@ async def test_bad_ids_and_tactics_are_refused_with_what_to_do(repl: ReplBackend
     assert (await repl.run_tactic(start, "apply And.intro")).proof_status == ProofStatus.INCOMPLETE
 
 
+async def test_a_tactic_longer_than_the_proof_size_limit_is_refused() -> None:
+    async with backend(max_proof_bytes=40) as small:
+        start = await first_id(small)
+        with pytest.raises(InvalidProofError, match="41 bytes; the limit is 40 bytes"):
+            await small.run_tactic(start, "a" * 41)
+        with pytest.raises(InvalidProofError, match="the limit is 40 bytes"):
+            await small.try_tactics(start, ["rfl", "b" * 41])
+        assert (await small.run_tactic(start, "apply And.intro")).proof_status == ProofStatus.INCOMPLETE
+
+
 async def test_ids_expire_after_their_ttl_unused_and_past_the_count_limit() -> None:
     now = [0.0]
     registry = ProofStateRegistry(ttl=60, max_states=3, clock=lambda: now[0])

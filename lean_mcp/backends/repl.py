@@ -12,7 +12,7 @@ from ..repl.pool import ReplPool
 from ..repl.proof_states import ProofStateRegistry
 from ..repl.tactics import TacticRunner
 from ..sandbox import for_settings
-from ..settings import Settings
+from ..settings import DEFAULT_MAX_PROOF_BYTES, Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
 
@@ -20,7 +20,8 @@ __all__ = ["ReplBackend", "repl_pool_options"]
 
 
 def repl_pool_options(settings: Settings) -> dict[str, Any]:
-    """The ReplPool options `settings` give: workers, limits, recycling, queue, prewarm, proof states, sandbox."""
+    """The options `settings` give a ReplBackend: its pool's (workers, limits, recycling, queue, prewarm,
+    proof states, sandbox) and the tactic-size limit (`max_proof_bytes`)."""
     return {
         "workers": settings.workers,
         "limits": settings.lean_limits,
@@ -42,14 +43,20 @@ class ReplBackend(Backend):
     pool_class: type[ReplPool] = ReplPool
 
     def __init__(
-        self, command: list[str], *, project: Path, tactic_timeout: float = 300.0, **pool_options: Any
+        self,
+        command: list[str],
+        *,
+        project: Path,
+        tactic_timeout: float = 300.0,
+        max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
+        **pool_options: Any,
     ) -> None:
         if not command:
             raise ConfigurationError("The REPL command is empty (--repl / LEAN_MCP_REPL).")
         self.command = list(command)
         self.project = project
         self.pool = self.pool_class(self.command, cwd=project, **pool_options)
-        self.tactics = TacticRunner(self.pool, timeout=tactic_timeout)
+        self.tactics = TacticRunner(self.pool, timeout=tactic_timeout, max_bytes=max_proof_bytes)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplBackend:

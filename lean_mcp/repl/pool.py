@@ -61,7 +61,7 @@ from ..lean.supervise import (
 from ..models import LeanOutput, ProofConfig, ProofResult, Verdict
 from ..processes import install_signal_cleanup
 from ..sandbox import NO_SANDBOX, Sandbox
-from ..settings import DEFAULT_LIMITS, DEFAULT_MAX_PROOF_BYTES, LeanLimits
+from ..settings import DEFAULT_LIMITS, LeanLimits
 from .process import ReplCrashed, ReplOutOfStep, ReplProcess
 from .proof_states import ProofStateRegistry, sketch_taint
 from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions
@@ -146,7 +146,6 @@ class ReplPool:
         max_uses: int = 500,
         recycle_mb: float = 0.0,
         queue_timeout: float = 600.0,
-        max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
         prewarm: Sequence[str] = (),
         proof_states: ProofStateRegistry | None = None,
         sandbox: Sandbox = NO_SANDBOX,
@@ -160,7 +159,6 @@ class ReplPool:
         self.max_uses = max_uses
         self.recycle_mb = recycle_mb or limits.memory_mb * 0.8
         self.queue_timeout = queue_timeout
-        self.max_proof_bytes = max_proof_bytes
         self.prewarm = list(prewarm)
         self.proof_states = proof_states if proof_states is not None else ProofStateRegistry()
         self.sandbox = sandbox

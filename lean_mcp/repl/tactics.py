@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from ..lean.messages import to_lean_output
 from ..lean.supervise import ProcessFailure, ProcessMemoryExceeded, ProcessOutputExceeded, ProcessTimeout
 from ..models import Message, ProofStatus, Severity, TacticResult, TryTacticsResult
+from ..settings import DEFAULT_MAX_PROOF_BYTES
 from .pool import ReplPool
 from .process import ReplCrashed, ReplProcess
 from .proof_states import ProofStateHandle, completion_checks, untrusted_words, validate_tactic, validate_tactics
@@ -34,11 +35,13 @@ _GONE = "The REPL was killed and every proof state it held is gone: verify the p
 
 
 class TacticRunner:
-    """Runs tactics for one pool: `timeout` is each tactic's default limit in seconds."""
+    """Runs tactics for one pool: `timeout` is each tactic's default limit in seconds; a tactic may be
+    at most `max_bytes` long (the proof-size limit, --max-proof-bytes)."""
 
-    def __init__(self, pool: ReplPool, *, timeout: float) -> None:
+    def __init__(self, pool: ReplPool, *, timeout: float, max_bytes: int = DEFAULT_MAX_PROOF_BYTES) -> None:
         self.pool = pool
         self.timeout = timeout
+        self.max_bytes = max_bytes
 
     async def run_tactic(
         self,
@@ -48,7 +51,7 @@ class TacticRunner:
         timeout: float | None = None,  # noqa: ASYNC109 - Lean's limit for the tactic, not this call's
     ) -> TacticResult:
         """Run `tactic` on the proof state `proof_state_id` names."""
-        tactic = validate_tactic(tactic, self.pool.max_proof_bytes)
+        tactic = validate_tactic(tactic, self.max_bytes)
         handle = self.pool.proof_states.get(proof_state_id)
         async with self.pool.reserve(handle.owner) as process:
             return await self._step(process, handle, tactic, timeout or self.timeout)
@@ -61,7 +64,7 @@ class TacticRunner:
         timeout: float | None = None,  # noqa: ASYNC109 - Lean's limit for each tactic
     ) -> TryTacticsResult:
         """Run each of `tactics` from the proof state `proof_state_id` names, in order, in its REPL."""
-        texts = validate_tactics(tactics, self.pool.max_proof_bytes)
+        texts = validate_tactics(tactics, self.max_bytes)
         handle = self.pool.proof_states.get(proof_state_id)
         results: list[TacticResult] = []
         async with self.pool.reserve(handle.owner) as process:
