@@ -150,3 +150,26 @@ async def test_stdout_noise_before_a_response_is_skipped() -> None:
 async def test_a_missing_executable_is_backend_unavailable(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError, match="Cannot start the REPL"):
         await ReplProcess.start([str(tmp_path / "repl")])
+
+
+async def test_a_request_larger_than_the_pipe_buffer_is_written_whole() -> None:
+    repl = await ReplProcess.start(standin_command())
+    try:
+        comment = "-- " + "x" * 2_000_000 + "\n"  # far past a pipe's 64 KiB: written as the REPL reads it
+        assert await repl.request(command_request(comment + PROVED), seconds=30) == {"env": 0}
+        assert await repl.request(command_request("theorem t2 : True := trivial", 0), seconds=20) == {"env": 1}
+    finally:
+        await repl.aclose()
+
+
+async def test_a_cancelled_wait_for_an_answer_kills_the_repl_so_no_late_answer_is_read() -> None:
+    repl = await ReplProcess.start(standin_command())
+    try:
+        with anyio.move_on_after(0.3):
+            await repl.request(command_request("-- standin: work 1\n" + PROVED), seconds=20)
+        assert not repl.alive  # its answer was owed: it is killed, never read by the next request
+        with pytest.raises(ReplCrashed, match="is not running"):
+            await repl.request(command_request(PROVED), seconds=20)
+    finally:
+        await repl.aclose()
+    assert not pid_alive(repl.pid)
