@@ -296,6 +296,8 @@ class LeanProcess:
     def listen(self, on_output: Callable[[bytes | None], None]) -> None:
         """Call `on_output(chunk)` from the event loop for each chunk of stdout as it arrives, then
         `on_output(None)` once: at end of stream, when the budget is spent (group killed), or at `aclose`."""
+        if not self.raw_pipes:
+            raise ValueError("only a process spawned with raw_pipes=True is read with `listen`")
         self._on_output = on_output
         self._listening = True
         self.loop.add_reader(self._stdout_fd, self._readable)

@@ -97,8 +97,7 @@ class ReplProcess:
         self._unsolicited = 0
         self._ended = False
         self._wake: asyncio.Future[object] | None = None
-        if lean.raw_pipes:
-            lean.listen(self._on_output)
+        lean.listen(self._on_output)  # a process from `spawn(..., raw_pipes=True)`
 
     @classmethod
     async def start(
