@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 
 from lean_mcp.errors import BackendUnavailableError
+from lean_mcp.lean import supervise
 from lean_mcp.lean.supervise import ProcessMemoryExceeded, ProcessTimeout
 from lean_mcp.processes import kill_all_groups, tree_rss_mb
 from lean_mcp.repl.process import ReplCrashed, ReplProcess
@@ -173,3 +175,27 @@ async def test_a_cancelled_wait_for_an_answer_kills_the_repl_so_no_late_answer_i
     finally:
         await repl.aclose()
     assert not pid_alive(repl.pid)
+
+
+@pytest.mark.parametrize("children_files", [True, False], ids=["children-files", "proc-scan-on-a-thread"])
+async def test_the_watchdog_stops_lean_while_it_works_past_the_cap_or_the_deadline(
+    monkeypatch: pytest.MonkeyPatch, children_files: bool
+) -> None:
+    monkeypatch.setattr(supervise, "HAS_CHILDREN_FILES", children_files)
+    repl = await ReplProcess.start([*WRAPPER, *standin_command()])
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProcessMemoryExceeded):
+            hog = "-- standin: memory 300\n-- standin: work 8\n" + PROVED
+            await repl.request(command_request(hog), seconds=20, memory_mb=200)
+        assert time.monotonic() - started < 6  # a poll while Lean worked, not the sample at its answer
+        assert not repl.alive
+    finally:
+        await repl.aclose()
+    repl = await ReplProcess.start([*WRAPPER, *standin_command()])
+    try:
+        with pytest.raises(ProcessTimeout):
+            await repl.request(command_request("-- standin: hang\n"), seconds=0.3, memory_mb=200)
+        assert not repl.alive
+    finally:
+        await repl.aclose()

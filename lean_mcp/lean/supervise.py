@@ -532,9 +532,11 @@ class _Watchdog:
             self._timer = None
         self.limit_mb = None  # a threaded sample still running judges nothing
 
-    def _arm(self) -> None:
+    def _arm(self, poll: bool = True) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         when = self.deadline
-        if self.limit_mb is not None:
+        if poll and self.limit_mb is not None:
             when = min(when, self.loop.time() + MEMORY_POLL_SECONDS)
         self._timer = self.loop.call_at(when, self._tick)
 
@@ -551,6 +553,7 @@ class _Watchdog:
         else:
             sample = self.loop.run_in_executor(None, tree_rss_mb, self.process.pid)
             sample.add_done_callback(lambda done: self._judge(None if done.exception() else done.result()))
+            self._arm(poll=False)  # the deadline holds while the sample runs
 
     def _judge(self, rss: float | None) -> None:
         if self.limit_mb is None or self.tripped is not None:  # stopped while a threaded sample ran
@@ -566,5 +569,10 @@ class _Watchdog:
         self._arm()
 
     def _trip(self, reason: str) -> None:
+        if self.tripped is not None:
+            return
         self.tripped = reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.trip(reason)
