@@ -136,6 +136,22 @@ async def test_each_verdict_comes_back_with_its_id(service: ProofService) -> Non
     assert timed_out.status == JobStatus.ERROR and timed_out.success is False and timed_out.error_message
 
 
+async def test_check_each_answers_a_batch_in_order_refusing_only_the_invalid(
+    service: ProofService, backend: ScriptedBackend
+) -> None:
+    await service.verify("theorem hit : True := trivial")  # now in the cache
+    codes = ["theorem a : True := sorry", "", "theorem hit : True := trivial", "theorem c : True := ERROR", "#exit"]
+    answers = await service.check_each(codes)
+    assert isinstance(answers[1], InvalidProofError) and isinstance(answers[4], InvalidProofError)
+    results = [answer for answer in answers if isinstance(answer, ProofResult)]
+    assert [r.verdict for r in results] == [Verdict.SORRY, Verdict.PROVED, Verdict.REJECTED]
+    assert [r.cached for r in results] == [False, True, False]
+    assert [code for code, _ in backend.calls] == ["theorem hit : True := trivial", codes[0], codes[3]]
+    assert len({r.proof_id for r in results}) == 3
+    for result in results:  # each is a stored job of its own, with its final result
+        assert result.proof_id is not None and await service.get_result(result.proof_id) == result
+
+
 async def test_unknown_ids_raise_job_not_found(service: ProofService) -> None:
     for call in (service.get_result, service.wait, service.cancel):
         with pytest.raises(JobNotFoundError, match="no-such-job"):
