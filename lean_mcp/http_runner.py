@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import anyio
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -201,8 +200,9 @@ async def _prove_request(request: Request, limit: int) -> _ProveRequest:
     return _ProveRequest(proof=proof, config=_parse_config(fields.get("config")))
 
 
-def _json_model(data: BaseModel) -> JSONResponse:
-    return JSONResponse(data.model_dump(mode="json"))
+def _json_model(data: BaseModel) -> Response:
+    """`data` as a JSON response, serialised once (by pydantic, straight to JSON)."""
+    return Response(data.model_dump_json(), media_type="application/json")
 
 
 # --------------------------------------------------------------------------- the app
@@ -295,24 +295,13 @@ class _Runner:
         self, snippets: Sequence[tuple[str, str]], config: ProofConfig, debug: bool
     ) -> list[dict[str, Any]]:
         """Check every snippet through the job service; invalid ones get an `error` of their own."""
-        items: list[dict[str, Any] | None] = [None] * len(snippets)
-        valid: list[int] = []
-        for index, (snippet_id, code) in enumerate(snippets):
-            try:
-                self.service.validate(code)
-            except InvalidProofError as exc:
-                items[index] = kimina.invalid_item(snippet_id, exc)
-            else:
-                valid.append(index)
-        proofs = await self.service.submit_many([snippets[i][1] for i in valid], config)
-
-        async def wait_one(index: int, proof_id: str) -> None:
-            items[index] = kimina.result_item(snippets[index][0], await self.service.wait(proof_id), debug)
-
-        async with anyio.create_task_group() as group:
-            for index, proof in zip(valid, proofs, strict=True):
-                group.start_soon(wait_one, index, proof.id)
-        return [item for item in items if item is not None]
+        answers = await self.service.check_each([code for _, code in snippets], config)
+        return [
+            kimina.invalid_item(snippet_id, answer)
+            if isinstance(answer, InvalidProofError)
+            else kimina.result_item(snippet_id, answer, debug)
+            for (snippet_id, _), answer in zip(snippets, answers, strict=True)
+        ]
 
 
 def _wait_seconds(text: str | None) -> float:

@@ -136,6 +136,22 @@ async def test_each_verdict_comes_back_with_its_id(service: ProofService) -> Non
     assert timed_out.status == JobStatus.ERROR and timed_out.success is False and timed_out.error_message
 
 
+async def test_check_each_answers_a_batch_in_order_refusing_only_the_invalid(
+    service: ProofService, backend: ScriptedBackend
+) -> None:
+    await service.verify("theorem hit : True := trivial")  # now in the cache
+    codes = ["theorem a : True := sorry", "", "theorem hit : True := trivial", "theorem c : True := ERROR", "#exit"]
+    answers = await service.check_each(codes)
+    assert isinstance(answers[1], InvalidProofError) and isinstance(answers[4], InvalidProofError)
+    results = [answer for answer in answers if isinstance(answer, ProofResult)]
+    assert [r.verdict for r in results] == [Verdict.SORRY, Verdict.PROVED, Verdict.REJECTED]
+    assert [r.cached for r in results] == [False, True, False]
+    assert [code for code, _ in backend.calls] == ["theorem hit : True := trivial", codes[0], codes[3]]
+    assert len({r.proof_id for r in results}) == 3
+    for result in results:  # each is a stored job of its own, with its final result
+        assert result.proof_id is not None and await service.get_result(result.proof_id) == result
+
+
 async def test_unknown_ids_raise_job_not_found(service: ProofService) -> None:
     for call in (service.get_result, service.wait, service.cancel):
         with pytest.raises(JobNotFoundError, match="no-such-job"):
@@ -356,6 +372,8 @@ async def test_a_live_service_keeps_its_jobs(tmp_path: Path) -> None:
         await until(lambda: owner.blocked == 1, "the job to start")
         bystander = ScriptedBackend()
         async with make_service(bystander, db) as other:
+            # the owner's `running` mark reaches the file with its next commit, at most MARK_DELAY later
+            await anyio.sleep(JobStore.MARK_DELAY + 0.3)
             assert (await other.get_result(proof.id)).status == JobStatus.RUNNING
             owner.release.set()
             assert (await other.wait(proof.id)).verdict == Verdict.PROVED
@@ -420,7 +438,7 @@ async def test_a_failing_store_write_still_answers_the_caller(
         failed.set_exception(sqlite3.OperationalError("disk I/O error"))
         return failed
 
-    monkeypatch.setattr(service.store, "mark_running", broken)
+    monkeypatch.setattr(service.store, "mark_running", lambda *args: None)  # a mark whose commit fails is dropped
     monkeypatch.setattr(service.store, "finish", broken)
     result = await service.verify("theorem a : True := sorry")
     assert result.verdict == Verdict.SORRY

@@ -72,10 +72,11 @@ class ResultCache:
         result = ProofResult.model_validate_json(text)
         return result.model_copy(update={"cached": True, "proof_id": None})
 
-    def remember(self, key: str, result: ProofResult) -> None:
-        """Note a fresh Lean answer (failures are ignored)."""
-        if cacheable(result):
-            self._remember_text(key, result.model_dump_json())
+    def remember(self, key: str, result: ProofResult, result_json: str | None = None) -> None:
+        """Note a fresh Lean answer (`result_json`: its JSON, if at hand); failures are ignored, as is
+        everything while the cache is off."""
+        if self.enabled and cacheable(result):
+            self._remember_text(key, result_json or result.model_dump_json())
 
     def _remember_text(self, key: str, text: str) -> None:
         self._memory[key] = text

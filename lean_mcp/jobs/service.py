@@ -78,16 +78,6 @@ def _row_result(row: JobRow) -> ProofResult:
     return ProofResult.pending(row.id, JobStatus(row.status))
 
 
-def _log_failure(future: asyncio.Future[None], what: str, job_id: str) -> None:
-    """Log (once it is known) that a write nobody waits for failed."""
-
-    def check(done: asyncio.Future[None]) -> None:
-        if done.exception() is not None:
-            logger.warning("Could not " + what + ": %s", job_id, done.exception())
-
-    future.add_done_callback(check)
-
-
 def _within_limits(result: ProofResult, config: ProofConfig) -> bool:
     """True when a cached answer's Lean time fits the request's timeout (else it may not be served)."""
     return result.lean_time is None or result.lean_time <= config.timeout
@@ -271,13 +261,50 @@ class ProofService:
 
     async def submit_many(self, codes: Sequence[str], config: ProofConfig | None = None) -> list[Proof]:
         """Queue several proofs under one configuration, stored in one transaction, in order."""
+        config = self._submittable(config)
+        for code in codes:
+            self.validate(code)
+        return [Proof(id=job.id, status=job.status) for job in await self._store_jobs(codes, config)]
+
+    async def check_each(
+        self, codes: Sequence[str], config: ProofConfig | None = None
+    ) -> list[ProofResult | InvalidProofError]:
+        """Check a batch: each code's final result, or the InvalidProofError that refused it, in order.
+
+        The valid codes are stored in one transaction (as `submit_many` does) before any is checked.
+        The jobs go on if the caller is cancelled; their results stay in the store.
+        """
+        config = self._submittable(config)
+        answers: list[ProofResult | InvalidProofError | None] = [None] * len(codes)
+        valid: list[int] = []
+        for index, code in enumerate(codes):
+            try:
+                self.validate(code)
+            except InvalidProofError as exc:
+                answers[index] = exc
+            else:
+                valid.append(index)
+        jobs = await self._store_jobs([codes[i] for i in valid], config)
+        for index, job in zip(valid, jobs, strict=True):
+            if not job.done.is_set():
+                await job.done.wait()
+            answers[index] = job.current()
+        return [answer for answer in answers if answer is not None]
+
+    def _submittable(self, config: ProofConfig | None) -> ProofConfig:
+        """The effective config of a submit; refuses one before the service started or with no finite timeout."""
         if self._send is None:
             raise RuntimeError("The proof service is not started; use `async with service:`.")
         config = self.effective_config(config)
         if not math.isfinite(config.timeout):
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
-        for code in codes:
-            self.validate(code)
+        return config
+
+    async def _store_jobs(self, codes: Sequence[str], config: ProofConfig) -> list[_Job]:
+        """Store valid `codes` as jobs in one transaction and queue those the cache did not answer.
+
+        Returns every job in order; a cache hit's job is already finished (its `done` is set).
+        """
         if (failure := self.store.failure) is not None:
             raise StoreUnavailableError(f"No new proof jobs are accepted: {failure.message}", hint=failure.hint)
         if self._queued + len(codes) > self.max_queue:
@@ -285,17 +312,18 @@ class ProofService:
         self._queued += len(codes)  # reserve the places: other submits run while we await
         try:
             rows, jobs = await self._prepare(codes, config)
+            to_run = [job for job in jobs if not job.done.is_set()]
             with anyio.CancelScope(shield=True):  # once stored, it must be queued too
-                await self.store.insert(rows, durable=bool(jobs))  # cache hits need no fsync: see store.py
+                await self.store.insert(rows, durable=bool(to_run))  # cache hits need no fsync: see store.py
         finally:
             self._queued -= len(codes)
-        for job in jobs:
+        for job in to_run:
             self._enqueue(job)
         self._counts["submitted"] += len(codes)
-        return [Proof(id=row.id, status=JobStatus(row.status)) for row in rows]
+        return jobs
 
     async def _prepare(self, codes: Sequence[str], config: ProofConfig) -> tuple[list[JobRow], list[_Job]]:
-        """The rows to store and the jobs to run (cache hits are stored already finished)."""
+        """The rows to store and every code's job (a cache hit's is finished already, and stored so)."""
         config_json = config.model_dump_json()
         owner = self._owner.owner
         keys = self._cache_keys(codes, config)
@@ -307,13 +335,16 @@ class ProofService:
             hit = hits.get(key)
             if hit is not None and not _within_limits(hit, config):
                 hit = None  # it needed more time than this request allows: check again, under its limit
+            job = _Job(job_id, code, config, key)
+            jobs.append(job)
             if hit is None:
                 rows.append(
                     JobRow(job_id, code, config_json, JobStatus.PENDING, cache_key=key, owner=owner, created=now)
                 )
-                jobs.append(_Job(job_id, code, config, key))
                 continue
             hit = hit.model_copy(update={"proof_id": job_id})
+            job.result, job.status = hit, hit.status
+            job.done.set()
             self._counts["cache_hits"] += 1
             rows.append(
                 JobRow(
@@ -358,8 +389,11 @@ class ProofService:
         job = self._active.get(proof_id)
         if job is None:
             return await self._wait_foreign(proof_id, timeout)
-        with anyio.move_on_after(math.inf if timeout is None else timeout):
+        if timeout is None:
             await job.done.wait()
+        elif not job.done.is_set():
+            with anyio.move_on_after(timeout):
+                await job.done.wait()
         return job.current()
 
     async def _wait_foreign(self, proof_id: str, timeout: float | None) -> ProofResult:  # noqa: ASYNC109
@@ -428,7 +462,7 @@ class ProofService:
         self._queued -= 1
         self._running += 1
         try:
-            _log_failure(self.store.mark_running(job.id, time.time()), "record that job %s started", job.id)
+            self.store.mark_running(job.id, time.time())
             result = await self._check(job)
             if result is not None:
                 self._finish_soon(job, result)
@@ -487,10 +521,11 @@ class ProofService:
         """
         result = result.model_copy(update={"proof_id": job.id, "cached": False})
         verdict = result.verdict.value if result.verdict else None
+        result_json = result.model_dump_json()
         stored = self.store.finish(
             job.id,
             result.status.value,
-            result.model_dump_json(),
+            result_json,
             verdict,
             time.time(),
             cacheable=result.reusable,
@@ -503,7 +538,7 @@ class ProofService:
             failed = future.exception()
             if failed is not None:
                 logger.error("Could not store the result of job %s: %s", job.id, failed)
-            self._answer(job, result, stored=failed is None)
+            self._answer(job, result, result_json, stored=failed is None)
             done.set_result(None)
 
         stored.add_done_callback(wake)
@@ -514,9 +549,9 @@ class ProofService:
         if job.result is not None:
             self._active.pop(job.id, None)
 
-    def _answer(self, job: _Job, result: ProofResult, *, stored: bool) -> None:
-        """Give the job its final result and wake its waiters."""
-        self.cache.remember(job.cache_key, result)
+    def _answer(self, job: _Job, result: ProofResult, result_json: str, *, stored: bool) -> None:
+        """Give the job its final result (`result_json` is its JSON) and wake its waiters."""
+        self.cache.remember(job.cache_key, result, result_json)
         job.result = result
         job.status = result.status
         if stored:

@@ -22,11 +22,14 @@ millisecond. Group commit amortises the fsync over every submit in a burst.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import errno
 import fcntl
+import itertools
 import logging
+import operator
 import os
 import queue
 import secrets
@@ -134,6 +137,13 @@ class JobRow:
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(JobRow))
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+_INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_values = operator.attrgetter(*_COLUMNS)  # a row's column values, in order (astuple would deep-copy them)
+_MARK_RUNNING = "UPDATE jobs SET status = 'running', started = ? WHERE id = ? AND status = 'pending'"
+_FINISH = (
+    "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ?,"
+    " cache_key = CASE WHEN ? THEN cache_key END, attempts = attempts + ? WHERE id = ?"
+)
 
 
 class _Write:
@@ -240,6 +250,8 @@ class JobStore:
 
     #: How often a store that could not be written is tried again.
     RETRY_SECONDS = 1.0
+    #: Longest delay before a `running` mark is committed when no other write carries it sooner.
+    MARK_DELAY = 0.2
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -249,6 +261,8 @@ class JobStore:
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._deferred: list[_Write] = []
+        self._marks: collections.deque[tuple[float, str]] = collections.deque()  # (started, job id)
+        self._mark_timer: asyncio.TimerHandle | None = None
         self._commits = 0
         #: Why the store cannot be written right now (None while it can).
         self.failure: StoreUnavailableError | None = None
@@ -283,7 +297,12 @@ class JobStore:
         if self._conn is None:
             return
         writer, self._writer = self._writer, None
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
         if writer is not None:
+            if self._marks:
+                self._queue.put(_Write([], False, False, None))  # the last marks are committed too
             self._queue.put(None)
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(writer.join)
@@ -424,13 +443,19 @@ class JobStore:
         _settle(batch, error)
 
     def _commit(self, batch: list[_Write]) -> None:
+        """One transaction: the pending `running` marks first, then the batch's statements in order."""
         conn = self._require()
+        marks = []
+        while self._marks:
+            marks.append(self._marks.popleft())
         conn.execute(f"PRAGMA synchronous = {'FULL' if any(item.durable for item in batch) else 'NORMAL'}")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for item in batch:
-                for sql, params in item.statements:
-                    conn.execute(sql, params)
+            if marks:
+                conn.executemany(_MARK_RUNNING, marks)
+            statements = [statement for item in batch for statement in item.statements]
+            for sql, same in itertools.groupby(statements, key=operator.itemgetter(0)):
+                conn.executemany(sql, [params for _, params in same])
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -441,17 +466,28 @@ class JobStore:
     @staticmethod
     def insert_statement(row: JobRow) -> tuple[str, Sequence[Any]]:
         """The INSERT for one new job."""
-        values = dataclasses.astuple(row)
-        return f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", values
+        return _INSERT, _values(row)
 
     async def insert(self, rows: Sequence[JobRow], *, durable: bool = True) -> None:
         """Add new jobs (fsynced before returning unless `durable` is false)."""
         await self.write([self.insert_statement(row) for row in rows], durable=durable)
 
-    def mark_running(self, job_id: str, started: float) -> asyncio.Future[None]:
-        """Queue the note that a worker picked the job up (the caller need not wait for it)."""
-        sql = "UPDATE jobs SET status = 'running', started = ? WHERE id = ? AND status = 'pending'"
-        return self.queue_write([(sql, (started, job_id))])
+    def mark_running(self, job_id: str, started: float) -> None:
+        """Note that a worker picked the job up. Must be called on the event loop.
+
+        The mark rides along with the next commit (a submit's, a result's), or is committed on its
+        own `MARK_DELAY` seconds later, so it costs no commit and no thread wake-up of its own. It
+        is only a status for onlookers: recovery re-runs `running` and `pending` jobs alike, and a
+        result committed first is never overwritten by it. A mark whose commit fails is dropped.
+        """
+        self._marks.append((started, job_id))
+        if self._mark_timer is None and self._writer is not None:
+            self._mark_timer = asyncio.get_running_loop().call_later(self.MARK_DELAY, self._flush_marks)
+
+    def _flush_marks(self) -> None:
+        self._mark_timer = None
+        if self._marks and self._writer is not None:
+            self._queue.put(_Write([], False, False, None))
 
     def finish(
         self,
@@ -471,12 +507,8 @@ class JobStore:
         on this job) counts one attempt. Deferred and retried when the store cannot be written (the
         future then fails at once); `on_recorded` is called on the loop once it is committed.
         """
-        sql = (
-            "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ?,"
-            " cache_key = CASE WHEN ? THEN cache_key END, attempts = attempts + ? WHERE id = ?"
-        )
         params = (status, result_json, verdict, finished, cacheable, int(process_died), job_id)
-        return self.queue_write([(sql, params)], deferrable=True, on_recorded=on_recorded)
+        return self.queue_write([(_FINISH, params)], deferrable=True, on_recorded=on_recorded)
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
         """Checkpoint the WAL from a second connection, until cancelled.
