@@ -21,7 +21,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from starlette.types import ASGIApp
 
-from ..mcp_server import ServiceSlot, build_server
+from ..mcp import ServiceSlot, build_server
 from ..sandbox import unsandboxed_warning
 from ..server import http_limits
 from ..server.auth import BearerAuth, mcp_refusal
