@@ -158,24 +158,36 @@ def _is_pollable(fd: int) -> bool:
 def claimed_stdin(limit: int) -> Iterator[PipeLines]:
     """Take the protocol pipe off fd 0 (children see /dev/null) and read its lines ourselves."""
     if sys.stdin is None:  # started with fd 0 closed (`<&-`): nothing to read, and fd 0 is not ours to move
-        nothing = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
+        with _null(os.O_RDONLY) as nothing:
             yield PipeLines(nothing, limit)
-        finally:
-            os.close(nothing)
         return
-    private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
+    with _claimed(0, os.open(os.devnull, os.O_RDONLY)) as private:
+        yield PipeLines(private, limit)
+
+
+@contextlib.contextmanager
+def _claimed(fd: int, diversion: int) -> Iterator[int]:
+    """A private, non-blocking copy of `fd` while `fd` itself points where `diversion` does; then undone."""
+    private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.dup2(diversion, fd)
+    os.close(diversion)
     blocking = os.get_blocking(private)
     os.set_blocking(private, False)
     try:
-        yield PipeLines(private, limit)
+        yield private
     finally:
         os.set_blocking(private, blocking)
-        os.dup2(private, 0)
+        os.dup2(private, fd)
         os.close(private)
+
+
+@contextlib.contextmanager
+def _null(flags: int) -> Iterator[int]:
+    nothing = os.open(os.devnull, flags | os.O_CLOEXEC)
+    try:
+        yield nothing
+    finally:
+        os.close(nothing)
 
 
 # --------------------------------------------------------------------------- screening a line
@@ -428,29 +440,17 @@ def _unwritable(message: Any, error: Exception) -> JSONRPCError | None:
 def claimed_stdout() -> Iterator[int]:
     """Take the protocol pipe off fd 1 (fd 1 then points at stderr: a stray print cannot corrupt it)."""
     if sys.stdout is None:  # started with fd 1 closed: there is no wire to write to
-        nothing = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-        try:
+        with _null(os.O_WRONLY) as nothing:
             yield nothing
-        finally:
-            os.close(nothing)
         return
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
-    private = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
     try:
         diversion = os.dup(2)
     except OSError:  # fd 2 closed too
         diversion = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(diversion, 1)
-    os.close(diversion)
-    blocking = os.get_blocking(private)
-    os.set_blocking(private, False)
-    try:
+    with _claimed(1, diversion) as private:
         yield private
-    finally:
-        os.set_blocking(private, blocking)
-        os.dup2(private, 1)
-        os.close(private)
 
 
 # --------------------------------------------------------------------------- the transport
