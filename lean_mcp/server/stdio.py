@@ -333,13 +333,15 @@ def _sniff_id(text: str) -> RequestId | None:
 
 
 class PipeWriter:
-    """The server's write stream: each message encoded once and written straight to the pipe.
+    """The server's write stream: each message encoded once, and written without a worker thread.
 
-    An answer that cannot be encoded becomes an error answer under its id. A message goes out in
-    the `send` call that brings it, with no worker thread and no task switch, unless the pipe is
-    full: then `run` (a task of the transport) writes the rest, in order, as the client reads, and
-    a sender waits only when more than `_BACKLOG` bytes are queued. When the client has closed
-    the pipe, messages are dropped and `closed` is set, so the server stops.
+    An answer that cannot be encoded becomes an error answer under its id. `send` queues the
+    encoded line; `run` (a task of the transport) writes what is queued in the next pass of the
+    event loop, so answers that are ready together leave in one write and the handler that sent
+    one has finished by the time it is written (its loop then sleeps, rather than being preempted
+    mid-work by the client it woke). A sender waits only when more than `_BACKLOG` bytes are
+    queued behind a full pipe. When the client has closed the pipe, messages are dropped and
+    `closed` is set, so the server stops.
     """
 
     def __init__(self, fd: int) -> None:
@@ -349,19 +351,15 @@ class PipeWriter:
         self._queued = anyio.Event()
         self._empty = anyio.Event()
         self._empty.set()
-        self._draining = anyio.Lock()
+        self._draining = anyio.Lock(fast_acquire=True)
         self.closed = anyio.Event()
 
     async def send(self, item: SessionMessage, /) -> None:
-        """Write `item` as one JSON line, or queue it behind what the pipe could not take yet."""
+        """Queue `item` as one JSON line; wait only while too much is queued behind a full pipe."""
         data = _encoded(item.message)
         if data is None or self.closed.is_set():
             return
         if not self._pending:
-            written = self._write(data)
-            if written == len(data):
-                return
-            data = data[written:]
             self._empty = anyio.Event()
             self._queued.set()
         self._pending += data
@@ -369,21 +367,22 @@ class PipeWriter:
             await self._empty.wait()
 
     async def run(self) -> None:
-        """Write what `send` could not, as the pipe takes it; runs until cancelled."""
+        """Write what is queued, as the pipe takes it; runs until cancelled."""
         while True:
             await self._queued.wait()
             self._queued = anyio.Event()
             await self._drain()
 
     async def flush(self) -> None:
-        """Wait until everything queued is written (or the pipe is closed)."""
+        """Write everything queued (or until the pipe is closed)."""
         await self._drain()
 
     async def _drain(self) -> None:
         async with self._draining:  # one task at a time may wait on the pipe
             while self._pending and not self.closed.is_set():
-                await anyio.wait_writable(self._fd)
                 del self._pending[: self._write(self._pending)]
+                if self._pending:
+                    await anyio.wait_writable(self._fd)
             self._empty.set()
 
     def _write(self, data: bytes | bytearray) -> int:
