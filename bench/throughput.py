@@ -9,7 +9,9 @@ machine move with its load; the ratios move far less):
 * the REPL pool alone (`ReplPool.check`, in-process, many callers at once);
 * `lean-mcp runner`'s Kimina `POST /api/check` with 100-snippet batches, 1, 2, 4 and 8 batches in
   flight (the durable store on: each batch is committed before it is queued);
-* `POST /prove/check` with 64 concurrent clients, and MCP `verify_proof` with 200 concurrent calls.
+* `POST /prove/check` with 64 concurrent clients, and MCP `verify_proof` with 200 concurrent calls:
+  once from the real MCP SDK client (what users run), and once from a bare JSON-RPC load generator
+  (`raw_mcp`), which measures the server without the SDK client's own per-call cost.
 
 The load generator runs in this process, on the same cores as the server.
 """
@@ -36,6 +38,7 @@ from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 
 from .common import Row
+from .raw_mcp import raw_client
 
 SECTION = "throughput"
 WORKERS = 2
@@ -184,19 +187,23 @@ def _runner_figures(tmp: Path, n: int, flights: Sequence[int], clients: int) -> 
 # --------------------------------------------------------------------------- MCP over stdio
 
 
-async def _mcp(tmp: Path, calls: int) -> float:
-    """verify_proof calls/s over stdio, `calls` at once."""
-    from mcp.client.session import ClientSession
-    from mcp.client.stdio import StdioServerParameters, stdio_client
-
-    env = {
+def _mcp_env(tmp: Path, db: str) -> dict[str, str]:
+    return {
         "PYTHONPATH": str(REPO),
         "LEAN_MCP_REPL": shlex.join(standin_command()),
-        "LEAN_MCP_DB": str(tmp / "mcp.sqlite3"),
+        "LEAN_MCP_DB": str(tmp / db),
         "LEAN_MCP_WORKERS": str(WORKERS),
         "LEAN_MCP_LOG_LEVEL": "WARNING",
         "LEAN_MCP_CACHE": "false",
     }
+
+
+async def _mcp(tmp: Path, calls: int) -> float:
+    """verify_proof calls/s over stdio from the MCP SDK client, `calls` at once."""
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    env = _mcp_env(tmp, "mcp.sqlite3")
     params = StdioServerParameters(command=sys.executable, args=["-m", "lean_mcp.cli", "serve"], env=env, cwd=str(tmp))
     with (tmp / "mcp.log").open("w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
@@ -217,6 +224,22 @@ async def _mcp(tmp: Path, calls: int) -> float:
             return calls / (time.perf_counter() - started)
 
 
+async def _mcp_raw(tmp: Path, calls: int) -> float:
+    """verify_proof calls/s over stdio from a bare JSON-RPC load generator, `calls` at once."""
+    with (tmp / "mcp-raw.log").open("w") as errlog:
+        async with raw_client(_mcp_env(tmp, "mcp-raw.sqlite3"), tmp, errlog) as client:
+
+            async def call(tag: str, i: int) -> None:
+                result = await client.call_tool("verify_proof", {"proof": _snippet(tag, i)})
+                if result["isError"] or result["structuredContent"]["verdict"] != "proved":
+                    raise RuntimeError(f"verify_proof answered {result}")
+
+            await asyncio.gather(*(call("rwarm", i) for i in range(20)))
+            started = time.perf_counter()
+            await asyncio.gather(*(call("r", i) for i in range(calls)))
+            return calls / (time.perf_counter() - started)
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -233,6 +256,7 @@ def run(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="lean-mcp-bench-tp-") as tmp:
         figures = _runner_figures(Path(tmp), n, flights, 64)
         mcp = anyio.run(_mcp, Path(tmp), 100 if quick else 200)
+        mcp_raw = anyio.run(_mcp_raw, Path(tmp), 100 if quick else 200)
     note = f"{WORKERS} zero-cost stand-ins, {n} distinct snippets, cache off"
     rows = [
         Row(SECTION, "raw pipe bound (bare asyncio loop)", f"{raw:,.0f}/s = 1.00", note=note),
@@ -250,5 +274,13 @@ def run(quick: bool) -> list[Row]:
             )
         )
     rows.append(_row("/prove/check, 64 clients", figures["prove"], raw, note=f"{n // 2} proofs"))
-    rows.append(_row("MCP verify_proof over stdio, 200 at once", mcp, raw, "≥ 1,500/s"))
+    rows.append(_row("MCP verify_proof over stdio, 200 at once", mcp, raw, "≥ 1,500/s", "MCP SDK client"))
+    rows.append(
+        _row(
+            "MCP verify_proof, 200 at once, raw JSON-RPC client",
+            mcp_raw,
+            raw,
+            note="bare load generator: the server without the SDK client's cost",
+        )
+    )
     return rows

@@ -1,17 +1,20 @@
-"""The stdio transport's pieces: bounded line reading, screening a line, and the checked writer."""
+"""The stdio transport's pieces: bounded line reading, screening a line, and the pipe writer."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from mcp.shared.message import SessionMessage
-from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
+from mcp_types import JSONRPCRequest, JSONRPCResponse
 
-from lean_mcp.server.stdio import CheckedWriter, Oversized, PipeLines, screen_line
+from lean_mcp.server.stdio import Oversized, PipeLines, PipeWriter, screen_line
 
 pytestmark = pytest.mark.anyio
 
@@ -73,14 +76,54 @@ def test_screening_passes_requests_on_and_answers_what_cannot_be_read() -> None:
     assert screen_line('{"jsonrpc":"2.0","id":4,"result":{"x":[1,"\\ud800"]}}') == []  # a client's response
 
 
+async def _written_by(send: Callable[[PipeWriter], Awaitable[None]]) -> list[dict[str, Any]]:
+    """The JSON lines a PipeWriter writes into a pipe while `send` runs (a thread reads the other end)."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    received = bytearray()
+
+    def read_all() -> None:
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    try:
+        async with anyio.create_task_group() as group:
+            writer = PipeWriter(write_fd)
+            group.start_soon(writer.run)
+            with anyio.fail_after(30):
+                await send(writer)
+                await writer.flush()
+            group.cancel_scope.cancel()
+    finally:
+        os.close(write_fd)
+        reader.join()
+    return [json.loads(line) for line in bytes(received).splitlines()]
+
+
 async def test_an_answer_that_cannot_be_encoded_becomes_an_error_under_the_same_id() -> None:
-    send, receive = anyio.create_memory_object_stream[SessionMessage](5)
-    writer = CheckedWriter(send)
-    await writer.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=12, result={"text": "bad \ud800"})))
-    await writer.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=13, result={"text": "fine"})))
-    first, second = receive.receive_nowait(), receive.receive_nowait()
-    assert isinstance(first.message, JSONRPCError) and first.message.id == 12
-    assert "could not be encoded" in first.message.error.message
-    assert isinstance(second.message, JSONRPCResponse) and second.message.result == {"text": "fine"}
-    await writer.aclose()
-    await receive.aclose()
+    async def send(writer: PipeWriter) -> None:
+        await writer.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=12, result={"text": "bad \ud800"})))
+        await writer.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=13, result={"text": "fine"})))
+
+    first, second = await _written_by(send)
+    assert first["id"] == 12 and "could not be encoded" in first["error"]["message"]
+    assert second == {"jsonrpc": "2.0", "id": 13, "result": {"text": "fine"}}
+
+
+async def test_answers_past_what_the_pipe_holds_arrive_whole_and_in_order() -> None:
+    # A pipe holds 64 KiB: most of these wait behind a full pipe while the client reads slowly.
+    big = "x" * 50_000
+
+    async def send(writer: PipeWriter) -> None:
+        async with anyio.create_task_group() as senders:
+            for i in range(40):
+                await writer.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=i, result={"text": big})))
+                if i % 10 == 0:
+                    senders.start_soon(anyio.sleep, 0)
+
+    answers = await _written_by(send)
+    assert [answer["id"] for answer in answers] == list(range(40))
+    assert all(answer["result"]["text"] == big for answer in answers)

@@ -15,7 +15,7 @@ from mcp import Client
 from starlette.testclient import TestClient
 
 from lean_mcp.http_runner import create_app
-from lean_mcp.mcp_server import build_server
+from lean_mcp.mcp import build_server
 from lean_mcp.settings import Settings
 
 pytestmark = pytest.mark.timeout(30)

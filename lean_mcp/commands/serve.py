@@ -1,7 +1,7 @@
 """`lean-mcp` / `lean-mcp serve`: the MCP server over stdio (default) or streamable HTTP.
 
 Over stdio nothing but protocol reaches stdout: logs go to stderr, and while serving fd 1 points
-at stderr (the SDK's stdio claim), so a stray print cannot corrupt the stream. Over HTTP, with
+at stderr (server/stdio.py), so a stray print cannot corrupt the stream. Over HTTP, with
 `--api-key` set, every request needs `Authorization: Bearer <key>` (401 otherwise).
 SIGTERM, Ctrl-C and (over stdio) the client closing stdin stop the server; the proof service is
 closed last, so no REPL outlives it.
@@ -21,7 +21,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from starlette.types import ASGIApp
 
-from ..mcp_server import ServiceSlot, build_server
+from ..mcp import ServiceSlot, build_server
 from ..sandbox import unsandboxed_warning
 from ..server import http_limits
 from ..server.auth import BearerAuth, mcp_refusal

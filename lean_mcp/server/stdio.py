@@ -9,8 +9,11 @@ length, and screened before the SDK sees it:
 - a request the SDK cannot read (too deeply nested, `params` not an object, text that is not
   Unicode, a batch array, an id that is neither a string nor an integer) gets an error naming why,
   under its own id when that id can be answered and under id null when it cannot;
-- every outgoing message is encoded before it is written, so an answer that cannot be written
-  becomes an error answer instead of ending the server.
+- every outgoing message is encoded once, before it is written, so an answer that cannot be
+  written becomes an error answer instead of ending the server.
+
+Both pipes are read and written here, without the SDK's worker threads: a line read goes to the
+SDK's session at once, an answer is written to the pipe in the call that sends it.
 
 Empty lines, a UTF-8 byte order mark and CRLF line ends are accepted.
 """
@@ -27,11 +30,10 @@ import re
 import stat
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
-from mcp.server.stdio import stdio_server
 from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 from mcp_types import (
@@ -48,13 +50,17 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 
-__all__ = ["Oversized", "PipeLines", "answer_for_oversized", "screen_line", "stdio_streams"]
+__all__ = ["Oversized", "PipeLines", "PipeWriter", "answer_for_oversized", "screen_line", "stdio_streams"]
 
 logger = logging.getLogger(__name__)
 
 #: How much of an over-long line is kept to find its id.
 _SNIFF_BYTES = 64 * 1024
 _READ_CHUNK = 1 << 16
+#: Bytes of answers queued behind a full pipe before a sender waits for the client to read.
+_BACKLOG = 1 << 20
+#: How long answers still queued at shutdown may wait for the client to read them.
+_FINAL_FLUSH_SECONDS = 2.0
 _BOM = "\ufeff"
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _COLON = re.compile(r"\s*:\s*")
@@ -110,13 +116,13 @@ class PipeLines:
             await self._fill()
 
     async def _fill(self) -> None:
-        if self._pollable:
-            await anyio.wait_readable(self._fd)
-        else:  # a regular file or /dev/null: always readable, and epoll refuses it
+        """Read what has arrived; wait for the pipe only when nothing has (under load, it often has)."""
+        if not self._pollable:  # a regular file or /dev/null: always readable, and epoll refuses it
             await anyio.lowlevel.checkpoint()
         try:
             chunk = os.read(self._fd, _READ_CHUNK)
         except BlockingIOError:
+            await anyio.wait_readable(self._fd)
             return
         self._eof = not chunk
         self._buffer += chunk
@@ -152,24 +158,36 @@ def _is_pollable(fd: int) -> bool:
 def claimed_stdin(limit: int) -> Iterator[PipeLines]:
     """Take the protocol pipe off fd 0 (children see /dev/null) and read its lines ourselves."""
     if sys.stdin is None:  # started with fd 0 closed (`<&-`): nothing to read, and fd 0 is not ours to move
-        nothing = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
+        with _null(os.O_RDONLY) as nothing:
             yield PipeLines(nothing, limit)
-        finally:
-            os.close(nothing)
         return
-    private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
+    with _claimed(0, os.open(os.devnull, os.O_RDONLY)) as private:
+        yield PipeLines(private, limit)
+
+
+@contextlib.contextmanager
+def _claimed(fd: int, diversion: int) -> Iterator[int]:
+    """A private, non-blocking copy of `fd` while `fd` itself points where `diversion` does; then undone."""
+    private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.dup2(diversion, fd)
+    os.close(diversion)
     blocking = os.get_blocking(private)
     os.set_blocking(private, False)
     try:
-        yield PipeLines(private, limit)
+        yield private
     finally:
         os.set_blocking(private, blocking)
-        os.dup2(private, 0)
+        os.dup2(private, fd)
         os.close(private)
+
+
+@contextlib.contextmanager
+def _null(flags: int) -> Iterator[int]:
+    nothing = os.open(os.devnull, flags | os.O_CLOEXEC)
+    try:
+        yield nothing
+    finally:
+        os.close(nothing)
 
 
 # --------------------------------------------------------------------------- screening a line
@@ -311,47 +329,96 @@ def _sniff_id(text: str) -> RequestId | None:
     return None
 
 
-# --------------------------------------------------------------------------- the transport
+# --------------------------------------------------------------------------- writing the pipe
 
 
-class _NoInput:
-    """Stands in for the SDK's stdin: we read the pipe, so its reader waits here until we are done."""
+class PipeWriter:
+    """The server's write stream: each message encoded once, and written without a worker thread.
 
-    def __init__(self) -> None:
-        self.done = anyio.Event()
+    An answer that cannot be encoded becomes an error answer under its id. `send` queues the
+    encoded line; `run` (a task of the transport) writes what is queued in the next pass of the
+    event loop, so answers that are ready together leave in one write and the handler that sent
+    one has finished by the time it is written (its loop then sleeps, rather than being preempted
+    mid-work by the client it woke). A sender waits only when more than `_BACKLOG` bytes are
+    queued behind a full pipe. When the client has closed the pipe, messages are dropped and
+    `closed` is set, so the server stops.
+    """
 
-    def __aiter__(self) -> _NoInput:
-        return self
-
-    async def __anext__(self) -> NoReturn:
-        await self.done.wait()
-        raise StopAsyncIteration
-
-
-class CheckedWriter:
-    """The SDK's write stream, but an answer that cannot be encoded becomes an error answer."""
-
-    def __init__(self, inner: WriteStream[SessionMessage]) -> None:
-        self._inner = inner
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pollable = _is_pollable(fd)
+        self._pending = bytearray()
+        self._queued = anyio.Event()
+        self._empty = anyio.Event()
+        self._empty.set()
+        self._draining = anyio.Lock(fast_acquire=True)
+        self.closed = anyio.Event()
 
     async def send(self, item: SessionMessage, /) -> None:
+        """Queue `item` as one JSON line; wait only while too much is queued behind a full pipe."""
+        data = _encoded(item.message)
+        if data is None or self.closed.is_set():
+            return
+        if not self._pending:
+            self._empty = anyio.Event()
+            self._queued.set()
+        self._pending += data
+        if len(self._pending) > _BACKLOG:
+            await self._empty.wait()
+
+    async def run(self) -> None:
+        """Write what is queued, as the pipe takes it; runs until cancelled."""
+        while True:
+            await self._queued.wait()
+            self._queued = anyio.Event()
+            await self._drain()
+
+    async def flush(self) -> None:
+        """Write everything queued (or until the pipe is closed)."""
+        await self._drain()
+
+    async def _drain(self) -> None:
+        async with self._draining:  # one task at a time may wait on the pipe
+            while self._pending and not self.closed.is_set():
+                del self._pending[: self._write(self._pending)]
+                if self._pending:
+                    await anyio.wait_writable(self._fd)
+            self._empty.set()
+
+    def _write(self, data: bytes | bytearray) -> int:
         try:
-            item.message.model_dump_json(by_alias=True, exclude_unset=True)
-        except Exception as exc:
-            replacement = _unwritable(item.message, exc)
-            if replacement is None:
-                return
-            item = SessionMessage(replacement)
-        await self._inner.send(item)
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            if not self._pollable:  # epoll cannot wait for a regular file (which never fills up)
+                raise
+            return 0
+        except OSError as exc:  # EPIPE: the client closed its end (Python ignores SIGPIPE)
+            if not self.closed.is_set():
+                logger.info("The client closed the protocol pipe (%s); stopping.", exc.strerror or exc)
+            self._pending.clear()
+            self.closed.set()
+            self._empty.set()
+            return len(data)
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """Nothing to release here: the pipe belongs to `claimed_stdout`."""
 
-    async def __aenter__(self) -> CheckedWriter:
+    async def __aenter__(self) -> PipeWriter:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _encoded(message: Any) -> bytes | None:
+    """The message as one UTF-8 JSON line, an error answer when it cannot be encoded, None to drop it."""
+    try:
+        return message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"  # type: ignore[no-any-return]
+    except Exception as exc:
+        replacement = _unwritable(message, exc)
+        if replacement is None:
+            return None
+        return replacement.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
 
 
 def _unwritable(message: Any, error: Exception) -> JSONRPCError | None:
@@ -368,8 +435,28 @@ def _unwritable(message: Any, error: Exception) -> JSONRPCError | None:
     return JSONRPCError(jsonrpc="2.0", id=safe_id, error=ErrorData(code=INTERNAL_ERROR, message=text))
 
 
+@contextlib.contextmanager
+def claimed_stdout() -> Iterator[int]:
+    """Take the protocol pipe off fd 1 (fd 1 then points at stderr: a stray print cannot corrupt it)."""
+    if sys.stdout is None:  # started with fd 1 closed: there is no wire to write to
+        with _null(os.O_WRONLY) as nothing:
+            yield nothing
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    try:
+        diversion = os.dup(2)
+    except OSError:  # fd 2 closed too
+        diversion = os.open(os.devnull, os.O_WRONLY)
+    with _claimed(1, diversion) as private:
+        yield private
+
+
+# --------------------------------------------------------------------------- the transport
+
+
 async def _pump(
-    lines: PipeLines, sink: MemoryObjectSendStream[SessionMessage | Exception], replies: CheckedWriter
+    lines: PipeLines, sink: MemoryObjectSendStream[SessionMessage | Exception], replies: PipeWriter
 ) -> None:
     """Hand readable messages on to the server; answer the rest ourselves; close the sink at EOF."""
     async with sink:
@@ -381,8 +468,14 @@ async def _pump(
                     continue
                 for answer in screened:
                     await replies.send(SessionMessage(answer))
+                await anyio.lowlevel.checkpoint()  # a flood of bad lines must not starve the proofs
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 return  # the server stopped reading: it is shutting down
+
+
+async def _stop_when_closed(replies: PipeWriter, serving: anyio.CancelScope) -> None:
+    await replies.closed.wait()
+    serving.cancel()  # nobody reads the answers any more
 
 
 @contextlib.asynccontextmanager
@@ -391,18 +484,19 @@ async def stdio_streams(
 ) -> AsyncIterator[tuple[ReadStream[SessionMessage | Exception], WriteStream[SessionMessage]]]:
     """The server's read and write streams over this process's stdin and stdout.
 
-    Stdout is the SDK's (it points fd 1 at stderr while serving, so a stray print cannot corrupt
-    the stream); stdin is read here, a line at most `max_line_bytes` long.
+    Both pipes are taken off fds 0 and 1 while serving (fd 0 reads /dev/null, fd 1 writes to
+    stderr), read and written here without threads; a line read is at most `max_line_bytes` long.
     """
-    no_input = _NoInput()
-    with claimed_stdin(max_line_bytes) as lines:
-        async with stdio_server(stdin=cast(Any, no_input)) as (_, write_stream):
-            replies = CheckedWriter(write_stream)
-            sink, messages = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-            try:
-                async with anyio.create_task_group() as pump:
-                    pump.start_soon(_pump, lines, sink, replies)
-                    yield messages, replies
-                    pump.cancel_scope.cancel()
-            finally:
-                no_input.done.set()
+    with claimed_stdin(max_line_bytes) as lines, claimed_stdout() as out:
+        replies = PipeWriter(out)
+        sink, messages = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        try:
+            async with anyio.create_task_group() as pump:
+                pump.start_soon(_pump, lines, sink, replies)
+                pump.start_soon(replies.run)
+                pump.start_soon(_stop_when_closed, replies, pump.cancel_scope)
+                yield messages, replies
+                pump.cancel_scope.cancel()
+        finally:
+            with anyio.move_on_after(_FINAL_FLUSH_SECONDS, shield=True):
+                await replies.flush()
