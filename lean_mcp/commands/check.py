@@ -39,7 +39,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     paths = [str(p) for p in args.files]
     statement_path: str | None = getattr(args, "statement", None)
     try:
-        statement = _read(statement_path, settings) if statement_path else None
+        statement = _read(statement_path, settings, name=_statement_name(statement_path)) if statement_path else None
         sources = [_read(path, settings) for path in paths]
         files = _Files(paths, sources, statement_path, statement)
         results: list[ProofResult] = anyio.run(_check_all, settings, files, bool(args.json))
@@ -65,23 +65,27 @@ class _Files:
     statement: str | None
 
 
-def _read(path: str, settings: Settings) -> str:
+def _read(path: str, settings: Settings, *, name: str | None = None) -> str:
     try:
         return read_proof_file(path, settings.max_proof_bytes)
-    except InvalidProofError as exc:  # the message names the file
-        raise _FileError(f"{exc.message} {_hint(exc)}") from None
+    except InvalidProofError as exc:
+        raise _FileError(f"{name or path}: {exc.message} {_hint(exc)}") from None
 
 
 def _validate(service: ProofService, files: _Files) -> None:
     """Each file through the service's gate (the one rule set for proof text), named when refused."""
     named = list(zip(files.paths, files.sources, strict=True))
     if files.statement_path is not None and files.statement is not None:
-        named.insert(0, (f"{files.statement_path} (--statement)", files.statement))
+        named.insert(0, (_statement_name(files.statement_path), files.statement))
     for name, code in named:
         try:
             service.validate(code)
         except InvalidProofError as exc:
             raise _FileError(f"{name}: {exc.message} {_hint(exc)}") from None
+
+
+def _statement_name(path: str) -> str:
+    return f"{path} (--statement)"
 
 
 def _hint(exc: InvalidProofError) -> str:
