@@ -12,7 +12,7 @@ from ..repl.pool import ReplPool
 from ..repl.proof_states import ProofStateRegistry
 from ..repl.tactics import TacticRunner
 from ..sandbox import for_settings
-from ..settings import Settings
+from ..settings import DEFAULT_TIMEOUT, Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
 
@@ -42,7 +42,7 @@ class ReplBackend(Backend):
     pool_class: type[ReplPool] = ReplPool
 
     def __init__(
-        self, command: list[str], *, project: Path, tactic_timeout: float = 300.0, **pool_options: Any
+        self, command: list[str], *, project: Path, tactic_timeout: float = DEFAULT_TIMEOUT, **pool_options: Any
     ) -> None:
         if not command:
             raise ConfigurationError("The REPL command is empty (--repl / LEAN_MCP_REPL).")
