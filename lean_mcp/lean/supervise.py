@@ -30,7 +30,15 @@ from typing import IO, TypeVar
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
-from ..processes import HAS_CHILDREN_FILES, kill_group, register_group, signal_name, tree_rss_mb, unregister_group
+from ..processes import (
+    HAS_CHILDREN_FILES,
+    kill_group,
+    register_group,
+    signal_name,
+    spawning,
+    tree_rss_mb,
+    unregister_group,
+)
 from ..sandbox import NO_SANDBOX, Sandbox
 
 __all__ = [
@@ -167,20 +175,21 @@ async def spawn(
     environment = child_environment(env)
     argv = child_argv(command, cwd=cwd, env=environment, sandbox=sandbox)
     stderr = _stderr_file()
-    try:
-        process = await anyio.open_process(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=cwd,
-            env=environment,
-            start_new_session=True,
-        )
-    except BaseException:
-        stderr.close()
-        raise
-    register_group(process.pid)
+    with spawning():  # a SIGTERM meanwhile waits for register_group, so the group is killed too
+        try:
+            process = await anyio.open_process(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=cwd,
+                env=environment,
+                start_new_session=True,
+            )
+        except BaseException:
+            stderr.close()
+            raise
+        register_group(process.pid)
     return LeanProcess(process, stderr, sandbox)
 
 
