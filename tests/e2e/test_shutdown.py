@@ -56,7 +56,7 @@ def test_sigterm_on_the_runner_answers_the_request_in_flight_and_keeps_the_queue
 
     with running_runner(tmp_path, env) as again, LeanClient(again.url) as client:
         results = [client.wait(proof_id, timeout=60) for proof_id in queued]
-    assert [(r.status, r.verdict) for r in results] == [("finished", "proved")] * len(queued)
+    assert [(r.status, r.verdict) for r in results] == [("finished", "proved")] * len(queued), results
     assert "Re-running" in again.log()  # the SIGTERM did land with jobs still queued
 
 
