@@ -67,6 +67,7 @@ from .models import (
     TryTacticsResult,
     Verdict,
 )
+from .settings import DEFAULT_TIMEOUT
 from .wire import lean_runner
 
 __all__ = ["AsyncLeanClient", "IndexedProofResult", "LeanClient", "ProofInput", "read_proof"]
@@ -447,7 +448,7 @@ class _Client(Generic[_HttpT]):
     def __init__(
         self,
         base_url: str = DEFAULT_URL,
-        timeout: float = 300.0,
+        timeout: float = DEFAULT_TIMEOUT,
         *,
         api_key: str | None = None,
         retries: int = 3,

@@ -22,8 +22,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import ClassVar
 
 __all__ = [
     "HAS_CHILDREN_FILES",
@@ -34,6 +35,7 @@ __all__ = [
     "live_groups",
     "register_group",
     "signal_name",
+    "spawning",
     "tree_pids",
     "tree_rss_mb",
     "unregister_group",
@@ -319,7 +321,30 @@ def kill_all_groups() -> None:
 atexit.register(kill_all_groups)
 
 
+class _Spawning:
+    """Groups being started and not registered yet, and a cleanup signal that arrived meanwhile."""
+
+    count = 0
+    deferred: ClassVar[list[int]] = []
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Wrap starting a group's leader and `register_group`: a SIGTERM / SIGHUP arriving in between
+    is acted on once the group is registered, so the cleanup kills that group too."""
+    _Spawning.count += 1
+    try:
+        yield
+    finally:
+        _Spawning.count -= 1
+        if not _Spawning.count and _Spawning.deferred:
+            _cleanup_and_redeliver(_Spawning.deferred.pop(0), None)
+
+
 def _cleanup_and_redeliver(signum: int, frame: FrameType | None) -> None:
+    if _Spawning.count:
+        _Spawning.deferred.append(signum)
+        return
     kill_all_groups()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

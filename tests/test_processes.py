@@ -117,6 +117,30 @@ def test_a_registered_group_is_killed_when_the_interpreter_gets_sigterm() -> Non
         kill_group(sleep)
 
 
+SIGTERM_WHILE_SPAWNING = """
+import os, signal, subprocess
+from lean_mcp.processes import install_signal_cleanup, register_group, spawning
+install_signal_cleanup()
+with spawning():
+    sleep = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    print(sleep.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # before the group is registered
+    register_group(sleep.pid)
+print("survived", flush=True)
+"""
+
+
+def test_a_sigterm_between_start_and_registration_still_kills_the_group() -> None:
+    interpreter = run_python(SIGTERM_WHILE_SPAWNING)
+    sleep = int(read_line(interpreter))
+    try:
+        assert interpreter.wait() == -signal.SIGTERM
+        assert read_line(interpreter) == ""  # it died at the end of the block, not later
+        assert wait_until_gone(sleep)
+    finally:
+        kill_group(sleep)
+
+
 CHECK_WITH_A_HANGING_LEAN = """
 import sys, anyio
 from pathlib import Path

@@ -23,7 +23,7 @@ import anyio
 from ..client import AsyncLeanClient, HttpCall
 from ..errors import ConfigurationError, InvalidProofError, LeanMCPError
 from ..models import FailureKind, LeanOutput, ProofConfig, ProofResult, Verdict
-from ..settings import Settings
+from ..settings import DEFAULT_TIMEOUT, Settings
 from ..wire import kimina
 from ..wire.lean_runner import not_a_lean_answer
 from .base import Backend
@@ -46,7 +46,9 @@ _VERDICT_OF_KIND = {
 class RemoteBackend(Backend):
     """What both remote backends share: the HTTP client, health probe, identity and error mapping."""
 
-    def __init__(self, url: str, *, api_key: str | None = None, retries: int = 3, timeout: float = 300.0) -> None:
+    def __init__(
+        self, url: str, *, api_key: str | None = None, retries: int = 3, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.url = url.rstrip("/")
         self._client = AsyncLeanClient(self.url, timeout, api_key=api_key, retries=retries, headroom=REMOTE_HEADROOM)
         self._remote_health: dict[str, Any] | None = None

@@ -12,7 +12,7 @@ from ..repl.pool import ReplPool
 from ..repl.proof_states import ProofStateRegistry
 from ..repl.tactics import TacticRunner
 from ..sandbox import for_settings
-from ..settings import DEFAULT_MAX_PROOF_BYTES, Settings
+from ..settings import DEFAULT_MAX_PROOF_BYTES, DEFAULT_TIMEOUT, Settings
 from ..toolchain import existing_project, project_fingerprint
 from .base import Backend
 
@@ -47,7 +47,7 @@ class ReplBackend(Backend):
         command: list[str],
         *,
         project: Path,
-        tactic_timeout: float = 300.0,
+        tactic_timeout: float = DEFAULT_TIMEOUT,
         max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
         **pool_options: Any,
     ) -> None:

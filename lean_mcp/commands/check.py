@@ -9,13 +9,15 @@ JSON per line instead, in the order the files were given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
 import anyio
 
 from ..errors import InvalidProofError
-from ..lean.source import read_proof_file, validate_proof_text
+from ..jobs.service import ProofService
+from ..lean.source import READ_HINT, read_proof_file
 from ..models import ProofConfig, ProofResult, Verdict
 from ..render import format_result
 from ..server.runtime import open_service
@@ -29,41 +31,76 @@ EXIT_USAGE = 2
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Check every file in `args.files`; print verdicts; 0 iff all proved, 1 if not, 2 if a file is unreadable."""
+    """Check every file in `args.files`; print verdicts; 0 iff all proved, 1 if not, 2 if a file cannot be checked.
+
+    Files are read by `lean.source.read_proof_file` (the one proof-file reader) and refused by the
+    service's own gate (`ProofService.validate`) before any is submitted; each error names the file.
+    """
     paths = [str(p) for p in args.files]
-    sources: list[str] = []
-    config = ProofConfig()
-    if getattr(args, "statement", None):
-        try:
-            config = ProofConfig(statement=_read_source(args.statement, settings.max_proof_bytes))
-        except (OSError, UnicodeDecodeError, InvalidProofError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"lean-mcp check: cannot read the statement {args.statement}: {reason}", file=sys.stderr)
-            return EXIT_USAGE
-    for path in paths:
-        try:
-            sources.append(_read_source(path, settings.max_proof_bytes))
-            validate_proof_text(sources[-1], settings.max_proof_bytes, allow_prelude=settings.allow_prelude)
-        except InvalidProofError as exc:
-            print(f"lean-mcp check: {path}: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    results: list[ProofResult] = anyio.run(_check_all, settings, sources, paths, bool(args.json), config)
+    statement_path: str | None = getattr(args, "statement", None)
+    try:
+        statement = _read(statement_path, settings, name=_statement_name(statement_path)) if statement_path else None
+        sources = [_read(path, settings) for path in paths]
+        files = _Files(paths, sources, statement_path, statement)
+        results: list[ProofResult] = anyio.run(_check_all, settings, files, bool(args.json))
+    except _FileError as exc:
+        print(f"lean-mcp check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_PROVED if all(r.verdict == Verdict.PROVED for r in results) else EXIT_NOT_PROVED
 
 
-def _read_source(path: str, max_bytes: int) -> str:
-    """The file's text (`lean.source.read_proof_file`: a regular UTF-8 file within the size limit)."""
-    return read_proof_file(path, max_bytes)
+#: What to do about a file that cannot be checked, said to a command-line user.
+_FILE_HINT = "Pass Lean files: regular UTF-8 files within --max-proof-bytes."
 
 
-async def _check_all(
-    settings: Settings, sources: Sequence[str], paths: Sequence[str], as_json: bool, config: ProofConfig
-) -> list[ProofResult]:
-    results: list[ProofResult] = []
-    async with open_service(settings) as service:
-        proofs = await service.submit_many(sources, config)
+class _FileError(Exception):
+    """A file that cannot be checked: which file, what is wrong, what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Files:
+    paths: Sequence[str]
+    sources: Sequence[str]
+    statement_path: str | None
+    statement: str | None
+
+
+def _read(path: str, settings: Settings, *, name: str | None = None) -> str:
+    try:
+        return read_proof_file(path, settings.max_proof_bytes)
+    except InvalidProofError as exc:
+        raise _FileError(f"{name or path}: {exc.message} {_hint(exc)}") from None
+
+
+def _validate(service: ProofService, files: _Files) -> None:
+    """Each file through the service's gate (the one rule set for proof text), named when refused."""
+    named = list(zip(files.paths, files.sources, strict=True))
+    if files.statement_path is not None and files.statement is not None:
+        named.insert(0, (_statement_name(files.statement_path), files.statement))
+    for name, code in named:
         try:
-            for path, proof in zip(paths, proofs, strict=True):
+            service.validate(code)
+        except InvalidProofError as exc:
+            raise _FileError(f"{name}: {exc.message} {_hint(exc)}") from None
+
+
+def _statement_name(path: str) -> str:
+    return f"{path} (--statement)"
+
+
+def _hint(exc: InvalidProofError) -> str:
+    """The error's own hint when it is specific, else what to do with a file (not "send the text")."""
+    return _FILE_HINT if exc.hint in (InvalidProofError.hint, READ_HINT) else exc.hint
+
+
+async def _check_all(settings: Settings, files: _Files, as_json: bool) -> list[ProofResult]:
+    results: list[ProofResult] = []
+    config = ProofConfig() if files.statement is None else ProofConfig(statement=files.statement)
+    async with open_service(settings) as service:
+        _validate(service, files)
+        proofs = await service.submit_many(files.sources, config)
+        try:
+            for path, proof in zip(files.paths, proofs, strict=True):
                 result = await service.wait(proof.id)
                 print(result.model_dump_json() if as_json else format_result(path, result), flush=True)
                 results.append(result)

@@ -3,18 +3,16 @@
 Over stdio nothing but protocol reaches stdout: logs go to stderr, and while serving fd 1 points
 at stderr (server/stdio.py), so a stray print cannot corrupt the stream. Over HTTP, with
 `--api-key` set, every request needs `Authorization: Bearer <key>` (401 otherwise).
-SIGTERM, Ctrl-C and (over stdio) the client closing stdin stop the server; the proof service is
-closed last, so no REPL outlives it.
+SIGTERM, Ctrl-C and (over stdio) the client closing stdin stop the server (`server.listen`, the
+one listen / shutdown path); the proof service is closed last, so no REPL outlives it, and jobs it
+did not finish stay in the job store for the next start.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import socket
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -23,11 +21,10 @@ from starlette.types import ASGIApp
 
 from ..mcp import ServiceSlot, build_server
 from ..sandbox import unsandboxed_warning
-from ..server import http_limits
+from ..server import listen
 from ..server.auth import BearerAuth, mcp_refusal
 from ..server.stdio import stdio_streams
 from ..settings import Settings
-from .runner import listen_socket
 
 __all__ = ["run", "serve"]
 
@@ -38,12 +35,16 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Serve until stopped; 0 on a clean stop."""
-    anyio.run(serve, settings)
-    return 0
+    listener = None if settings.transport == "stdio" else listen.listen_socket(settings.host, settings.port)
+    try:
+        return listen.run(lambda shutdown: serve(settings, shutdown, listener))
+    finally:
+        if listener is not None:
+            listener.close()
 
 
-async def serve(settings: Settings) -> None:
-    """Run the MCP server on `settings.transport`; the proof service starts alongside it.
+async def serve(settings: Settings, shutdown: listen.Shutdown, listener: socket.socket | None = None) -> int:
+    """Run the MCP server over stdio, or over HTTP on `listener`; the proof service starts alongside it.
 
     The server lists its tools at once; calls wait for the service, or answer with the reason
     it could not start (e.g. no Lean configured).
@@ -52,31 +53,30 @@ async def serve(settings: Settings) -> None:
     stop_service = anyio.Event()
     roots = settings.allowed_roots or [str(settings.project_dir)]
     server = build_server(slot, allowed_roots=roots, max_proof_bytes=settings.max_proof_bytes)
-    listener = None if settings.transport == "stdio" else listen_socket(settings.host, settings.port)
     async with anyio.create_task_group() as services:
         services.start_soon(slot.provide, settings, stop_service)
         try:
             if listener is None:
-                await _serve_stdio(server, settings)
+                await _serve_stdio(server, settings, shutdown)
             else:
-                await _serve_http(server, settings, listener)
+                await _serve_http(server, settings, listener, shutdown)
         finally:
             stop_service.set()
     logger.info("lean-mcp stopped.")
+    return 0
 
 
-async def _serve_stdio(server: MCPServer[Any], settings: Settings) -> None:
-    with anyio.CancelScope() as serving:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, serving.cancel, serving.cancel)
-            logger.info("lean-mcp serving MCP over stdio.")
-            async with stdio_streams(settings.request_limit_bytes) as (read_stream, write_stream):
-                lowlevel = server._lowlevel_server
-                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-            tg.cancel_scope.cancel()
+async def _serve_stdio(server: MCPServer[Any], settings: Settings, shutdown: listen.Shutdown) -> None:
+    with shutdown.serving():  # a signal stops reading
+        logger.info("lean-mcp serving MCP over stdio.")
+        async with stdio_streams(settings.request_limit_bytes) as (read_stream, write_stream):
+            lowlevel = server._lowlevel_server
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
 
-async def _serve_http(server: MCPServer[Any], settings: Settings, listener: socket.socket) -> None:
+async def _serve_http(
+    server: MCPServer[Any], settings: Settings, listener: socket.socket, shutdown: listen.Shutdown
+) -> None:
     app: ASGIApp = server.streamable_http_app(
         host=settings.host,
         max_request_body_size=settings.request_limit_bytes,
@@ -88,36 +88,6 @@ async def _serve_http(server: MCPServer[Any], settings: Settings, listener: sock
     warning = unsandboxed_warning(settings) if settings.host not in _LOOPBACK else None
     if warning:
         logger.warning("%s", warning)
-    config = http_limits.uvicorn_config(
-        app, settings, host=settings.host, port=settings.port, timeout_graceful_shutdown=5
-    )
-    http = _UvicornServer(config)
-
-    def graceful() -> None:
-        http.should_exit = True
-
-    with anyio.CancelScope() as serving:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, graceful, serving.cancel)
-            port = listener.getsockname()[1]
-            logger.info("lean-mcp serving MCP on http://%s:%s/mcp", settings.host, port)
-            await http.serve(sockets=[listener])
-            tg.cancel_scope.cancel()
-
-
-class _UvicornServer(http_limits.Server):
-    """uvicorn without its own signal handlers: ours stop it, then close the proof service."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def _watch_signals(first: Callable[[], None], again: Callable[[], None]) -> None:
-    """On SIGTERM / SIGINT call `first` (a graceful stop); on a second signal call `again`."""
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        seen = 0
-        async for signum in signals:
-            logger.info("Received %s; stopping.", signal.Signals(signum).name)
-            (first if seen == 0 else again)()
-            seen += 1
+    port = listener.getsockname()[1]
+    logger.info("lean-mcp serving MCP on http://%s:%s/mcp", settings.host, port)
+    await listen.serve_http(app, settings, listener, shutdown, host=settings.host, port=port)

@@ -30,7 +30,7 @@ import stat
 from ..errors import InvalidProofError, ProofTooLargeError
 from .refusals import refuse_constructs
 
-__all__ = ["SplitProof", "read_proof_file", "split_header", "validate_proof_text"]
+__all__ = ["READ_HINT", "SplitProof", "read_proof_file", "split_header", "validate_proof_text"]
 
 #: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
 
@@ -52,7 +52,8 @@ def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = Fals
     refuse_constructs(code, allow_prelude=allow_prelude)
 
 
-_READ_HINT = "Send the proof's text, or the path of a readable UTF-8 .lean file."
+#: What to do about a proof file that cannot be read.
+READ_HINT = "Send the proof's text, or the path of a readable UTF-8 .lean file."
 
 
 def read_proof_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> str:
@@ -65,7 +66,7 @@ def read_proof_file(path: str | os.PathLike[str], max_bytes: int | None = None) 
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InvalidProofError(f"Cannot read the proof file {name}: it does not exist.", hint=_READ_HINT) from None
+        raise InvalidProofError(f"Cannot read the proof file {name}: it does not exist.", hint=READ_HINT) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
         raise _unreadable(name, _reason(exc)) from None
     try:
@@ -95,7 +96,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _unreadable(name: str, reason: str) -> InvalidProofError:
-    return InvalidProofError(f"Cannot read the proof file {name}: {reason}.", hint=_READ_HINT)
+    return InvalidProofError(f"Cannot read the proof file {name}: {reason}.", hint=READ_HINT)
 
 
 _PART = r"(?:«[^»\n]*»|[^\W\d][\w'!?]*)"

@@ -36,6 +36,7 @@ from ..processes import (
     kill_group,
     register_group,
     signal_name,
+    spawning,
     tree_rss_mb,
     unregister_group,
 )
@@ -184,31 +185,32 @@ async def spawn(
     stderr = _stderr_file()
     ours: list[int] = []
     theirs: list[int] = []
-    try:
-        if raw_pipes:
-            stdin_read, stdin_write = os.pipe()
-            stdout_read, stdout_write = os.pipe()
-            ours, theirs = [stdin_write, stdout_read], [stdin_read, stdout_write]
+    with spawning():  # a SIGTERM meanwhile waits for register_group, so the group is killed too
+        try:
+            if raw_pipes:
+                stdin_read, stdin_write = os.pipe()
+                stdout_read, stdout_write = os.pipe()
+                ours, theirs = [stdin_write, stdout_read], [stdin_read, stdout_write]
+                for fd in ours:
+                    os.set_blocking(fd, False)
+            process = await anyio.open_process(
+                argv,
+                stdin=theirs[0] if raw_pipes else subprocess.PIPE,
+                stdout=theirs[1] if raw_pipes else subprocess.PIPE,
+                stderr=stderr,
+                cwd=cwd,
+                env=environment,
+                start_new_session=True,
+            )
+        except BaseException:
+            stderr.close()
             for fd in ours:
-                os.set_blocking(fd, False)
-        process = await anyio.open_process(
-            argv,
-            stdin=theirs[0] if raw_pipes else subprocess.PIPE,
-            stdout=theirs[1] if raw_pipes else subprocess.PIPE,
-            stderr=stderr,
-            cwd=cwd,
-            env=environment,
-            start_new_session=True,
-        )
-    except BaseException:
-        stderr.close()
-        for fd in ours:
-            os.close(fd)
-        raise
-    finally:
-        for fd in theirs:
-            os.close(fd)
-    register_group(process.pid)
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        register_group(process.pid)
     return LeanProcess(process, stderr, sandbox, raw_fds=(ours[0], ours[1]) if raw_pipes else None)
 
 

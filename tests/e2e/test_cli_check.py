@@ -127,6 +127,17 @@ def test_a_file_that_cannot_be_checked_is_named_and_nothing_hangs(tmp_path: Path
         assert done.stdout == ""
 
 
+def test_an_empty_or_missing_statement_file_is_refused_not_ignored(tmp_path: Path) -> None:
+    # An empty challenge must not quietly become "no pinned statement" (and so `proved` unpinned).
+    good = write(tmp_path, "good.lean", PROVED)
+    empty = write(tmp_path, "challenge.lean", "")
+    for statement, reason in ((empty, "The proof is empty"), (str(tmp_path / "gone.lean"), "does not exist")):
+        done = lean_mcp(tmp_path, "check", "--statement", statement, good)
+        assert done.returncode == 2, done.stderr
+        assert f"{statement} (--statement):" in done.stderr and reason in done.stderr, done.stderr
+        assert done.stdout == ""
+
+
 def test_no_lean_configured_exits_2_with_the_configuration_error(tmp_path: Path) -> None:
     path = write(tmp_path, "good.lean", PROVED)
     env = cli_env(tmp_path, repl=False)
