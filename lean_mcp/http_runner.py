@@ -369,7 +369,9 @@ def create_app(service: ProofService | None = None, settings: Settings | None = 
 
     tactic = tactic_routes(lambda: runner.service, runner.body_limit)
     middleware = (
-        [Middleware(BearerAuth, api_key=settings.api_key, public_paths=PUBLIC_PATHS)] if settings.api_key else []
+        [Middleware(BearerAuth, api_key=settings.api_key, public_paths=PUBLIC_PATHS, no_oauth=True)]
+        if settings.api_key
+        else []
     )
     return Starlette(
         routes=[*(Route(path, handler, methods=methods) for path, handler, methods in handlers), *tactic],

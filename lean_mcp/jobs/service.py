@@ -29,6 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..backends.base import Backend
 from ..errors import (
     BusyError,
+    ConfigurationError,
     InvalidProofError,
     JobNotFoundError,
     LeanMCPError,
@@ -37,7 +38,7 @@ from ..errors import (
 )
 from ..lean.source import validate_proof_text
 from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict
-from ..settings import Settings
+from ..settings import DEFAULT_MAX_PROOF_BYTES, DEFAULT_TIMEOUT, Settings
 from .cache import ResultCache, cache_key
 from .store import JobRow, JobStore, OwnerLock, store_unavailable, uuid7
 
@@ -95,9 +96,9 @@ class ProofService:
         backend: Backend,
         store: JobStore,
         *,
-        default_timeout: float = 300.0,
+        default_timeout: float = DEFAULT_TIMEOUT,
         max_queue: int = 100_000,
-        max_proof_bytes: int = 4 * 1024 * 1024,
+        max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
         cache: bool = True,
         retention_days: float = 30.0,
         retention_jobs: int = 100_000,
@@ -107,6 +108,8 @@ class ProofService:
         self.backend = backend
         self.store = store
         self.cache = ResultCache(store, enabled=cache)
+        if not (math.isfinite(default_timeout) and default_timeout > 0):
+            raise ConfigurationError(f"The default timeout must be a positive number of seconds: {default_timeout}.")
         self.default_timeout = default_timeout
         self.max_queue = max_queue
         self.max_proof_bytes = max_proof_bytes
@@ -292,13 +295,10 @@ class ProofService:
         return [answer for answer in answers if answer is not None]
 
     def _submittable(self, config: ProofConfig | None) -> ProofConfig:
-        """The effective config of a submit; refuses one before the service started or with no finite timeout."""
+        """The effective config of a submit (the model refuses a timeout that is not a finite number)."""
         if self._send is None:
             raise RuntimeError("The proof service is not started; use `async with service:`.")
-        config = self.effective_config(config)
-        if not math.isfinite(config.timeout):
-            raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
-        return config
+        return self.effective_config(config)
 
     async def _store_jobs(self, codes: Sequence[str], config: ProofConfig) -> list[_Job]:
         """Store valid `codes` as jobs in one transaction and queue those the cache did not answer.

@@ -302,6 +302,9 @@ def test_bearer_token_guards_everything_but_health(tmp_path: Path) -> None:
             f"{runner.url}/prove/check", data={"proof": PROVED}, headers={"Authorization": "Bearer nope"}
         )
         assert wrong.status_code == 401
+        # No OAuth here: discovery finds nothing, so a client shows the 401's own words instead.
+        discovery = httpx.get(f"{runner.url}/.well-known/oauth-authorization-server")
+        assert discovery.status_code == 404
         with LeanClient(runner.url, api_key="s3cret") as client:
             assert client.verify(PROVED).verdict == Verdict.PROVED
         with LeanClient(runner.url, api_key="wrong") as client, pytest.raises(AuthenticationError):
