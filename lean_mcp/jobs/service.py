@@ -29,7 +29,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..backends.base import Backend
 from ..errors import (
     BusyError,
-    ConfigurationError,
     InvalidProofError,
     JobNotFoundError,
     LeanMCPError,
@@ -108,8 +107,6 @@ class ProofService:
         self.backend = backend
         self.store = store
         self.cache = ResultCache(store, enabled=cache)
-        if not (math.isfinite(default_timeout) and default_timeout > 0):
-            raise ConfigurationError(f"The default timeout must be a positive number of seconds: {default_timeout}.")
         self.default_timeout = default_timeout
         self.max_queue = max_queue
         self.max_proof_bytes = max_proof_bytes
@@ -295,10 +292,14 @@ class ProofService:
         return [answer for answer in answers if answer is not None]
 
     def _submittable(self, config: ProofConfig | None) -> ProofConfig:
-        """The effective config of a submit (the model refuses a timeout that is not a finite number)."""
+        """The effective config of a submit; refuses one before the service started or with no finite timeout
+        (the model refuses one, but `model_construct` or a default given in Python skips the model)."""
         if self._send is None:
             raise RuntimeError("The proof service is not started; use `async with service:`.")
-        return self.effective_config(config)
+        config = self.effective_config(config)
+        if not math.isfinite(config.timeout):
+            raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
+        return config
 
     async def _store_jobs(self, codes: Sequence[str], config: ProofConfig) -> list[_Job]:
         """Store valid `codes` as jobs in one transaction and queue those the cache did not answer.
