@@ -44,11 +44,12 @@ def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = Fals
     """
     if not isinstance(code, str):
         raise InvalidProofError(f"The proof must be Lean source text (a string), not {type(code).__name__}.")
-    if not code.strip():
+    if not code or code.isspace():
         raise InvalidProofError("The proof is empty.")
-    size = len(code.encode("utf-8", errors="surrogatepass"))
-    if size > max_bytes:
-        raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
+    if len(code) * 4 > max_bytes:  # else it fits for sure: a character is at most 4 bytes of UTF-8
+        size = len(code.encode("utf-8", errors="surrogatepass"))
+        if size > max_bytes:
+            raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
     refuse_constructs(code, allow_prelude=allow_prelude)
 
 

@@ -71,12 +71,13 @@ class TrustedBackend(WrappingBackend):
         result = await self.inner.check(probe_run.text, inner_config)
         if result.result is None or result.verdict is None or not result.verdict.lean_finished:
             return result
-        output = probe_run.read(result.result)
-        found = assess(probe_run, declared, reference, self.permitted_axioms | set(config.permitted_axioms))
+        kept = probe_run.read(result.result)
+        permitted = self.permitted_axioms.union(config.permitted_axioms)
+        found = assess(probe_run, declared, reference, permitted)
         for problem in _header_problems(declared, reference) if reference is not None else []:
             found.reject(problem)
-        checks = ["lean", "sorry", "axioms"] + (["statement"] if reference is not None else [])
-        return apply(output, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
+        checks = ["lean", "sorry", "axioms", "statement"] if reference is not None else ["lean", "sorry", "axioms"]
+        return apply(result.result, kept, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
 
     async def _reference(self, statement: str, config: ProofConfig) -> Reference:
         """The statement's reference, elaborated once per statement (kept in memory)."""
@@ -103,10 +104,10 @@ def probe_layout(code: str, declared: Declarations, reference: Reference | None)
 
 
 def _probes(declared: Declarations, reference: Reference | None) -> list[Probe]:
-    names = [list(t) for t in declared.theorems]
+    names = declared.theorems
     if reference is not None:
-        names += [list(t) for t in reference.theorems if t not in names]
-    probes = [Probe(kind, list(name)) for name in names for kind in (ProbeKind.AXIOMS, ProbeKind.SAFE)]
+        names = names + [t for t in reference.theorems if t not in names]
+    probes = [Probe(kind, name) for name in names for kind in (ProbeKind.AXIOMS, ProbeKind.SAFE)]
     if reference is not None:
         for raw in (False, True):
             probes += [Probe(ProbeKind.TYPE, list(t), raw) for t in reference.theorems]
