@@ -297,14 +297,15 @@ class _Runner:
         """Check every snippet through the job service; invalid ones get an `error` of their own."""
         items: list[dict[str, Any] | None] = [None] * len(snippets)
         valid: list[int] = []
+        checked: list[str] = []
         for index, (snippet_id, code) in enumerate(snippets):
             try:
-                self.service.validate(code)
+                checked.append(self.service.validate(code))
             except InvalidProofError as exc:
                 items[index] = kimina.invalid_item(snippet_id, exc)
             else:
                 valid.append(index)
-        proofs = await self.service.submit_many([snippets[i][1] for i in valid], config)
+        proofs = await self.service.submit_many(checked, config)
 
         async def wait_one(index: int, proof_id: str) -> None:
             items[index] = kimina.result_item(snippets[index][0], await self.service.wait(proof_id), debug)

@@ -42,8 +42,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_USAGE
     for path in paths:
         try:
-            sources.append(_read_source(path, settings.max_proof_bytes))
-            validate_proof_text(sources[-1], settings.max_proof_bytes, allow_prelude=settings.allow_prelude)
+            text = _read_source(path, settings.max_proof_bytes)
+            # refused before the service starts, so a bad file costs no Lean; the service trusts what this returns
+            sources.append(validate_proof_text(text, settings.max_proof_bytes, allow_prelude=settings.allow_prelude))
         except InvalidProofError as exc:
             print(f"lean-mcp check: {path}: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -35,7 +35,7 @@ from ..errors import (
     QueueFullError,
     StoreUnavailableError,
 )
-from ..lean.source import validate_proof_text
+from ..lean.source import CheckedProof, validate_proof_text
 from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict
 from ..settings import Settings
 from .cache import ResultCache, cache_key
@@ -248,13 +248,14 @@ class ProofService:
             config = config.model_copy(update={"timeout": self.default_timeout})
         return config
 
-    def validate(self, code: str) -> None:
-        """Refuse `code` as `submit` would (`lean.source.validate_proof_text` under this service's limits).
+    def validate(self, code: str) -> CheckedProof:
+        """`code` checked as `submit` checks it (`lean.source.validate_proof_text` under this service's limits).
 
         The one gate for every front end; a front end that must answer per proof (Kimina's batches,
-        `lean-mcp check`'s files) calls it before `submit_many`.
+        `lean-mcp check`'s files) calls it and submits what it returns, which is not scanned again,
+        here or by the trust guard behind the backend.
         """
-        validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+        return validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
 
     def cache_key(self, code: str, config: ProofConfig | None = None) -> str:
         """The result-cache key of `code` under `config` on this service's backend."""
@@ -276,8 +277,7 @@ class ProofService:
         config = self.effective_config(config)
         if not math.isfinite(config.timeout):
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
-        for code in codes:
-            self.validate(code)
+        codes = [self.validate(code) for code in codes]
         if (failure := self.store.failure) is not None:
             raise StoreUnavailableError(f"No new proof jobs are accepted: {failure.message}", hint=failure.hint)
         if self._queued + len(codes) > self.max_queue:

@@ -19,6 +19,7 @@ import anyio
 from ..backends.base import Backend, WrappingBackend
 from ..lean.source import validate_proof_text
 from ..models import ProofConfig, ProofResult
+from ..settings import DEFAULT_MAX_PROOF_BYTES
 from .declarations import Declarations, read_declarations
 from .probes import Probe, ProbeKind, ProbeRun, layout
 from .statement import Reference, build_reference
@@ -39,7 +40,7 @@ class TrustedBackend(WrappingBackend):
         *,
         permitted_axioms: tuple[str, ...] | list[str] = DEFAULT_PERMITTED_AXIOMS,
         allow_prelude: bool = False,
-        max_proof_bytes: int = 4 * 1024 * 1024,
+        max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
     ) -> None:
         super().__init__(inner)
         self.permitted_axioms = frozenset(permitted_axioms)
@@ -62,7 +63,8 @@ class TrustedBackend(WrappingBackend):
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code` with every check `config` asks for; `result.checks` says which ran."""
-        validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+        # the one gate (`lean.source`): a text the job service already checked under these limits passes as is
+        code = validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         declared = read_declarations(code)
         reference = await self._reference(config.statement, config) if config.statement else None
         probe_run = probe_layout(code, declared, reference)
