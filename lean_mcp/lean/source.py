@@ -36,7 +36,7 @@ import stat
 from ..errors import InvalidProofError, ProofTooLargeError
 from .refusals import refuse_constructs
 
-__all__ = ["CheckedProof", "SplitProof", "read_proof_file", "split_header", "validate_proof_text"]
+__all__ = ["CheckedProof", "SplitProof", "check_proof_text", "read_proof_file", "split_header", "validate_proof_text"]
 
 #: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
 
@@ -76,6 +76,15 @@ def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = Fals
     """
     if isinstance(code, CheckedProof) and code.passes(max_bytes, allow_prelude):
         return code
+    check_proof_text(code, max_bytes, allow_prelude=allow_prelude)
+    return CheckedProof(code, max_bytes, allow_prelude)
+
+
+def check_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = False) -> None:
+    """The same gate for a layer that passes the text on as it is (the trust guard): raises as
+    `validate_proof_text` does, and lets a `CheckedProof` of limits at least as strict through unscanned."""
+    if isinstance(code, CheckedProof) and code.passes(max_bytes, allow_prelude):
+        return
     if not isinstance(code, str):
         raise InvalidProofError(f"The proof must be Lean source text (a string), not {type(code).__name__}.")
     if not code or code.isspace():
@@ -85,7 +94,6 @@ def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = Fals
         if size > max_bytes:
             raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
     refuse_constructs(code, allow_prelude=allow_prelude)
-    return CheckedProof(code, max_bytes, allow_prelude)
 
 
 _READ_HINT = "Send the proof's text, or the path of a readable UTF-8 .lean file."

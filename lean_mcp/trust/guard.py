@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from ..backends.base import Backend, WrappingBackend
-from ..lean.source import validate_proof_text
+from ..lean.source import check_proof_text
 from ..models import ProofConfig, ProofResult
 from ..settings import DEFAULT_MAX_PROOF_BYTES
 from .declarations import Declarations, read_declarations
@@ -64,7 +64,7 @@ class TrustedBackend(WrappingBackend):
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code` with every check `config` asks for; `result.checks` says which ran."""
         # the one gate (`lean.source`): a text the job service already checked under these limits passes as is
-        code = validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+        check_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         declared = read_declarations(code)
         reference = await self._reference(config.statement, config) if config.statement else None
         probe_run = probe_layout(code, declared, reference)
@@ -83,7 +83,7 @@ class TrustedBackend(WrappingBackend):
 
     async def _reference(self, statement: str, config: ProofConfig) -> Reference:
         """The statement's reference, elaborated once per statement (kept in memory)."""
-        validate_proof_text(statement, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+        check_proof_text(statement, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         key = hashlib.sha256(statement.encode("utf-8", errors="surrogatepass")).hexdigest()
         lock = self._reference_locks.setdefault(key, anyio.Lock())
         async with lock:
