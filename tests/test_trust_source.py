@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from lean_mcp.errors import InvalidProofError
-from lean_mcp.lean.lexer import code_only
+from lean_mcp.lean.lexer import Code, WordScanner, code_only
 from lean_mcp.lean.source import validate_proof_text
 from lean_mcp.trust.declarations import read_declarations
 from lean_mcp.trust.probes import axioms_of
@@ -165,3 +165,14 @@ def test_scans_stay_linear_on_hostile_text(tail: str) -> None:
     with contextlib.suppress(InvalidProofError):  # whether refused or not, it must answer
         validate_proof_text(code, 4 << 20)
     assert read_declarations(code).theorems == [["t"]]
+
+
+@pytest.mark.parametrize(
+    "code", [*TRICKY, "def «a theorem b» := 1 theorem c : True := trivial", "theorem «open x := sorry\n"]
+)
+def test_the_keyword_scan_finds_exactly_the_keyword_tokens(code: str) -> None:
+    """`WordScanner` (no Python per token) against the plain tokenizer it shortcuts."""
+    words = {"theorem", "lemma", "sorry", "end", "axiom", "namespace"}
+    lexed = Code(code)
+    expected = [token for token in lexed.tokens() if token.text in words]
+    assert [token for token, _ in WordScanner(words).find(lexed)] == expected
