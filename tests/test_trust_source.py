@@ -176,3 +176,11 @@ def test_the_keyword_scan_finds_exactly_the_keyword_tokens(code: str) -> None:
     lexed = Code(code)
     expected = [token for token in lexed.tokens() if token.text in words]
     assert [token for token, _ in WordScanner(words).find(lexed)] == expected
+
+
+def test_an_unclosed_escape_and_control_characters_read_as_before() -> None:
+    """An unclosed `«` is a one-character name token (as the plain tokenizer cuts it); a control
+    character in the text is a symbol, not mistaken for the placeholder that stands for such a `«`."""
+    assert read_declarations("import A \x01 B\ntheorem t : True := trivial\n").imports == ["A"]
+    found = read_declarations("import A\ntheorem t : True := trivial\ntheorem \x01 x\n«")
+    assert found.theorems == [["t"]] and found.imports == ["A"]

@@ -148,8 +148,12 @@ def _unclosed_escapes(code: str) -> str:
     """`code` with every `«` that no `»` follows replaced by a placeholder of the same length.
 
     Such a `«` is a one-character token whatever comes after it; without the placeholder each one
-    would send the token pattern looking for a `»` to the end of the text (quadratic time).
+    would send the token pattern looking for a `»` to the end of the text (quadratic time). The
+    placeholder's own character, if the code holds it, becomes another symbol (a one-character
+    token either way), so the placeholder stands for nothing else.
     """
+    if _UNCLOSED in code:
+        code = code.replace(_UNCLOSED, "\x02")
     first = code.find("«", code.rfind("»") + 1)
     return code if first < 0 else code[:first] + code[first:].replace("«", _UNCLOSED)
 
