@@ -19,7 +19,6 @@ import anyio.from_thread
 
 from .errors import InvalidProofError
 from .jobs.service import ProofService
-from .lean.source import validate_proof_text
 from .models import ProofConfig, ProofResult, Verdict
 from .server.runtime import open_service
 from .settings import Settings
@@ -83,14 +82,15 @@ class RayVerifier:
         assert service is not None
         results: list[ProofResult | None] = [None] * len(codes)
         valid: list[int] = []
+        checked: list[str] = []
         for index, code in enumerate(codes):
             try:
-                validate_proof_text(code, self.settings.max_proof_bytes)
+                checked.append(service.validate(code))  # the service's gate: its size limit and prelude policy
             except InvalidProofError as exc:
                 results[index] = ProofResult.failure(Verdict.ERROR, str(exc), error_type="invalid_proof")
             else:
                 valid.append(index)
-        proofs = await service.submit_many([codes[i] for i in valid], config)
+        proofs = await service.submit_many(checked, config)
         for index, proof in zip(valid, proofs, strict=True):
             results[index] = await service.wait(proof.id)
         return [result for result in results if result is not None]

@@ -14,7 +14,10 @@ import pytest
 
 from lean_mcp.backends.auto import create_backend
 from lean_mcp.errors import InvalidProofError, ProofTooLargeError
+from lean_mcp.lean import source
+from lean_mcp.lean.source import validate_proof_text
 from lean_mcp.models import ProofConfig, ProofResult, Verdict
+from lean_mcp.server.runtime import open_service
 from lean_mcp.settings import Settings
 from tests.standin import standin_command
 
@@ -83,3 +86,45 @@ def test_every_backend_is_guarded_against_oversized_and_refused_text(tmp_path: P
             assert (await backend.check(HONEST, ProofConfig(timeout=30))).verdict == Verdict.PROVED
 
     anyio.run(main)
+
+
+def test_text_checked_under_looser_limits_is_checked_again_by_the_guard(tmp_path: Path) -> None:
+    """A `CheckedProof` is trusted only for limits at least as strict as the ones it passed."""
+    settings = Settings(backend="repl", repl=standin_command(), project=str(tmp_path), workers=1, max_proof_bytes=100)
+    loose_prelude = validate_proof_text("prelude\n" + HONEST, 100, allow_prelude=True)
+    loose_size = validate_proof_text(HONEST + "-- " + "x" * 200, 10_000)
+    same = validate_proof_text(HONEST, 100)
+
+    async def main() -> None:
+        async with create_backend(settings) as backend:
+            with pytest.raises(InvalidProofError, match="prelude"):
+                await backend.check(loose_prelude, ProofConfig(timeout=30))
+            with pytest.raises(ProofTooLargeError):
+                await backend.check(loose_size, ProofConfig(timeout=30))
+            assert (await backend.check(same, ProofConfig(timeout=30))).verdict == Verdict.PROVED
+
+    anyio.run(main)
+
+
+def test_the_service_scans_a_proof_once_and_the_guard_trusts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One gate per layer: the service checks the text on submit; the guard behind the backend does not scan
+    it again (it scans a plain str, as the other tests here show)."""
+    scans: list[str] = []
+    real = source.refuse_constructs
+
+    def counting(code: str, *, allow_prelude: bool) -> None:
+        scans.append(code)
+        real(code, allow_prelude=allow_prelude)
+
+    monkeypatch.setattr(source, "refuse_constructs", counting)
+    settings = Settings(backend="repl", repl=standin_command(), project=str(tmp_path), workers=1, db=":memory:")
+
+    async def main() -> ProofResult:
+        async with open_service(settings) as service:
+            proof = await service.submit(HONEST, ProofConfig(timeout=30))
+            return await service.wait(proof.id)
+
+    assert anyio.run(main).verdict == Verdict.PROVED
+    assert scans == [HONEST]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from lean_mcp.errors import InvalidProofError
-from lean_mcp.lean.lexer import code_only
+from lean_mcp.lean.lexer import Code, WordScanner, code_only
 from lean_mcp.lean.source import validate_proof_text
 from lean_mcp.trust.declarations import read_declarations
 from lean_mcp.trust.probes import axioms_of
@@ -103,3 +105,82 @@ def test_axioms_answers_are_read_as_lean_prints_them() -> None:
         "sorryAx",
     ]
     assert axioms_of("Prop : Type") is None
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'def s := "a\\"" #exit',  # an escaped quote inside a string does not end it; the one after does
+        'def s := "a\\\\" #exit',  # an escaped backslash, then the closing quote
+        "/- /- nested -/ still a comment -/ #exit",
+        "def c := '\"' #exit",  # a char literal holding a quote opens no string
+        'def s := r#"a "# #exit',
+    ],
+)
+def test_exit_after_a_literal_or_comment_is_still_refused(code: str) -> None:
+    assert "#exit" in refuse(code)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'def s := "a\\" #exit"',  # the escaped quote keeps the string open over `#exit`
+        "/- /- -/ #exit -/",  # still inside the outer comment
+    ],
+)
+def test_exit_inside_a_literal_or_comment_is_not_refused(code: str) -> None:
+    validate_proof_text(code + "\ntheorem t : True := trivial", 100_000)
+
+
+TRICKY = [
+    "theorem a : True := trivial\nexample := (sorry)\ndef x := 1theorem e : True := trivial\n",
+    "def x.theorem := 1\ntheorem b : True := trivial\n#theorem c\naxiom.x\n",
+    "namespace N\ntheorem c : True := trivial\nend N\nlemma(d) : True := trivial\n",
+    "theorem t' : True := trivial\ndef f := x.sorry + (sorry)+sorry\n",
+]
+
+
+@pytest.mark.parametrize("code", TRICKY)
+def test_the_keyword_scan_is_the_same_with_and_without_escaped_names(code: str) -> None:
+    """Without a `«` the scan takes a shortcut (a space ends every token); with one it skips token by token.
+    Both must find the same theorems, axioms and sorries."""
+    plain = read_declarations(code)
+    escaped = read_declarations("def «e s» := 1 " + code)  # same lines, one escaped name first
+    assert (plain.theorems, plain.axioms, plain.sorry_lines) == (escaped.theorems, escaped.axioms, escaped.sorry_lines)
+    assert plain.theorems  # each text has a theorem the scan must find
+
+
+def test_the_keyword_scan_reads_tokens_as_lean_cuts_them() -> None:
+    found = read_declarations(TRICKY[0] + TRICKY[1])
+    # `1theorem` is a numeral, then the keyword (as Lean cuts it); `x.theorem` and `#theorem` are names
+    assert [".".join(t) for t in found.theorems] == ["a", "e", "b"]
+    assert found.sorry_lines == [2]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("tail", ["«" * 300_000, "a." * 300_000, "/-" * 300_000, "(sorry)" * 100_000])
+def test_scans_stay_linear_on_hostile_text(tail: str) -> None:
+    """An unclosed `«` once made every later `«` search to the end of the text (hours for a 4 MB proof)."""
+    code = "theorem t : True := trivial\n" + tail
+    with contextlib.suppress(InvalidProofError):  # whether refused or not, it must answer
+        validate_proof_text(code, 4 << 20)
+    assert read_declarations(code).theorems == [["t"]]
+
+
+@pytest.mark.parametrize(
+    "code", [*TRICKY, "def «a theorem b» := 1 theorem c : True := trivial", "theorem «open x := sorry\n"]
+)
+def test_the_keyword_scan_finds_exactly_the_keyword_tokens(code: str) -> None:
+    """`WordScanner` (no Python per token) against the plain tokenizer it shortcuts."""
+    words = {"theorem", "lemma", "sorry", "end", "axiom", "namespace"}
+    lexed = Code(code)
+    expected = [token for token in lexed.tokens() if token.text in words]
+    assert [token for token, _ in WordScanner(words).find(lexed)] == expected
+
+
+def test_an_unclosed_escape_and_control_characters_read_as_before() -> None:
+    """An unclosed `«` is a one-character name token (as the plain tokenizer cuts it); a control
+    character in the text is a symbol, not mistaken for the placeholder that stands for such a `«`."""
+    assert read_declarations("import A \x01 B\ntheorem t : True := trivial\n").imports == ["A"]
+    found = read_declarations("import A\ntheorem t : True := trivial\ntheorem \x01 x\n«")
+    assert found.theorems == [["t"]] and found.imports == ["A"]

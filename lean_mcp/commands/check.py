@@ -17,7 +17,7 @@ import anyio
 
 from ..errors import InvalidProofError
 from ..jobs.service import ProofService
-from ..lean.source import READ_HINT, read_proof_file
+from ..lean.source import READ_HINT, CheckedProof, read_proof_file
 from ..models import ProofConfig, ProofResult, Verdict
 from ..render import format_result
 from ..server.runtime import open_service
@@ -72,16 +72,19 @@ def _read(path: str, settings: Settings, *, name: str | None = None) -> str:
         raise _FileError(f"{name or path}: {exc.message} {_hint(exc)}") from None
 
 
-def _validate(service: ProofService, files: _Files) -> None:
-    """Each file through the service's gate (the one rule set for proof text), named when refused."""
-    named = list(zip(files.paths, files.sources, strict=True))
+def _validate(service: ProofService, files: _Files) -> list[CheckedProof]:
+    """Each file through the service's gate (the one rule set for proof text), named when refused;
+    returns the files' checked texts (submitted as they are, not scanned again)."""
     if files.statement_path is not None and files.statement is not None:
-        named.insert(0, (_statement_name(files.statement_path), files.statement))
-    for name, code in named:
-        try:
-            service.validate(code)
-        except InvalidProofError as exc:
-            raise _FileError(f"{name}: {exc.message} {_hint(exc)}") from None
+        _validated(service, _statement_name(files.statement_path), files.statement)
+    return [_validated(service, path, code) for path, code in zip(files.paths, files.sources, strict=True)]
+
+
+def _validated(service: ProofService, name: str, code: str) -> CheckedProof:
+    try:
+        return service.validate(code)
+    except InvalidProofError as exc:
+        raise _FileError(f"{name}: {exc.message} {_hint(exc)}") from None
 
 
 def _statement_name(path: str) -> str:
@@ -97,8 +100,7 @@ async def _check_all(settings: Settings, files: _Files, as_json: bool) -> list[P
     results: list[ProofResult] = []
     config = ProofConfig() if files.statement is None else ProofConfig(statement=files.statement)
     async with open_service(settings) as service:
-        _validate(service, files)
-        proofs = await service.submit_many(files.sources, config)
+        proofs = await service.submit_many(_validate(service, files), config)
         try:
             for path, proof in zip(files.paths, proofs, strict=True):
                 result = await service.wait(proof.id)

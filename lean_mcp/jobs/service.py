@@ -35,7 +35,7 @@ from ..errors import (
     QueueFullError,
     StoreUnavailableError,
 )
-from ..lean.source import validate_proof_text
+from ..lean.source import CheckedProof, validate_proof_text
 from ..models import JobStatus, Proof, ProofConfig, ProofResult, Verdict
 from ..settings import DEFAULT_MAX_PROOF_BYTES, DEFAULT_TIMEOUT, Settings
 from .cache import ResultCache, cache_key
@@ -238,13 +238,14 @@ class ProofService:
             config = config.model_copy(update={"timeout": self.default_timeout})
         return config
 
-    def validate(self, code: str) -> None:
-        """Refuse `code` as `submit` would (`lean.source.validate_proof_text` under this service's limits).
+    def validate(self, code: str) -> CheckedProof:
+        """`code` checked as `submit` checks it (`lean.source.validate_proof_text` under this service's limits).
 
         The one gate for every front end; a front end that must answer per proof (Kimina's batches,
-        `lean-mcp check`'s files) calls it before `submit_many`.
+        `lean-mcp check`'s files) calls it and submits what it returns, which is not scanned again,
+        here or by the trust guard behind the backend.
         """
-        validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+        return validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
 
     def cache_key(self, code: str, config: ProofConfig | None = None) -> str:
         """The result-cache key of `code` under `config` on this service's backend."""
@@ -262,9 +263,8 @@ class ProofService:
     async def submit_many(self, codes: Sequence[str], config: ProofConfig | None = None) -> list[Proof]:
         """Queue several proofs under one configuration, stored in one transaction, in order."""
         config = self._submittable(config)
-        for code in codes:
-            self.validate(code)
-        return [Proof(id=job.id, status=job.status) for job in await self._store_jobs(codes, config)]
+        checked = [self.validate(code) for code in codes]
+        return [Proof(id=job.id, status=job.status) for job in await self._store_jobs(checked, config)]
 
     async def check_each(
         self, codes: Sequence[str], config: ProofConfig | None = None
@@ -277,14 +277,15 @@ class ProofService:
         config = self._submittable(config)
         answers: list[ProofResult | InvalidProofError | None] = [None] * len(codes)
         valid: list[int] = []
+        checked: list[CheckedProof] = []
         for index, code in enumerate(codes):
             try:
-                self.validate(code)
+                checked.append(self.validate(code))
             except InvalidProofError as exc:
                 answers[index] = exc
             else:
                 valid.append(index)
-        jobs = await self._store_jobs([codes[i] for i in valid], config)
+        jobs = await self._store_jobs(checked, config)
         for index, job in zip(valid, jobs, strict=True):
             if not job.done.is_set():
                 await job.done.wait()
@@ -301,8 +302,9 @@ class ProofService:
             raise InvalidProofError(f"The timeout must be a finite number of seconds, not {config.timeout}.")
         return config
 
-    async def _store_jobs(self, codes: Sequence[str], config: ProofConfig) -> list[_Job]:
-        """Store valid `codes` as jobs in one transaction and queue those the cache did not answer.
+    async def _store_jobs(self, codes: Sequence[CheckedProof], config: ProofConfig) -> list[_Job]:
+        """Store `codes` (each checked by `validate`) as jobs in one transaction and queue those the cache
+        did not answer.
 
         Returns every job in order; a cache hit's job is already finished (its `done` is set).
         """
@@ -323,7 +325,7 @@ class ProofService:
         self._counts["submitted"] += len(codes)
         return jobs
 
-    async def _prepare(self, codes: Sequence[str], config: ProofConfig) -> tuple[list[JobRow], list[_Job]]:
+    async def _prepare(self, codes: Sequence[CheckedProof], config: ProofConfig) -> tuple[list[JobRow], list[_Job]]:
         """The rows to store and every code's job (a cache hit's is finished already, and stored so)."""
         config_json = config.model_dump_json()
         owner = self._owner.owner

@@ -2,8 +2,12 @@
 
 `code_only(text)` blanks out comments and string/char literals (every character but a newline
 becomes a space), so a scan for a command or a keyword never matches words inside a comment or a
-string, and positions stay where they were. `tokens(text)` cuts the code into identifiers
-(dotted, `«guillemet»` parts included) and single symbols, with their line numbers.
+string, and positions stay where they were. `Code(text).tokens()` cuts the code into identifiers
+(dotted, `«guillemet»` parts included) and single symbols, with their line numbers; a `WordScanner`
+finds only the tokens that are given words (keywords), cut exactly as `tokens()` cuts them.
+
+Every scan is a regex pass (linear in the text's length): no Python work per character, and per
+token only where a caller asks for every token.
 
 Where a construct is ambiguous (an interpolated string `s!"..{..}.."`, whose braces hold code) the
 text is left as code: a scan may then see too much (a false refusal), never too little.
@@ -13,9 +17,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-__all__ = ["Token", "code_only", "name_parts", "render_name", "tokens"]
+__all__ = ["IDENT", "Code", "Token", "WordScanner", "code_only", "name_parts", "render_name", "token_is"]
 
 _IDENT_START = re.compile(r"[^\W\d]|_")
 _IDENT_CHAR = re.compile(r"[\w'!?]")
@@ -25,32 +30,26 @@ def _is_ident_char(ch: str) -> bool:
     return bool(_IDENT_CHAR.match(ch))
 
 
+_COMMENT_MARK = re.compile(r"/-|-/")
+_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.S)
+
+
 def _block_comment_end(text: str, start: int) -> int:
     """The offset just past the nested `/- ... -/` comment opening at `start` (len(text) if unterminated)."""
-    depth, i = 0, start
-    while i < len(text):
-        if text.startswith("/-", i):
-            depth, i = depth + 1, i + 2
-        elif text.startswith("-/", i):
-            depth, i = depth - 1, i + 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
+    depth, search = 0, _COMMENT_MARK.search
+    mark = search(text, start)
+    while mark is not None:
+        depth += 1 if mark.group() == "/-" else -1
+        if depth == 0:
+            return mark.end()
+        mark = search(text, mark.end())
     return len(text)
 
 
 def _string_end(text: str, start: int) -> int:
-    """The offset just past the string literal whose `"` is at `start`."""
-    i = start + 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-        elif text[i] == '"':
-            return i + 1
-        else:
-            i += 1
-    return len(text)
+    """The offset just past the string literal whose `"` is at `start` (a backslash escapes the next character)."""
+    match = _STRING_REST.match(text, start + 1)
+    return len(text) if match is None else match.end()
 
 
 def _char_end(text: str, start: int) -> int | None:
@@ -65,13 +64,13 @@ def _char_end(text: str, start: int) -> int | None:
 
 
 def _blank(chunk: str) -> str:
-    return "".join("\n" if ch == "\n" else " " for ch in chunk)
+    return "\n".join(" " * len(line) for line in chunk.split("\n"))
 
 
 _SPECIAL = re.compile(r"--|/-|«|\"|r#*\"|'")
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4)  # the refusal scan and the declaration scan of one text share one pass
 def code_only(text: str) -> str:
     """`text` with comments and string/char literals blanked (same length, same line breaks)."""
     out: list[str] = []
@@ -129,30 +128,124 @@ class Token(NamedTuple):
 
 
 _PART = r"(?:«[^»]*»|[^\W\d][\w'!?]*)"
-_TOKEN = re.compile(rf"{_PART}(?:\.{_PART})*|#[A-Za-z_]\w*|:=|\S")
+_TOKEN_RE = rf"{_PART}(?:\.{_PART})*|#[A-Za-z_]\w*|:=|\S"
+_TOKEN = re.compile(_TOKEN_RE)
+_NEXT_TOKEN = re.compile(rf"\s*+({_TOKEN_RE})")
 _NAME_PART = re.compile(r"«([^»]*)»|([^.«»]+)")
+#: Stands in for a `«` that no `»` follows (see `_unclosed_escapes`): a one-character token either way.
+_UNCLOSED = "\x01"
+#: Regex source for an identifier token of `Code.scan` (dotted, escaped parts; an unclosed `«` counts too).
+IDENT = rf"(?:{_PART}(?:\.{_PART})*|{_UNCLOSED})"
 
 
-@functools.lru_cache(maxsize=64)
-def tokens(text: str) -> tuple[Token, ...]:
-    """The tokens of `text` (comments and literals skipped), each with its line."""
-    code = code_only(text)
-    found: list[Token] = []
-    line, last = 1, 0
-    count, make = code.count, tuple.__new__  # hot: a few µs per token add up on short proofs
-    for match in _TOKEN.finditer(code):
-        start = match.start()
-        line += count("\n", last, start)
-        last = start
-        found.append(make(Token, (match.group(), line, start)))
-    return tuple(found)
+def token_is(words: Iterable[str]) -> str:
+    """Regex source matching, where a token starts, a token that is exactly one of `words` (nothing longer)."""
+    alternatives = "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
+    return rf"(?:{alternatives})(?![\w'!?])(?!\.{_PART})"
+
+
+def _unclosed_escapes(code: str) -> str:
+    """`code` with every `«` that no `»` follows replaced by a placeholder of the same length.
+
+    Such a `«` is a one-character token whatever comes after it; without the placeholder each one
+    would send the token pattern looking for a `»` to the end of the text (quadratic time). The
+    placeholder's own character, if the code holds it, becomes another symbol (a one-character
+    token either way), so the placeholder stands for nothing else.
+    """
+    if _UNCLOSED in code:
+        code = code.replace(_UNCLOSED, "\x02")
+    first = code.find("«", code.rfind("»") + 1)
+    return code if first < 0 else code[:first] + code[first:].replace("«", _UNCLOSED)
+
+
+class Code:
+    """The code of a Lean text (`code_only`: comments and literals blanked), ready for token scans."""
+
+    __slots__ = ("scan", "text")
+
+    def __init__(self, source: str) -> None:
+        self.text = code_only(source)
+        #: `text` as token patterns run on it (same length and tokens; see `_unclosed_escapes`)
+        self.scan = _unclosed_escapes(self.text)
+
+    def tokens(self, start: int = 0) -> Iterator[Token]:
+        """The tokens from offset `start` (a token boundary) on, each with its line."""
+        text = self.text
+        line, last = text.count("\n", 0, start) + 1, start
+        for match in _TOKEN.finditer(self.scan, start):
+            begin = match.start()
+            line += text.count("\n", last, begin)
+            last = begin
+            yield Token(text[begin : match.end()], line, begin)
+
+
+class WordScanner:
+    """Finds the tokens of a `Code` that are one of `words`, exactly where `Code.tokens` would cut them.
+
+    Without a `«` in the code no token holds a space, so a space ends every token: an occurrence of a
+    word that follows a space (or the start) is a token, and any other occurrence is checked by cutting
+    tokens from the nearest earlier space. With a `«` (an escaped name may hold spaces) one regex pass
+    skips token after token to each word. Either way no Python work per token, and linear time.
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        whole = token_is(words)
+        self._occurrence = re.compile(whole)
+        # Runs of spaces, digits and symbols hold no word's start (each such character is a token of its
+        # own, or a space); a letter, `_`, `«` or `#` starts a token that is matched whole.
+        self._skipping = re.compile(rf"(?:[\s\d]++|[^\w«#]++|(?!{whole})(?>{_TOKEN_RE}))*+({whole})?")
+
+    def find(self, code: Code, start: int = 0) -> Iterator[tuple[Token, Token | None]]:
+        """From offset `start` (a token boundary) on: each token that is one of the words, and the token
+        after it (None at the end), with their lines."""
+        text, scan = code.text, code.scan
+        line, last = text.count("\n", 0, start) + 1, start
+        for begin, end in self._spans(text, scan, start):
+            line += text.count("\n", last, begin)
+            last = begin
+            after = _NEXT_TOKEN.match(scan, end)
+            following = None
+            if after is not None:
+                at = after.start(1)
+                following = Token(text[at : after.end(1)], line + text.count("\n", begin, at), at)
+            yield Token(text[begin:end], line, begin), following
+
+    def _spans(self, text: str, scan: str, start: int) -> Iterator[tuple[int, int]]:
+        """(start, end) of each token from `start` on that is one of the words."""
+        if "«" in text:
+            for match in self._skipping.finditer(scan, start):
+                if match.group(1) is not None:
+                    yield match.span(1)
+            return
+        boundary = start  # a known token boundary: nothing before it needs cutting again
+        for match in self._occurrence.finditer(scan, start):
+            begin = match.start()
+            if begin > boundary and not scan[begin - 1].isspace():
+                cut = max(scan.rfind(" ", boundary, begin), scan.rfind("\n", boundary, begin)) + 1
+                if not _token_starts_at(scan, max(cut, boundary), begin):
+                    boundary = match.end()  # the token holding this occurrence ends with it (see `token_is`)
+                    continue
+            boundary = match.end()
+            yield begin, boundary
+
+
+def _token_starts_at(scan: str, boundary: int, offset: int) -> bool:
+    """Whether cutting tokens from `boundary` (a token boundary) on starts one at `offset`."""
+    for token in _TOKEN.finditer(scan, boundary):
+        if token.start() >= offset:
+            return token.start() == offset
+        if token.end() > offset:
+            return False
+    return False
 
 
 def name_parts(name: str) -> list[str]:
     """The components of a dotted Lean name, guillemets removed (`A.«b c»` → ["A", "b c"])."""
+    if "«" not in name and "»" not in name:
+        return [part for part in name.split(".") if part]
     return [m.group(1) if m.group(1) is not None else m.group(2) for m in _NAME_PART.finditer(name)]
 
 
 def render_name(parts: list[str]) -> str:
     """A name that Lean reads back as exactly `parts`, whatever they hold: every part in guillemets."""
-    return ".".join(f"«{part}»" for part in parts)
+    return ".".join([f"«{part}»" for part in parts])

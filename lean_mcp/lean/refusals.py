@@ -38,13 +38,14 @@ def refuse_constructs(code: str, *, allow_prelude: bool) -> None:
             hint="Remove it; lean-mcp only accepts proofs the kernel has checked.",
         )
     plain = code_only(code)
-    if _GUARD_MSGS.search(plain):
+    commands = "#" in plain  # both commands start with it: no `#`, nothing to search for
+    if commands and _GUARD_MSGS.search(plain):
         raise InvalidProofError(
             "The proof uses `#guard_msgs`, which can hide Lean's errors and `sorry` warnings, so a wrong "
             "proof would look proved.",
             hint="Remove `#guard_msgs`: lean-mcp reports every message itself.",
         )
-    if _EXIT.search(plain):
+    if commands and _EXIT.search(plain):
         raise InvalidProofError(
             "The proof uses `#exit`: Lean stops reading there, so nothing after it would be checked.",
             hint="Remove `#exit` and whatever follows it that is not meant to be checked.",

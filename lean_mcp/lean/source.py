@@ -4,6 +4,12 @@ proof into its import header and its body (mapping positions back).
 `validate_proof_text` is the one rule set for proof text; `read_proof_file` the one way a proof
 is read from a file (never blocks on a FIFO, never reads past the size limit, strict UTF-8).
 
+A text that passed the rules comes back as a `CheckedProof` (a `str`) that remembers the limits
+it passed under, so each layer can call the gate and a text is scanned once on its way: the job
+service checks a proof when it is submitted, and the trust guard, which checks whatever reaches a
+backend, passes it on unscanned; a plain `str` (a direct backend call, a job recovered from the
+store after a restart under other limits) is checked in full.
+
 Header splitting:
 
 The header is every line up to and including the last `import` line of the leading block of
@@ -30,25 +36,71 @@ import stat
 from ..errors import InvalidProofError, ProofTooLargeError
 from .refusals import refuse_constructs
 
-__all__ = ["READ_HINT", "SplitProof", "read_proof_file", "split_header", "validate_proof_text"]
+__all__ = [
+    "READ_HINT",
+    "CheckedProof",
+    "SplitProof",
+    "check_proof_text",
+    "read_proof_file",
+    "split_header",
+    "validate_proof_text",
+]
 
 #: Commands that can swallow Lean's messages: a proof using them could hide its own errors.
 
 
-def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = False) -> None:
-    """Refuse proof text that cannot be checked as given: not a string, empty, over `max_bytes`,
-    or using a refused construct (`lean.refusals`: `#guard_msgs`, `#exit`, `debug.skipKernelTC`,
-    and `prelude` unless `allow_prelude`).
+class CheckedProof(str):
+    """Proof text that `validate_proof_text` accepted under `max_bytes` and `allow_prelude`."""
 
+    max_bytes: int
+    allow_prelude: bool
+
+    def __new__(cls, text: str, max_bytes: int, allow_prelude: bool) -> CheckedProof:
+        checked = super().__new__(cls, text)
+        checked.max_bytes, checked.allow_prelude = max_bytes, allow_prelude
+        return checked
+
+    def __reduce__(self) -> tuple[type[CheckedProof], tuple[str, int, bool]]:  # pickling
+        return CheckedProof, (str(self), self.max_bytes, self.allow_prelude)
+
+    def __copy__(self) -> CheckedProof:  # immutable, as a str is
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> CheckedProof:
+        return self
+
+    def passes(self, max_bytes: int, allow_prelude: bool) -> bool:
+        """Whether the limits it passed are at least as strict as these."""
+        return self.max_bytes <= max_bytes and (allow_prelude or not self.allow_prelude)
+
+
+def validate_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = False) -> CheckedProof:
+    """`code` as a `CheckedProof`; refused when it cannot be checked as given: not a string, empty, over
+    `max_bytes`, or using a refused construct (`lean.refusals`: `#guard_msgs`, `#exit`,
+    `debug.skipKernelTC`, and `prelude` unless `allow_prelude`).
+
+    A `CheckedProof` that passed limits at least as strict is returned as it is, unscanned.
     Raises InvalidProofError / ProofTooLargeError with a message that says what to do.
     """
+    if isinstance(code, CheckedProof) and code.passes(max_bytes, allow_prelude):
+        return code
+    check_proof_text(code, max_bytes, allow_prelude=allow_prelude)
+    return CheckedProof(code, max_bytes, allow_prelude)
+
+
+def check_proof_text(code: str, max_bytes: int, *, allow_prelude: bool = False) -> None:
+    """The same gate for a layer that passes the text on as it is (the trust guard): raises as
+    `validate_proof_text` does, and lets a `CheckedProof` of limits at least as strict through unscanned."""
+    if isinstance(code, CheckedProof) and code.passes(max_bytes, allow_prelude):
+        return
     if not isinstance(code, str):
         raise InvalidProofError(f"The proof must be Lean source text (a string), not {type(code).__name__}.")
-    if not code.strip():
+    if not code or code.isspace():
         raise InvalidProofError("The proof is empty.")
-    size = len(code.encode("utf-8", errors="surrogatepass"))
-    if size > max_bytes:
-        raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
+    if len(code) * 4 > max_bytes:  # else it fits for sure: a character is at most 4 bytes of UTF-8
+        size = len(code.encode("utf-8", errors="surrogatepass"))
+        if size > max_bytes:
+            raise ProofTooLargeError(f"The proof is {size:,} bytes; the limit is {max_bytes:,} bytes.")
     refuse_constructs(code, allow_prelude=allow_prelude)
 
 

@@ -11,14 +11,16 @@ depend on this reading at all.
 from __future__ import annotations
 
 import dataclasses
+import re
 
-from ..lean.lexer import Token, name_parts, tokens
+from ..lean.lexer import IDENT, Code, WordScanner, name_parts, token_is
 
 __all__ = ["Declarations", "read_declarations"]
 
 THEOREM_KEYWORDS = frozenset({"theorem", "lemma"})
 _SCOPE_OPENERS = frozenset({"namespace", "section", "mutual"})
 _KEYWORDS = THEOREM_KEYWORDS | _SCOPE_OPENERS | {"sorry", "admit", "end", "axiom"}
+_KEYWORD_SCAN = WordScanner(_KEYWORDS)
 
 
 @dataclasses.dataclass
@@ -38,51 +40,53 @@ class Declarations:
     sorry_lines: list[int] = dataclasses.field(default_factory=list)
 
 
-def _header(toks: tuple[Token, ...], found: Declarations) -> int:
-    """Read `module`/`prelude`/imports; the index of the first body token."""
-    i = 0
-    while i < len(toks) and toks[i].text in ("module", "prelude"):
-        found.prelude = found.prelude or toks[i].text == "prelude"
-        i += 1
-    while True:
-        j = i
-        while j < len(toks) and toks[j].text in ("public", "private", "meta"):
-            j += 1
-        if j >= len(toks) or toks[j].text != "import":
-            return i
-        j += 1
-        if j < len(toks) and toks[j].text == "all":
-            j += 1
-        line = toks[j - 1].line
-        while j < len(toks) and toks[j].is_ident and toks[j].line == line and toks[j].text not in ("import",):
-            found.imports.append(".".join(name_parts(toks[j].text)))
-            j += 1
-        i = j
+_LEADING = re.compile(rf"\s*+({token_is(['module', 'prelude'])})")
+_IMPORT = re.compile(
+    rf"\s*+(?:{token_is(['public', 'private', 'meta'])}\s*+)*+{token_is(['import'])}(?:\s*+{token_is(['all'])})?+"
+)
+#: A module name: an identifier on the import's line (not `import` itself, which starts the next import).
+_MODULE = re.compile(rf"[^\S\n]*+(?!{token_is(['import'])})({IDENT})")
+_SPACE = re.compile(r"\s*+")
+
+
+def _header(code: Code, found: Declarations) -> int:
+    """Read `module`/`prelude`/imports; the offset where the body starts (its first token, or the end)."""
+    scan, text = code.scan, code.text
+    pos = 0
+    while (match := _LEADING.match(scan, pos)) is not None:
+        found.prelude = found.prelude or match.group(1) == "prelude"
+        pos = match.end()
+    while (match := _IMPORT.match(scan, pos)) is not None:
+        pos = match.end()
+        while (module := _MODULE.match(scan, pos)) is not None:
+            name = text[module.start(1) : module.end(1)]
+            found.imports.append(".".join(name_parts(name)))
+            pos = module.end()
+            if "\n" in name:  # a `«...»` part ran onto the next lines: what follows is not on the import's line
+                break
+    return _SPACE.match(scan, pos).end()  # type: ignore[union-attr]  # `\s*` always matches
 
 
 def read_declarations(text: str) -> Declarations:
     """The theorems, axioms, imports and sorries of `text` (see the module docstring)."""
-    toks = tokens(text)
+    code = Code(text)
     found = Declarations()
-    body = _header(toks, found)
     scopes: list[list[str]] = []  # the namespace parts each open scope adds
-    for i in range(body, len(toks)):
-        tok = toks[i]
+    for tok, nxt in _KEYWORD_SCAN.find(code, _header(code, found)):
         word = tok.text
-        if word not in _KEYWORDS:  # most tokens: one set lookup
-            continue
-        nxt = toks[i + 1] if i + 1 < len(toks) else None
         if word in ("sorry", "admit"):
             found.sorry_lines.append(tok.line)
         elif word in _SCOPE_OPENERS:
             adds = name_parts(nxt.text) if word == "namespace" and nxt is not None and nxt.is_ident else []
             scopes.append(adds)
-        elif word == "end" and scopes:
-            scopes.pop()
-        elif word in THEOREM_KEYWORDS and nxt is not None and nxt.is_ident:
-            found.theorems.append(_full_name(scopes, name_parts(nxt.text)))
-            found.theorem_lines.append(tok.line)
-        elif word == "axiom":
+        elif word == "end":
+            if scopes:
+                scopes.pop()
+        elif word in THEOREM_KEYWORDS:
+            if nxt is not None and nxt.is_ident:
+                found.theorems.append(_full_name(scopes, name_parts(nxt.text)))
+                found.theorem_lines.append(tok.line)
+        else:  # axiom
             readable = nxt is not None and nxt.is_ident
             found.axioms.append(".".join(_full_name(scopes, name_parts(nxt.text))) if readable and nxt else None)
     return found

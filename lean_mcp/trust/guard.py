@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 
 from ..backends.base import Backend, WrappingBackend
-from ..lean.source import validate_proof_text
+from ..lean.source import check_proof_text
 from ..models import ProofConfig, ProofResult
+from ..settings import DEFAULT_MAX_PROOF_BYTES
 from .declarations import Declarations, read_declarations
 from .probes import Probe, ProbeKind, ProbeRun, layout
 from .statement import Reference, build_reference
@@ -39,7 +40,7 @@ class TrustedBackend(WrappingBackend):
         *,
         permitted_axioms: tuple[str, ...] | list[str] = DEFAULT_PERMITTED_AXIOMS,
         allow_prelude: bool = False,
-        max_proof_bytes: int = 4 * 1024 * 1024,
+        max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES,
     ) -> None:
         super().__init__(inner)
         self.permitted_axioms = frozenset(permitted_axioms)
@@ -62,7 +63,8 @@ class TrustedBackend(WrappingBackend):
 
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code` with every check `config` asks for; `result.checks` says which ran."""
-        validate_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+        # the one gate (`lean.source`): a text the job service already checked under these limits passes as is
+        check_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         declared = read_declarations(code)
         reference = await self._reference(config.statement, config) if config.statement else None
         probe_run = probe_layout(code, declared, reference)
@@ -71,16 +73,17 @@ class TrustedBackend(WrappingBackend):
         result = await self.inner.check(probe_run.text, inner_config)
         if result.result is None or result.verdict is None or not result.verdict.lean_finished:
             return result
-        output = probe_run.read(result.result)
-        found = assess(probe_run, declared, reference, self.permitted_axioms | set(config.permitted_axioms))
+        kept = probe_run.read(result.result)
+        permitted = self.permitted_axioms.union(config.permitted_axioms)
+        found = assess(probe_run, declared, reference, permitted)
         for problem in _header_problems(declared, reference) if reference is not None else []:
             found.reject(problem)
-        checks = ["lean", "sorry", "axioms"] + (["statement"] if reference is not None else [])
-        return apply(output, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
+        checks = ["lean", "sorry", "axioms", "statement"] if reference is not None else ["lean", "sorry", "axioms"]
+        return apply(result.result, kept, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
 
     async def _reference(self, statement: str, config: ProofConfig) -> Reference:
         """The statement's reference, elaborated once per statement (kept in memory)."""
-        validate_proof_text(statement, self.max_proof_bytes, allow_prelude=self.allow_prelude)
+        check_proof_text(statement, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         key = hashlib.sha256(statement.encode("utf-8", errors="surrogatepass")).hexdigest()
         lock = self._reference_locks.setdefault(key, anyio.Lock())
         async with lock:
@@ -103,10 +106,10 @@ def probe_layout(code: str, declared: Declarations, reference: Reference | None)
 
 
 def _probes(declared: Declarations, reference: Reference | None) -> list[Probe]:
-    names = [list(t) for t in declared.theorems]
+    names = declared.theorems
     if reference is not None:
-        names += [list(t) for t in reference.theorems if t not in names]
-    probes = [Probe(kind, list(name)) for name in names for kind in (ProbeKind.AXIOMS, ProbeKind.SAFE)]
+        names = names + [t for t in reference.theorems if t not in names]
+    probes = [Probe(kind, name) for name in names for kind in (ProbeKind.AXIOMS, ProbeKind.SAFE)]
     if reference is not None:
         for raw in (False, True):
             probes += [Probe(ProbeKind.TYPE, list(t), raw) for t in reference.theorems]

@@ -55,7 +55,7 @@ class ProbeKind(enum.StrEnum):
     KNOWN = "known"  # `#check @N`: answered when N exists
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Probe:
     """One appended command, its line once laid out, and what Lean answered there."""
 
@@ -95,47 +95,46 @@ class Probe:
         return self.answer is not None and not self.errors and _ELIDED not in self.answer
 
 
-def _lines(text: str) -> int:
-    return text.count("\n") + 1
-
-
 def _block(probes: list[Probe], first_line: int) -> tuple[str, int]:
     """The probe lines, numbering each probe from `first_line`, and the line whose answer ends the block.
 
     Probes with no answer of their own (`SAFE`) go first; the last line must be answered, so when no
     probe would answer there, an end marker (`#check (Sort 0)`) closes the block.
     """
-    ordered = sorted(probes, key=lambda p: p.kind is not ProbeKind.SAFE)
+    safe = [p for p in probes if p.kind is ProbeKind.SAFE]
+    ordered = safe + [p for p in probes if p.kind is not ProbeKind.SAFE] if safe else probes
     lines = []
-    for offset, probe in enumerate(ordered):
-        probe.line = first_line + offset
+    for line, probe in enumerate(ordered, first_line):
+        probe.line = line
         lines.append(probe.command())
     if not ordered or ordered[-1].kind is ProbeKind.SAFE:
         lines.append(_END_MARKER)
-    return "\n".join(lines) + "\n", first_line + len(lines) - 1
+    lines.append("")
+    return "\n".join(lines), first_line + len(lines) - 2
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class ProbeRun:
     """A text with probes laid into it; `read` fills in the answers from Lean's output."""
 
     text: str
     probes: list[Probe]
     end_line: int
-    #: Lines that hold lean-mcp's own commands (their messages are not the proof's).
-    own_lines: frozenset[int]
+    #: Lines that hold lean-mcp's own commands (their messages are not the proof's): one or two ranges.
+    own_lines: tuple[range, ...]
     reached_end: bool = False
 
-    def read(self, output: LeanOutput) -> LeanOutput:
-        """Fill in the answers; return `output` without the messages of lean-mcp's own lines."""
+    def read(self, output: LeanOutput) -> list[Message]:
+        """Fill in the answers; return the messages of `output` that are not on lean-mcp's own lines."""
         by_line = {probe.line: probe for probe in self.probes}
+        own, end_line = self.own_lines, self.end_line
         kept: list[Message] = []
         for message in output.messages:
             line = message.pos.line
-            if line not in self.own_lines:
+            if not any(line in lines for lines in own):
                 kept.append(message)
                 continue
-            if line == self.end_line:  # any answer there, even an error, shows Lean read that far
+            if line == end_line:  # any answer there, even an error, shows Lean read that far
                 self.reached_end = True
             probe = by_line.get(line)
             if probe is None:
@@ -146,7 +145,7 @@ class ProbeRun:
                 probe.answer = _hygiene(message.data) if probe.raw else message.data
             else:  # two answers to one command: something else printed here; trust neither
                 probe.errors.append("more than one answer")
-        return output.model_copy(update={"messages": kept})
+        return kept
 
 
 def layout(text: str, late: list[Probe], *, early: list[Probe] | None = None, header: str = "") -> ProbeRun:
@@ -154,25 +153,20 @@ def layout(text: str, late: list[Probe], *, early: list[Probe] | None = None, he
 
     Early probes run in the environment of the header alone (what the imports define).
     """
-    early = early or []
-    parts: list[str] = []
-    own: set[int] = set()
-    body = text
+    own: list[range] = []
     if early:
         assert text.startswith(header)
-        body = text[len(header) :]
         head = header if header.endswith("\n") or not header else header + "\n"
-        start = _lines(head)
+        start = head.count("\n") + 1
         block, last = _block(early, start)
-        parts += [head, block]
-        own.update(range(start, last + 1))
-    prefix = "".join(parts) + body
-    if not prefix.endswith("\n"):
-        prefix += "\n"
-    start = _lines(prefix)
+        text = head + block + text[len(header) :]
+        own.append(range(start, last + 1))
+    if not text.endswith("\n"):
+        text += "\n"
+    start = text.count("\n") + 1
     block, end_line = _block(late, start)
-    own.update(range(start, end_line + 1))
-    return ProbeRun(prefix + block, early + late, end_line, frozenset(own))
+    own.append(range(start, end_line + 1))
+    return ProbeRun(text + block, [*early, *late] if early else late, end_line, tuple(own))
 
 
 def _hygiene(text: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from ..errors import InvalidProofError
 from ..lean.lexer import name_parts
 from ..lean.source import split_header
-from ..models import ProofResult
+from ..models import ProofResult, Severity
 from .declarations import read_declarations
 from .probes import Probe, ProbeKind, ProbeRun, layout
 
@@ -122,9 +122,9 @@ async def _run_checked(probe_run: ProbeRun, run: Runner, round_no: int) -> None:
         raise InvalidProofError(
             f"lean-mcp could not elaborate the statement: {result.error_message or 'no answer from Lean'}"
         )
-    own = probe_run.read(result.result)
-    if own.errors:
-        first = own.errors[0]
+    errors = [m for m in probe_run.read(result.result) if m.severity == Severity.ERROR]
+    if errors:
+        first = errors[0]
         raise InvalidProofError(
             f"The statement does not elaborate: line {first.pos.line}: {first.data}",
             hint="Send the challenge's Lean text: its imports, definitions, and theorems proved by `sorry`.",

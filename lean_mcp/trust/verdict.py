@@ -79,24 +79,28 @@ def assess(
 ) -> Assessment:
     """Judge the answers in `probe_run` (already `read`)."""
     found = Assessment()
-    lines = {".".join(name): line for name, line in zip(declared.theorems, declared.theorem_lines, strict=True)}
     if not probe_run.reached_end:
         found.reject("Lean stopped reading before the end of lean-mcp's audit (an unterminated comment or command?).")
     if reference is None and not declared.theorems:
         found.reject("The proof declares no theorem or lemma, so nothing is proved (lean-mcp audits named theorems).")
+    lines: dict[str, int] | None = None  # theorem name → its line, built only when a finding needs one
     for probe in probe_run.probes:
-        line = lines.get(probe.full_name, 1)
-        if probe.kind is ProbeKind.AXIOMS:
-            _audit(probe, permitted, line, found)
-        elif probe.kind is ProbeKind.SAFE and probe.errors:
-            found.reject(
-                f"`{probe.full_name}` is not a kernel-checked, safe constant (lean-mcp's `example := @"
-                f"{probe.full_name}` failed: {probe.errors[0]}).",
-                line,
-            )
-        elif reference is not None and probe.kind is ProbeKind.TYPE:
+        kind = probe.kind
+        if kind is ProbeKind.AXIOMS or (kind is ProbeKind.SAFE and probe.errors):
+            if lines is None:
+                lines = {".".join(n): line for n, line in zip(declared.theorems, declared.theorem_lines, strict=True)}
+            line = lines.get(probe.full_name, 1)
+            if kind is ProbeKind.AXIOMS:
+                _audit(probe, permitted, line, found)
+            else:
+                found.reject(
+                    f"`{probe.full_name}` is not a kernel-checked, safe constant (lean-mcp's `example := @"
+                    f"{probe.full_name}` failed: {probe.errors[0]}).",
+                    line,
+                )
+        elif reference is not None and kind is ProbeKind.TYPE:
             _compare(probe, reference.types[probe.key], found)
-        elif reference is not None and probe.kind is ProbeKind.DEFINITION:
+        elif reference is not None and kind is ProbeKind.DEFINITION:
             _compare(probe, reference.definitions[probe.key], found)
     for axiom in declared.axioms:
         if axiom is None:
@@ -108,13 +112,24 @@ def assess(
 
 
 def apply(
-    output: LeanOutput, found: Assessment, *, lean_time: float | None, checks: list[str], reusable: bool = True
+    output: LeanOutput,
+    kept: list[Message],
+    found: Assessment,
+    *,
+    lean_time: float | None,
+    checks: list[str],
+    reusable: bool = True,
 ) -> ProofResult:
-    """The final result: Lean's own messages plus one message per finding (built once: no copies)."""
-    extra = [Message.error(text, line=line) for line, text in found.rejections]
-    if not output.sorries and not any("declaration uses" in m.data and "sorry" in m.data for m in output.messages):
-        extra += [
+    """The final result: `output` with its messages replaced by `kept` (Lean's own, from `ProbeRun.read`)
+    plus one message per finding. Built once: one copy of `output`, one result."""
+    messages = kept + [Message.error(text, line=line) for line, text in found.rejections]
+    if found.sorries and not output.sorries and not any(_is_sorry_warning(m) for m in kept):
+        messages += [
             Message(severity=Severity.WARNING, pos=Pos(line=line, column=0), data=text) for line, text in found.sorries
         ]
-    output = output.model_copy(update={"messages": [*output.messages, *extra]})
+    output = output.model_copy(update={"messages": messages})
     return ProofResult.from_output(output, lean_time=lean_time, checks=checks, axioms=found.axioms, reusable=reusable)
+
+
+def _is_sorry_warning(message: Message) -> bool:
+    return "declaration uses" in message.data and "sorry" in message.data

@@ -33,6 +33,7 @@ Stdlib only; it must never import the code under test.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import re
@@ -466,7 +467,7 @@ def info_answers(text: str, axioms: dict[str, frozenset[str]]) -> list[dict[str,
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def pos(offset: int) -> dict[str, int]:
-        line = max(i for i, start in enumerate(line_starts) if start <= offset)
+        line = bisect.bisect_right(line_starts, offset) - 1  # the last line that starts at or before offset
         return {"line": line + 1, "column": offset - line_starts[line]}
 
     for match in CHECK_SORT.finditer(text):
