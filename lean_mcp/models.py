@@ -11,7 +11,7 @@ import enum
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 from pydantic.json_schema import SkipJsonSchema
 
 from .settings import DEFAULT_MEMORY_MB, DEFAULT_PERMITTED_AXIOMS, DEFAULT_TIMEOUT
@@ -204,6 +204,14 @@ class ProofConfig(BaseModel):
     statement: str | None = None
     #: Axioms accepted on top of the server's `--permitted-axioms` (ours).
     permitted_axioms: list[str] = Field(default_factory=list)
+
+    @field_validator("statement")
+    @classmethod
+    def _statement_has_text(cls, statement: str | None) -> str | None:
+        # an empty challenge would pin nothing: refused, never taken as "no statement"
+        if statement is not None and not statement.strip():
+            raise ValueError("the statement is empty: send the challenge's Lean text, or leave `statement` out")
+        return statement
 
     def answer_key(self) -> dict[str, Any]:
         """The fields that can change the answer (what a cache must key on)."""

@@ -141,3 +141,10 @@ def test_text_that_can_hide_its_own_errors_is_refused(code: str) -> None:
 def test_config_timeout_must_be_finite_and_positive(timeout: float) -> None:
     with pytest.raises(ValueError, match="timeout"):
         ProofConfig(timeout=timeout)
+
+
+@pytest.mark.parametrize("statement", ["", "  \n\t"])
+def test_an_empty_statement_is_refused_not_taken_as_none(statement: str) -> None:
+    with pytest.raises(ValueError, match="the statement is empty"):
+        ProofConfig(statement=statement)
+    assert ProofConfig(statement="theorem t : True := sorry").statement is not None

@@ -66,7 +66,7 @@ class TrustedBackend(WrappingBackend):
         # the one gate (`lean.source`): a text the job service already checked under these limits passes as is
         check_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         declared = read_declarations(code)
-        reference = await self._reference(config.statement, config) if config.statement else None
+        reference = await self._reference(config.statement, config) if config.statement is not None else None
         probe_run = probe_layout(code, declared, reference)
         # the statement is ours to check: a remote lean-mcp behind us need not pin it again
         inner_config = config if config.statement is None else config.model_copy(update={"statement": None})

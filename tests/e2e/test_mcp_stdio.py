@@ -222,6 +222,8 @@ async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_kee
         unknown = await session.call_tool("get_proof_result", {"proof_id": "no-such-proof"})
         missing = await session.call_tool("verify_proof", {})
         negative = await session.call_tool("verify_proof", {"proof": PROVED, "timeout": -1})
+        no_statement = await session.call_tool("verify_proof", {"proof": PROVED, "statement": " \n"})
+        no_config_statement = await session.call_tool("submit_proof", {"proof": PROVED, "config": {"statement": ""}})
         fine = await session.call_tool("verify_proof", {"proof": PROVED})
 
     assert text_of(empty).count("Send the Lean source text of the proof.") == 1  # the hint, said once
@@ -232,7 +234,10 @@ async def test_bad_input_is_a_tool_error_with_a_clear_message_and_the_server_kee
     assert missing.is_error and "Give exactly one of `proof` (the Lean text) and `path`" in text_of(missing)
     assert negative.is_error and "`timeout` input should be greater than 0" in text_of(negative)
     assert "Send a JSON object with `proof` (string), `timeout` (number)" in text_of(negative)
-    for wrong in (missing, negative):
+    # An empty statement pins nothing: refused, never taken as "no statement" (an unpinned `proved`).
+    for empty_statement in (no_statement, no_config_statement):
+        assert empty_statement.is_error and "the statement is empty" in text_of(empty_statement)
+    for wrong in (missing, negative, no_statement, no_config_statement):
         assert "pydantic" not in text_of(wrong) and "validation error" not in text_of(wrong)
     assert structured(fine)["verdict"] == "proved"
 
