@@ -23,13 +23,13 @@ from typing import Any
 
 import anyio
 
-from lean_mcp.backends.base import Backend, WrappingBackend
-from lean_mcp.backends.lean_cli import LeanCliBackend
-from lean_mcp.backends.repl import ReplBackend
-from lean_mcp.lean.source import split_header
-from lean_mcp.models import ProofConfig, ProofResult, Verdict
-from lean_mcp.trust.declarations import read_declarations
-from lean_mcp.trust.guard import TrustedBackend, probe_layout
+from lean_mcp._backends.base import Backend, WrappingBackend
+from lean_mcp._backends.lean_cli import LeanCliBackend
+from lean_mcp._backends.repl import ReplBackend
+from lean_mcp._lean.source import split_header
+from lean_mcp._models import ProofConfig, ProofResult, Verdict
+from lean_mcp._trust.declarations import read_declarations
+from lean_mcp._trust.guard import TrustedBackend, probe_layout
 from tests.real_lean import proofs
 from tests.real_lean.leanbuild import LeanUnavailable, build_lean
 from tests.standin import repl_standin, standin_command

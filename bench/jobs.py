@@ -12,10 +12,10 @@ from pathlib import Path
 
 import anyio
 
-from lean_mcp.backends.base import Backend
-from lean_mcp.jobs.service import ProofService
-from lean_mcp.jobs.store import JobStore
-from lean_mcp.models import LeanOutput, ProofConfig, ProofResult
+from lean_mcp._backends.base import Backend
+from lean_mcp._jobs.service import ProofService
+from lean_mcp._jobs.store import JobStore
+from lean_mcp._models import LeanOutput, ProofConfig, ProofResult
 
 from .common import Row, latency_summary, percentile
 

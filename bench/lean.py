@@ -14,9 +14,9 @@ from pathlib import Path
 
 import anyio
 
-from lean_mcp.backends.lean_cli import LeanCliBackend
-from lean_mcp.models import ProofConfig, Verdict
-from lean_mcp.settings import Settings
+from lean_mcp._backends.lean_cli import LeanCliBackend
+from lean_mcp._models import ProofConfig, Verdict
+from lean_mcp._settings import Settings
 from tests.real_lean import proofs
 from tests.real_lean.leanbuild import LeanUnavailable, build_lean
 

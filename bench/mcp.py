@@ -17,8 +17,8 @@ import anyio
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from lean_mcp.server.runtime import open_service
-from lean_mcp.settings import Settings
+from lean_mcp._server.runtime import open_service
+from lean_mcp._settings import Settings
 from tests.standin import standin_command
 
 from .common import Row, latency_summary, percentile

@@ -14,10 +14,10 @@ import time
 
 import anyio
 
-from lean_mcp.models import ProofConfig, Verdict
-from lean_mcp.repl.pool import ReplPool
-from lean_mcp.repl.process import ReplProcess
-from lean_mcp.repl.protocol import command_request
+from lean_mcp._models import ProofConfig, Verdict
+from lean_mcp._repl.pool import ReplPool
+from lean_mcp._repl.process import ReplProcess
+from lean_mcp._repl.protocol import command_request
 from tests.standin import standin_command
 
 from .common import Row, latency_summary

@@ -13,7 +13,7 @@ import time
 
 import anyio
 
-from lean_mcp.repl.pool import ReplPool
+from lean_mcp._repl.pool import ReplPool
 from tests.standin import standin_command
 
 from .common import Row, latency_summary, percentile
@@ -24,7 +24,7 @@ CLIENTS = 4
 
 
 def _pools(command: list[str], workers: int) -> dict[str, ReplPool]:
-    from lean_mcp.backends.ray_cluster import RayReplPool
+    from lean_mcp._backends.ray_cluster import RayReplPool
 
     return {
         "local pool": ReplPool(command, workers=workers),

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import anyio
 
-from lean_mcp.backends.lean_cli import LeanCliBackend
-from lean_mcp.models import ProofConfig, Verdict
-from lean_mcp.repl.process import ReplProcess
-from lean_mcp.repl.protocol import command_request
-from lean_mcp.sandbox import NO_SANDBOX, Sandbox, command_paths, resolve, why_unavailable
-from lean_mcp.settings import Settings
+from lean_mcp._backends.lean_cli import LeanCliBackend
+from lean_mcp._models import ProofConfig, Verdict
+from lean_mcp._repl.process import ReplProcess
+from lean_mcp._repl.protocol import command_request
+from lean_mcp._sandbox import NO_SANDBOX, Sandbox, command_paths, resolve, why_unavailable
+from lean_mcp._settings import Settings
 from tests.real_lean import proofs
 from tests.real_lean.leanbuild import LeanUnavailable, build_lean
 from tests.standin import standin_command

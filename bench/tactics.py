@@ -19,8 +19,8 @@ import anyio
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from lean_mcp.backends.repl import ReplBackend
-from lean_mcp.models import ProofConfig
+from lean_mcp._backends.repl import ReplBackend
+from lean_mcp._models import ProofConfig
 from tests.standin import standin_command
 
 from .common import Row, latency_summary

@@ -32,8 +32,8 @@ from typing import Any
 import anyio
 import httpx
 
-from lean_mcp.models import ProofConfig, Verdict
-from lean_mcp.repl.pool import ReplPool
+from lean_mcp._models import ProofConfig, Verdict
+from lean_mcp._repl.pool import ReplPool
 from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 

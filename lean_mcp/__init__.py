@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from ._errors import (
     AuthenticationError,
     BackendUnavailableError,
     BusyError,
@@ -26,7 +26,7 @@ from .errors import (
     RunnerUnreachableError,
     TacticModeUnavailableError,
 )
-from .models import (
+from ._models import (
     JobStatus,
     LeanOutput,
     Message,
@@ -42,13 +42,13 @@ from .models import (
     TryTacticsResult,
     Verdict,
 )
-from .settings import Settings
+from ._settings import Settings
 
 if TYPE_CHECKING:
-    from .client import AsyncLeanClient, LeanClient
-    from .jobs.service import ProofService
-    from .ray_verifier import RayVerifier
-    from .server.runtime import open_service
+    from ._client import AsyncLeanClient, LeanClient
+    from ._jobs.service import ProofService
+    from ._ray_verifier import RayVerifier
+    from ._server.runtime import open_service
 
 __version__ = "0.1.0"
 
@@ -92,11 +92,11 @@ __all__ = [
 
 # Loaded on first use: the clients import httpx, the engine the whole job and backend stack.
 _LAZY = {
-    "AsyncLeanClient": "client",
-    "LeanClient": "client",
-    "ProofService": "jobs.service",
-    "open_service": "server.runtime",
-    "RayVerifier": "ray_verifier",
+    "AsyncLeanClient": "_client",
+    "LeanClient": "_client",
+    "ProofService": "_jobs.service",
+    "open_service": "_server.runtime",
+    "RayVerifier": "_ray_verifier",
 }
 
 

@@ -8,7 +8,7 @@
     lean-mcp doctor          report what was found and run one proof end to end
     lean-mcp setup           install elan, a Lake project and the REPL (--mathlib: and Mathlib)
 
-Each command lives in `lean_mcp.commands.<name>` as `run(settings, args) -> int`.
+Each command lives in `lean_mcp._commands.<name>` as `run(settings, args) -> int`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .commands.setup import add_arguments as add_setup_arguments
-from .errors import LeanMCPError
-from .settings import KNOBS, Settings, add_knob_arguments
-from .toolchain import with_recorded_project
+from ._commands.setup import add_arguments as add_setup_arguments
+from ._errors import LeanMCPError
+from ._settings import KNOBS, Settings, add_knob_arguments
+from ._toolchain import with_recorded_project
 
 __all__ = ["build_parser", "command_knobs", "main"]
 
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    command = importlib.import_module(f"lean_mcp.commands.{args.command}")
+    command = importlib.import_module(f"lean_mcp._commands.{args.command}")
     try:
         code: int = command.run(settings, args)
     except LeanMCPError as exc:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from lean_mcp._settings import KNOBS
 from lean_mcp.cli import COMMANDS, OWN_FLAGS, command_knobs, main
-from lean_mcp.settings import KNOBS
 
 
 def help_text(*argv: str) -> str:

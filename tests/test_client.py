@@ -38,8 +38,8 @@ from lean_mcp import (
     RunnerUnreachableError,
     Verdict,
 )
-from lean_mcp.backends.remote import KiminaBackend, LeanRunnerBackend
-from lean_mcp.client import MAX_PATH_CHARS, read_proof
+from lean_mcp._backends.remote import KiminaBackend, LeanRunnerBackend
+from lean_mcp._client import MAX_PATH_CHARS, read_proof
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,10 +20,10 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.jobs.service import ProofService
-from lean_mcp.models import JobStatus, ProofConfig, Verdict
-from lean_mcp.server.runtime import open_service
-from lean_mcp.settings import Settings
+from lean_mcp._jobs.service import ProofService
+from lean_mcp._models import JobStatus, ProofConfig, Verdict
+from lean_mcp._server.runtime import open_service
+from lean_mcp._settings import Settings
 from tests.procs import pid_alive
 from tests.standin import standin_command
 
@@ -156,8 +156,8 @@ KILLEE = textwrap.dedent(
     """
     import json, sys
     import anyio
-    from lean_mcp.server.runtime import open_service
-    from lean_mcp.settings import Settings
+    from lean_mcp._server.runtime import open_service
+    from lean_mcp._settings import Settings
 
     async def main() -> None:
         settings = Settings(**json.loads(sys.argv[1]))

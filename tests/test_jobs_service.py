@@ -17,12 +17,12 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.backends.base import Backend
-from lean_mcp.errors import BusyError, InvalidProofError, JobNotFoundError, ProofTooLargeError, QueueFullError
-from lean_mcp.jobs.service import CANCELLED_MESSAGE, MAX_ATTEMPTS, ProofService
-from lean_mcp.jobs.store import JobRow, JobStore
-from lean_mcp.models import JobStatus, LeanOutput, Message, ProofConfig, ProofResult, Sorry, Verdict
-from lean_mcp.settings import Settings
+from lean_mcp._backends.base import Backend
+from lean_mcp._errors import BusyError, InvalidProofError, JobNotFoundError, ProofTooLargeError, QueueFullError
+from lean_mcp._jobs.service import CANCELLED_MESSAGE, MAX_ATTEMPTS, ProofService
+from lean_mcp._jobs.store import JobRow, JobStore
+from lean_mcp._models import JobStatus, LeanOutput, Message, ProofConfig, ProofResult, Sorry, Verdict
+from lean_mcp._settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -449,7 +449,7 @@ async def test_a_failing_store_write_still_answers_the_caller(
 
 async def test_an_infinite_timeout_is_refused_and_cannot_poison_the_store(tmp_path: Path) -> None:
     """A config JSON cannot hold inf (it is stored as null); such a job would stop every later start."""
-    from lean_mcp.errors import InvalidProofError
+    from lean_mcp._errors import InvalidProofError
 
     db = tmp_path / "j.sqlite3"
     backend = ScriptedBackend(capacity=1)

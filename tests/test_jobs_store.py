@@ -15,8 +15,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.errors import ConfigurationError
-from lean_mcp.jobs.store import SCHEMA_VERSION, JobRow, JobStore, OwnerLock, uuid7
+from lean_mcp._errors import ConfigurationError
+from lean_mcp._jobs.store import SCHEMA_VERSION, JobRow, JobStore, OwnerLock, uuid7
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_an_acknowledged_insert_survives_kill_9(tmp_path: Path) -> None:
     child = textwrap.dedent(
         f"""
         import anyio, os, signal, sys, time
-        from lean_mcp.jobs.store import JobRow, JobStore
+        from lean_mcp._jobs.store import JobRow, JobStore
         async def main():
             store = JobStore({str(path)!r})
             await store.open()
@@ -144,7 +144,7 @@ def test_owner_lock_is_alive_exactly_while_its_holder_lives(tmp_path: Path) -> N
     child = textwrap.dedent(
         f"""
         import os, signal, sys
-        from lean_mcp.jobs.store import OwnerLock
+        from lean_mcp._jobs.store import OwnerLock
         lock = OwnerLock({db!r}, in_memory=False)
         lock.acquire()
         print(lock.owner, flush=True)

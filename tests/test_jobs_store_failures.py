@@ -19,10 +19,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.errors import StoreUnavailableError
-from lean_mcp.jobs.service import ProofService
-from lean_mcp.jobs.store import JobStore
-from lean_mcp.models import Verdict
+from lean_mcp._errors import StoreUnavailableError
+from lean_mcp._jobs.service import ProofService
+from lean_mcp._jobs.store import JobStore
+from lean_mcp._models import Verdict
 from tests.e2e.runner_support import runner_env
 from tests.test_jobs_service import ScriptedBackend, until
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.backends.lean_cli import LeanCliBackend
-from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationError
-from lean_mcp.lean.messages import parse_lean_json
-from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
-from lean_mcp.settings import Settings
+from lean_mcp._backends.lean_cli import LeanCliBackend
+from lean_mcp._errors import BackendUnavailableError, BusyError, ConfigurationError
+from lean_mcp._lean.messages import parse_lean_json
+from lean_mcp._models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
+from lean_mcp._settings import Settings
 
 VERSION = 'if [ "$1" = --version ]; then echo "Lean (version 4.15.0, test)"; exit 0; fi\ncat > /dev/null\n'
 MESSAGE = '{"severity":"%s","pos":{"line":2,"column":4},"endPos":null,"data":"%s","kind":"%s","fileName":"<stdin>"}'
@@ -222,8 +222,8 @@ def test_a_message_holding_a_unicode_line_separator_stays_one_message(tmp_path: 
 
 def test_an_import_error_is_not_cached_but_a_proof_error_is(tmp_path: Path) -> None:
     """An error in the import lines (e.g. a module not built yet) may go away without the text changing."""
-    from lean_mcp.jobs.service import ProofService
-    from lean_mcp.jobs.store import JobStore
+    from lean_mcp._jobs.service import ProofService
+    from lean_mcp._jobs.store import JobStore
 
     import_error = MESSAGE.replace('"line":2', '"line":1') % ("error", "object file of module Foo does not exist", "x")
     lean = fake_lean(tmp_path, "echo '" + import_error + "'\nexit 1\n")

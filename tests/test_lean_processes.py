@@ -16,13 +16,13 @@ import anyio
 import httpx
 import pytest
 
-from lean_mcp.backends.lean_cli import LeanCliBackend
-from lean_mcp.lean.supervise import child_environment
-from lean_mcp.models import ProofConfig, Verdict
-from lean_mcp.repl.pool import ReplPool
-from lean_mcp.repl.process import ReplOutOfStep, ReplProcess
-from lean_mcp.repl.protocol import command_request
-from lean_mcp.settings import LeanLimits, Settings
+from lean_mcp._backends.lean_cli import LeanCliBackend
+from lean_mcp._lean.supervise import child_environment
+from lean_mcp._models import ProofConfig, Verdict
+from lean_mcp._repl.pool import ReplPool
+from lean_mcp._repl.process import ReplOutOfStep, ReplProcess
+from lean_mcp._repl.protocol import command_request
+from lean_mcp._settings import LeanLimits, Settings
 from tests.e2e.mcp_support import processes_of
 from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.procs import pid_alive

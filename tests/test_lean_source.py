@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lean_mcp.errors import InvalidProofError, ProofTooLargeError
-from lean_mcp.lean.source import read_proof_file
+from lean_mcp._errors import InvalidProofError, ProofTooLargeError
+from lean_mcp._lean.source import read_proof_file
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -12,9 +12,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
-from lean_mcp.mcp import ServiceSlot, build_server
-from lean_mcp.mcp.output import output_schema
-from lean_mcp.models import (
+from lean_mcp._mcp import ServiceSlot, build_server
+from lean_mcp._mcp.output import output_schema
+from lean_mcp._models import (
     JobStatus,
     LeanOutput,
     Message,

@@ -14,7 +14,7 @@ import pytest
 from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCRequest, JSONRPCResponse
 
-from lean_mcp.server.stdio import Oversized, PipeLines, PipeWriter, screen_line
+from lean_mcp._server.stdio import Oversized, PipeLines, PipeWriter, screen_line
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lean_mcp import InvalidProofError, JobStatus, ProofConfig, ProofResult, ProofTooLargeError, Verdict
-from lean_mcp.lean.source import validate_proof_text
-from lean_mcp.models import LeanOutput, verdict_of
+from lean_mcp._lean.source import validate_proof_text
+from lean_mcp._models import LeanOutput, verdict_of
 
 SORRY_WARNING = {
     "severity": "warning",

@@ -15,13 +15,13 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.backends.auto import create_backend
-from lean_mcp.backends.repl import ReplBackend
-from lean_mcp.errors import BackendUnavailableError, BusyError, ConfigurationError
-from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Verdict
-from lean_mcp.repl.pool import ReplPool
-from lean_mcp.settings import LeanLimits, Settings
-from lean_mcp.trust.guard import TrustedBackend
+from lean_mcp._backends.auto import create_backend
+from lean_mcp._backends.repl import ReplBackend
+from lean_mcp._errors import BackendUnavailableError, BusyError, ConfigurationError
+from lean_mcp._models import JobStatus, ProofConfig, ProofResult, Verdict
+from lean_mcp._repl.pool import ReplPool
+from lean_mcp._settings import LeanLimits, Settings
+from lean_mcp._trust.guard import TrustedBackend
 from tests.procs import pid_alive
 from tests.standin import standin_command
 
@@ -359,8 +359,8 @@ async def test_shutdown_leaves_no_process_even_mid_proof() -> None:
 DRIVER = textwrap.dedent(
     """
     import json, sys, anyio
-    from lean_mcp.models import ProofConfig
-    from lean_mcp.repl.pool import ReplPool
+    from lean_mcp._models import ProofConfig
+    from lean_mcp._repl.pool import ReplPool
     from tests.standin import standin_command
 
     async def main():
@@ -428,7 +428,7 @@ def test_backend_needs_a_repl_command() -> None:
 
 async def test_cached_answers_do_not_outlive_a_dependency_update(tmp_path: Path) -> None:
     """After `lake update` (a new lake-manifest.json) the same proof is checked again, not served from cache."""
-    from lean_mcp.jobs.service import ProofService
+    from lean_mcp._jobs.service import ProofService
 
     (tmp_path / "lean-toolchain").write_text("leanprover/lean4:v4.35.0\n")
     (tmp_path / "lakefile.toml").write_text('name = "p"\n[[require]]\nname = "mathlib"\n')
@@ -447,7 +447,7 @@ async def test_cached_answers_do_not_outlive_a_dependency_update(tmp_path: Path)
 
 async def test_an_import_failure_is_not_cached(tmp_path: Path) -> None:
     """A header Lean cannot import (e.g. a project not built yet) is checked again next time, not served stale."""
-    from lean_mcp.jobs.service import ProofService
+    from lean_mcp._jobs.service import ProofService
 
     settings = Settings(repl=standin_command(), project=str(tmp_path), db=str(tmp_path / "jobs.db"))
     backend = ReplBackend.from_settings(settings)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_mcp.processes import kill_group, signal_name, tree_pids, tree_rss_mb
+from lean_mcp._processes import kill_group, signal_name, tree_pids, tree_rss_mb
 from tests.procs import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
@@ -88,7 +88,7 @@ def run_python(code: str) -> subprocess.Popen[str]:
 
 START_REGISTERED_SLEEP = """
 import subprocess
-from lean_mcp.processes import install_signal_cleanup, register_group
+from lean_mcp._processes import install_signal_cleanup, register_group
 install_signal_cleanup()
 sleep = subprocess.Popen(["sleep", "300"], start_new_session=True)
 register_group(sleep.pid)
@@ -119,7 +119,7 @@ def test_a_registered_group_is_killed_when_the_interpreter_gets_sigterm() -> Non
 
 SIGTERM_WHILE_SPAWNING = """
 import os, signal, subprocess
-from lean_mcp.processes import install_signal_cleanup, register_group, spawning
+from lean_mcp._processes import install_signal_cleanup, register_group, spawning
 install_signal_cleanup()
 with spawning():
     sleep = subprocess.Popen(["sleep", "300"], start_new_session=True)
@@ -144,8 +144,8 @@ def test_a_sigterm_between_start_and_registration_still_kills_the_group() -> Non
 CHECK_WITH_A_HANGING_LEAN = """
 import sys, anyio
 from pathlib import Path
-from lean_mcp.backends.lean_cli import LeanCliBackend
-from lean_mcp.models import ProofConfig
+from lean_mcp._backends.lean_cli import LeanCliBackend
+from lean_mcp._models import ProofConfig
 
 async def main() -> None:
     fake_lean = ["sh", "-c", 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec sleep 300', sys.argv[1]]

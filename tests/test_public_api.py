@@ -118,3 +118,17 @@ def test_every_imported_package_is_declared() -> None:
     for module in sorted(third_party_imports()):
         owners = {d.lower() for d in distributions.get(module, [module])}
         assert owners & declared, f"lean_mcp imports {module} (from {owners}) but pyproject does not declare it"
+
+
+#: The only public modules; every other module under lean_mcp/ is internal (underscore-named), httpx's manner.
+PUBLIC_MODULES = {"lean_mcp", "lean_mcp.cli"}
+
+
+def test_every_other_module_is_private() -> None:
+    package = ROOT / "lean_mcp"
+    modules = set()
+    for path in package.rglob("*.py"):
+        parts = ("lean_mcp", *path.relative_to(package).with_suffix("").parts)
+        modules.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    public = {name for name in modules if not any(part.startswith("_") for part in name.split(".")[1:])}
+    assert public == PUBLIC_MODULES, f"modules that should be private (underscore-named): {public - PUBLIC_MODULES}"

@@ -16,17 +16,17 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.errors import BackendUnavailableError, ConfigurationError
-from lean_mcp.models import ProofConfig, ProofResult, Verdict
-from lean_mcp.settings import Settings
+from lean_mcp._errors import BackendUnavailableError, ConfigurationError
+from lean_mcp._models import ProofConfig, ProofResult, Verdict
+from lean_mcp._settings import Settings
 from tests.procs import pid_alive
 from tests.standin import standin_command
 
 ray = pytest.importorskip("ray", reason='the ray tests need Ray: pip install -e ".[test]" (it brings [ray])')
 
-from lean_mcp.backends.auto import create_backend  # noqa: E402
-from lean_mcp.backends.base import WrappingBackend  # noqa: E402
-from lean_mcp.backends.ray_cluster import RayBackend, RayRepl  # noqa: E402
+from lean_mcp._backends.auto import create_backend  # noqa: E402
+from lean_mcp._backends.base import WrappingBackend  # noqa: E402
+from lean_mcp._backends.ray_cluster import RayBackend, RayRepl  # noqa: E402
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 

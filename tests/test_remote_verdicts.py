@@ -11,10 +11,10 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from lean_mcp.backends.remote import KiminaBackend, LeanRunnerBackend
-from lean_mcp.jobs.service import ProofService
-from lean_mcp.jobs.store import JobStore
-from lean_mcp.models import ProofConfig, ProofResult, Verdict
+from lean_mcp._backends.remote import KiminaBackend, LeanRunnerBackend
+from lean_mcp._jobs.service import ProofService
+from lean_mcp._jobs.store import JobStore
+from lean_mcp._models import ProofConfig, ProofResult, Verdict
 from tests.test_client import ScriptedServer, lean_runner_result
 
 pytestmark = pytest.mark.timeout(60)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lean_mcp.lean.source import split_header
-from lean_mcp.models import ProofConfig, Verdict
-from lean_mcp.repl.pool import ReplPool
+from lean_mcp._lean.source import split_header
+from lean_mcp._models import ProofConfig, Verdict
+from lean_mcp._repl.pool import ReplPool
 from tests.standin import standin_command
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,12 +9,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.errors import BackendUnavailableError
-from lean_mcp.lean import supervise
-from lean_mcp.lean.supervise import ProcessMemoryExceeded, ProcessTimeout
-from lean_mcp.processes import kill_all_groups, tree_rss_mb
-from lean_mcp.repl.process import ReplCrashed, ReplProcess
-from lean_mcp.repl.protocol import command_request
+from lean_mcp._errors import BackendUnavailableError
+from lean_mcp._lean import supervise
+from lean_mcp._lean.supervise import ProcessMemoryExceeded, ProcessTimeout
+from lean_mcp._processes import kill_all_groups, tree_rss_mb
+from lean_mcp._repl.process import ReplCrashed, ReplProcess
+from lean_mcp._repl.protocol import command_request
 from tests.procs import pid_alive
 from tests.standin import standin_command
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lean_mcp.lean.messages import to_lean_output
-from lean_mcp.models import ProofConfig, Severity, Verdict
-from lean_mcp.repl.pool import ReplPool
-from lean_mcp.repl.protocol import (
+from lean_mcp._lean.messages import to_lean_output
+from lean_mcp._models import ProofConfig, Severity, Verdict
+from lean_mcp._repl.pool import ReplPool
+from lean_mcp._repl.protocol import (
     CommandResponse,
     ProofStepResponse,
     ReplMessage,

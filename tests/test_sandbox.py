@@ -23,11 +23,11 @@ import anyio
 import httpx
 import pytest
 
-from lean_mcp.backends.repl import ReplBackend
-from lean_mcp.errors import ConfigurationError
-from lean_mcp.models import ProofConfig, ProofResult, Verdict
-from lean_mcp.processes import tree_pids
-from lean_mcp.sandbox import (
+from lean_mcp._backends.repl import ReplBackend
+from lean_mcp._errors import ConfigurationError
+from lean_mcp._models import ProofConfig, ProofResult, Verdict
+from lean_mcp._processes import tree_pids
+from lean_mcp._sandbox import (
     NO_SANDBOX,
     SANDBOX_ENV_ALLOWED,
     Sandbox,
@@ -39,7 +39,7 @@ from lean_mcp.sandbox import (
     unsandboxed_warning,
     why_unavailable,
 )
-from lean_mcp.settings import Settings
+from lean_mcp._settings import Settings
 from tests.e2e.runner_support import runner_env, running_runner
 from tests.procs import still_alive
 from tests.real_lean.cli import REPO, clean_env, lean_mcp
@@ -198,7 +198,7 @@ def test_without_bwrap_auto_warns_and_bwrap_refuses_saying_what_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
-    with caplog.at_level(logging.WARNING, logger="lean_mcp.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="lean_mcp._sandbox"):
         sandbox = resolve("auto")
     assert not sandbox.active
     assert "NOT sandboxed: bubblewrap (`bwrap`) is not installed" in sandbox.describe()
@@ -457,10 +457,10 @@ def test_what_a_wrapper_script_runs_is_visible_only_through_sandbox_paths(projec
 
 SERVER = """
 import sys, anyio
-from lean_mcp.backends.repl import ReplBackend
-from lean_mcp.models import ProofConfig
-from lean_mcp.processes import tree_pids
-from lean_mcp.settings import Settings
+from lean_mcp._backends.repl import ReplBackend
+from lean_mcp._models import ProofConfig
+from lean_mcp._processes import tree_pids
+from lean_mcp._settings import Settings
 from tests.standin import standin_command
 
 async def main():

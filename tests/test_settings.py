@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lean_mcp._errors import ConfigurationError
+from lean_mcp._settings import KNOBS, Settings, knobs_markdown
 from lean_mcp.cli import build_parser
-from lean_mcp.errors import ConfigurationError
-from lean_mcp.settings import KNOBS, Settings, knobs_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,8 +19,8 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from lean_mcp.install.shell import Progress, render_bar
-from lean_mcp.install.steps import normalize_version, repl_revision
+from lean_mcp._install.shell import Progress, render_bar
+from lean_mcp._install.steps import normalize_version, repl_revision
 from tests.e2e.runner_support import RunnerProcess
 from tests.setup_fakes import Fakes
 

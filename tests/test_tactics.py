@@ -11,12 +11,12 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.backends.remote import LeanRunnerBackend
-from lean_mcp.backends.repl import ReplBackend
-from lean_mcp.errors import InvalidProofError, ProofStateError, TacticModeUnavailableError
-from lean_mcp.models import ProofConfig, ProofResult, ProofStatus, TacticResult
-from lean_mcp.repl.proof_states import ProofStateRegistry, untrusted_words
-from lean_mcp.settings import LeanLimits, Settings
+from lean_mcp._backends.remote import LeanRunnerBackend
+from lean_mcp._backends.repl import ReplBackend
+from lean_mcp._errors import InvalidProofError, ProofStateError, TacticModeUnavailableError
+from lean_mcp._models import ProofConfig, ProofResult, ProofStatus, TacticResult
+from lean_mcp._repl.proof_states import ProofStateRegistry, untrusted_words
+from lean_mcp._settings import LeanLimits, Settings
 from tests.procs import pid_alive
 from tests.standin import standin_command
 

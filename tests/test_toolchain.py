@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lean_mcp.backends.auto import choose_backend
-from lean_mcp.errors import ConfigurationError
-from lean_mcp.settings import Settings
-from lean_mcp.toolchain import discover, version_of_toolchain
+from lean_mcp._backends.auto import choose_backend
+from lean_mcp._errors import ConfigurationError
+from lean_mcp._settings import Settings
+from lean_mcp._toolchain import discover, version_of_toolchain
 
 
 def script(path: Path, body: str) -> Path:
@@ -160,9 +160,9 @@ def test_version_of_toolchain_file(text: str, version: str | None) -> None:
 
 @pytest.mark.parametrize("backend", ["repl", "lean"])
 def test_a_missing_project_directory_is_named_with_the_knob_to_fix(tmp_path: Path, backend: str) -> None:
-    from lean_mcp.backends.auto import create_backend
-    from lean_mcp.errors import ConfigurationError
-    from lean_mcp.settings import Settings
+    from lean_mcp._backends.auto import create_backend
+    from lean_mcp._errors import ConfigurationError
+    from lean_mcp._settings import Settings
 
     lean = tmp_path / "lean"
     lean.write_text("#!/bin/sh\necho 'Lean (version 4.35.0)'\n")

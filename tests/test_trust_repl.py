@@ -12,13 +12,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.backends.auto import create_backend
-from lean_mcp.errors import InvalidProofError, ProofTooLargeError
-from lean_mcp.lean import source
-from lean_mcp.lean.source import validate_proof_text
-from lean_mcp.models import ProofConfig, ProofResult, Verdict
-from lean_mcp.server.runtime import open_service
-from lean_mcp.settings import Settings
+from lean_mcp._backends.auto import create_backend
+from lean_mcp._errors import InvalidProofError, ProofTooLargeError
+from lean_mcp._lean import source
+from lean_mcp._lean.source import validate_proof_text
+from lean_mcp._models import ProofConfig, ProofResult, Verdict
+from lean_mcp._server.runtime import open_service
+from lean_mcp._settings import Settings
 from tests.standin import standin_command
 
 HONEST = "theorem t : 1 + 1 = 2 := by rfl\n"

@@ -6,11 +6,11 @@ import contextlib
 
 import pytest
 
-from lean_mcp.errors import InvalidProofError
-from lean_mcp.lean.lexer import Code, WordScanner, code_only
-from lean_mcp.lean.source import validate_proof_text
-from lean_mcp.trust.declarations import read_declarations
-from lean_mcp.trust.probes import axioms_of
+from lean_mcp._errors import InvalidProofError
+from lean_mcp._lean.lexer import Code, WordScanner, code_only
+from lean_mcp._lean.source import validate_proof_text
+from lean_mcp._trust.declarations import read_declarations
+from lean_mcp._trust.probes import axioms_of
 
 
 def refuse(code: str, *, allow_prelude: bool = False) -> str:

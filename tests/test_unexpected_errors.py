@@ -14,9 +14,9 @@ import pytest
 from mcp import Client
 from starlette.testclient import TestClient
 
-from lean_mcp.http_runner import create_app
-from lean_mcp.mcp import build_server
-from lean_mcp.settings import Settings
+from lean_mcp._http_runner import create_app
+from lean_mcp._mcp import build_server
+from lean_mcp._settings import Settings
 
 pytestmark = pytest.mark.timeout(30)
 

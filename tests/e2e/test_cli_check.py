@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_mcp.models import JobStatus, ProofResult, Verdict
+from lean_mcp._models import JobStatus, ProofResult, Verdict
 from tests.standin import standin_command
 
 pytestmark = pytest.mark.timeout(120)

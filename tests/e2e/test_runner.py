@@ -29,8 +29,8 @@ from lean_mcp import (
     RateLimitedError,
     Verdict,
 )
-from lean_mcp.http_runner import create_app
-from lean_mcp.settings import Settings
+from lean_mcp._http_runner import create_app
+from lean_mcp._settings import Settings
 from tests.e2e.runner_support import RunnerProcess, runner_env, running_runner
 from tests.standin import standin_command
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from lean_mcp import ProofConfig, ProofResult, Verdict
-from lean_mcp.backends.remote import KiminaBackend, LeanRunnerBackend
+from lean_mcp._backends.remote import KiminaBackend, LeanRunnerBackend
 
 from .mcp_support import server_env, stdio_session, structured, text_of
 from .runner_support import REPO, RunnerProcess, free_port, runner_env, running_runner

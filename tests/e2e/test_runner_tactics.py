@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from lean_mcp import AsyncLeanClient, LeanClient
-from lean_mcp.errors import InvalidProofError, ProofStateError, TacticModeUnavailableError
-from lean_mcp.models import ProofStatus
+from lean_mcp._errors import InvalidProofError, ProofStateError, TacticModeUnavailableError
+from lean_mcp._models import ProofStatus
 
 from .runner_support import runner_env, running_runner
 

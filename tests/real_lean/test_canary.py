@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.client import LeanClient
-from lean_mcp.errors import InvalidProofError
-from lean_mcp.models import ProofConfig, ProofResult, Verdict
+from lean_mcp._client import LeanClient
+from lean_mcp._errors import InvalidProofError
+from lean_mcp._models import ProofConfig, ProofResult, Verdict
 from tests.e2e.runner_support import running_runner
 
 from .cli import clean_env, lean_mcp

@@ -10,15 +10,15 @@ from typing import Any
 import anyio
 import pytest
 
-from lean_mcp.models import ProofResult, Verdict
+from lean_mcp._models import ProofResult, Verdict
 
 from . import proofs
 from .cli import clean_env, lean_mcp
 
 
 def needs_command(name: str) -> None:
-    if importlib.util.find_spec(f"lean_mcp.commands.{name}") is None:
-        pytest.skip(f"lean_mcp/commands/{name}.py has not landed yet")
+    if importlib.util.find_spec(f"lean_mcp._commands.{name}") is None:
+        pytest.skip(f"lean_mcp/_commands/{name}.py has not landed yet")
 
 
 @pytest.mark.timeout(120)

@@ -8,10 +8,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.backends.auto import create_backend
-from lean_mcp.backends.lean_cli import LeanCliBackend
-from lean_mcp.models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
-from lean_mcp.settings import Settings
+from lean_mcp._backends.auto import create_backend
+from lean_mcp._backends.lean_cli import LeanCliBackend
+from lean_mcp._models import JobStatus, ProofConfig, ProofResult, Severity, Verdict
+from lean_mcp._settings import Settings
 
 from . import proofs
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.models import ProofResult, Verdict
-from lean_mcp.processes import tree_pids
-from lean_mcp.sandbox import why_unavailable
+from lean_mcp._models import ProofResult, Verdict
+from lean_mcp._processes import tree_pids
+from lean_mcp._sandbox import why_unavailable
 from tests.procs import still_alive
 
 from . import proofs

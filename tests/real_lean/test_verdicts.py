@@ -12,13 +12,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lean_mcp.backends.auto import create_backend
-from lean_mcp.backends.lean_cli import parse_lean_json
-from lean_mcp.errors import InvalidProofError
-from lean_mcp.models import ProofConfig, ProofResult, Verdict
-from lean_mcp.server.runtime import open_service
-from lean_mcp.settings import Settings
-from lean_mcp.trust.probes import Probe, ProbeKind, layout
+from lean_mcp._backends.auto import create_backend
+from lean_mcp._backends.lean_cli import parse_lean_json
+from lean_mcp._errors import InvalidProofError
+from lean_mcp._models import ProofConfig, ProofResult, Verdict
+from lean_mcp._server.runtime import open_service
+from lean_mcp._settings import Settings
+from lean_mcp._trust.probes import Probe, ProbeKind, layout
 
 from . import cheats, proofs
 

@@ -1,0 +1,97 @@
+"""Lean's JSON as our models: REPL responses and `lean --json` lines → messages, sorries, output.
+
+Both speak the same message object (`severity`, `pos`, `endPos`, `data`); one parser reads it.
+Unknown severities read as info, a missing position as 1:0, and nothing Lean said is dropped:
+a `lean --json` line that is not a message (what `#eval` printed) becomes an info message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._models import LeanOutput, Message, Pos, Severity, Sorry
+
+#: The `goal` of a sorry found by the lean backend: `lean --json` does not print goals.
+GOAL_NOT_REPORTED = "(goal not reported: the lean backend sees only Lean's warning; the repl backend shows goals)"
+
+_SEVERITIES = {
+    "information": Severity.INFO,
+    "info": Severity.INFO,
+    "warning": Severity.WARNING,
+    "error": Severity.ERROR,
+}
+_START = Pos(line=1, column=0)
+
+
+def _pos(value: Any) -> Pos | None:
+    if not isinstance(value, dict):
+        return None
+    return Pos(line=max(0, int(value.get("line", 1))), column=max(0, int(value.get("column", 0))))
+
+
+def message_of(raw: Any) -> Message:
+    """One Lean message object as a Message (anything else becomes an info message of its text)."""
+    if not isinstance(raw, dict):
+        return Message(severity=Severity.INFO, pos=_START, data=str(raw))
+    return Message(
+        severity=_SEVERITIES.get(str(raw.get("severity")), Severity.INFO),
+        pos=_pos(raw.get("pos")) or _START,
+        end_pos=_pos(raw.get("endPos")),
+        data=str(raw.get("data", "")),
+    )
+
+
+def _sorry(raw: Any) -> Sorry:
+    if not isinstance(raw, dict):
+        return Sorry(goal=str(raw))
+    state = raw.get("proofState")
+    return Sorry(
+        pos=_pos(raw.get("pos")),
+        end_pos=_pos(raw.get("endPos")),
+        goal=str(raw.get("goal", "")),
+        proof_state=state if isinstance(state, int) else None,
+    )
+
+
+def to_lean_output(raw: dict[str, Any]) -> LeanOutput:
+    """A REPL command response as our LeanOutput (unknown keys kept)."""
+    extra = {k: v for k, v in raw.items() if k not in LeanOutput.model_fields}
+    tactics = raw.get("tactics")
+    return LeanOutput(
+        env=raw.get("env") if isinstance(raw.get("env"), int) else None,
+        messages=[message_of(m) for m in raw.get("messages") or []],
+        sorries=[_sorry(s) for s in raw.get("sorries") or []],
+        tactics=tactics if isinstance(tactics, list) else None,
+        infotree=raw.get("infotree"),
+        **extra,
+    )
+
+
+def _json_message(line: str) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return None
+    return raw if isinstance(raw, dict) and "severity" in raw and "data" in raw else None
+
+
+def parse_lean_json(stdout: str) -> LeanOutput:
+    """Lean's `--json` output (one message per line) as our LeanOutput.
+
+    Lines that are not Lean messages become info messages. A `hasSorry` message also yields a
+    Sorry entry; Lean's CLI reports no goal, so its `goal` says so (GOAL_NOT_REPORTED).
+    """
+    output = LeanOutput()
+    for line in stdout.split("\n"):  # not splitlines(): Lean leaves U+2028, U+0085, ... unescaped in JSON
+        if not line.strip():
+            continue
+        raw = _json_message(line)
+        if raw is None:
+            output.messages.append(Message(severity=Severity.INFO, pos=_START, data=line))
+            continue
+        message = message_of(raw)
+        output.messages.append(message)
+        if raw.get("kind") == "hasSorry":
+            output.sorries.append(Sorry(pos=message.pos, end_pos=message.end_pos, goal=GOAL_NOT_REPORTED))
+    return output

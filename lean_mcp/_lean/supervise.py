@@ -1,0 +1,565 @@
+"""One supervised Lean process: the only place a Lean child (a REPL, `lean`, `lake env ...`) starts.
+
+`spawn` builds every child's argv and environment (`child_argv`, `child_environment`), starts it
+as the leader of a process group of its own, and registers the group with `lean_mcp._processes`,
+whose exit handlers and guardian kill it when this server exits, even on kill -9. A
+`LeanProcess` then gives the callers one set of rules:
+
+* a deadline, a memory watchdog over the whole process tree and a stdout budget, all enforced
+  by `supervised(...)`, which kills the group when any of them trips (or the caller is cancelled);
+* stderr goes to an unlinked temporary file trimmed to its tail, so Lean never blocks on a full
+  stderr pipe and a crash report can quote its end (`stderr_tail`, `exit_text`).
+
+The environment is an allow-list (`child_environment`): what Lean, Lake and elan read, and the
+locale. Nothing else passes, so `LEAN_MCP_*` settings, API keys and tokens never reach a proof.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TypeVar
+
+import anyio
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+
+from .._processes import (
+    HAS_CHILDREN_FILES,
+    TreeMemory,
+    kill_group,
+    register_group,
+    signal_name,
+    spawning,
+    tree_rss_mb,
+    unregister_group,
+)
+from .._sandbox import NO_SANDBOX, Sandbox
+
+T = TypeVar("T")
+
+#: What woke a `LeanProcess.watch` other than its output.
+_DEADLINE = "deadline"
+_MEMORY = "memory"
+
+#: How often the memory watchdog samples the process tree's resident memory.
+MEMORY_POLL_SECONDS = 0.05
+#: How much of the stderr file a crash report quotes.
+STDERR_TAIL_BYTES = 4096
+#: Past this size the stderr file is cut back to its last `STDERR_KEEP_BYTES`.
+STDERR_TRIM_BYTES = 1024 * 1024
+STDERR_KEEP_BYTES = 64 * 1024
+#: Bytes read from stdout at a time.
+READ_CHUNK = 1 << 16
+
+#: Variables a Lean child inherits by exact name.
+ENV_ALLOWED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "LD_LIBRARY_PATH",
+        "DYLD_LIBRARY_PATH",
+        "XDG_CACHE_HOME",
+    }
+)
+#: Variables a Lean child inherits by prefix (Lean's, Lake's, elan's, the locale), except `LEAN_MCP_*`.
+ENV_ALLOWED_PREFIXES = ("LEAN_", "LAKE_", "ELAN_", "LC_")
+_ENV_REFUSED_PREFIX = "LEAN_MCP_"
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Lean child: the allowed part of ours, then `extra` (filtered the same way)."""
+    merged = {**os.environ, **(extra or {})}
+    return {name: value for name, value in merged.items() if _env_allowed(name)}
+
+
+def _env_allowed(name: str) -> bool:
+    if name.startswith(_ENV_REFUSED_PREFIX):
+        return False
+    return name in ENV_ALLOWED or name.startswith(ENV_ALLOWED_PREFIXES)
+
+
+def child_argv(
+    command: Sequence[str], *, cwd: str | Path | None, env: Mapping[str, str], sandbox: Sandbox = NO_SANDBOX
+) -> list[str]:
+    """The argv a Lean child is started with: `command`, inside `sandbox` when it is active."""
+    return sandbox.wrap(command, cwd=cwd, env=env)
+
+
+class ProcessFailure(Exception):
+    """A Lean process was stopped (or stopped by itself) before it gave its answer."""
+
+
+class ProcessTimeout(ProcessFailure):
+    """It did not finish within its deadline; its group was killed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+class ProcessStillRunning(ProcessFailure):
+    """The caller stopped waiting before the process's own deadline; the process was left running."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"still working after {waited:g} s")
+        self.waited = waited
+
+
+class ProcessMemoryExceeded(ProcessFailure):
+    """Its process tree's resident memory passed the cap; its group was killed."""
+
+    def __init__(self, limit_mb: float, rss_mb: float) -> None:
+        super().__init__(f"resident memory {rss_mb:.0f} MB passed the {limit_mb:g} MB limit")
+        self.limit_mb = limit_mb
+        self.rss_mb = rss_mb
+
+
+class ProcessOutputExceeded(ProcessFailure):
+    """It wrote more than its stdout budget for one request; its group was killed."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"it wrote more than {limit_bytes:,} bytes of output for one request")
+        self.limit_bytes = limit_bytes
+
+
+def exit_text(returncode: int | None) -> str:
+    """How a process ended, as words: `was killed by signal SIGKILL`, `exited with status 1`."""
+    if returncode is not None and returncode < 0:
+        return f"was killed by signal {signal_name(-returncode)}"
+    return f"exited with status {returncode}"
+
+
+def _stderr_file() -> IO[bytes]:
+    file = tempfile.TemporaryFile(prefix="lean-mcp-stderr-")  # noqa: SIM115 - lives as long as the process
+    flags = fcntl.fcntl(file.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    return file
+
+
+async def spawn(
+    command: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    sandbox: Sandbox = NO_SANDBOX,
+    raw_pipes: bool = False,
+) -> LeanProcess:
+    """Start `command` in a new process group with pipes for stdin/stdout. Raises OSError if it cannot start.
+
+    `env` adds to (never replaces) the allow-listed environment. With `raw_pipes` the pipes are
+    plain non-blocking file descriptors driven by `write` and `listen` (one syscall a request, no
+    stream objects); otherwise they are anyio streams (`stdin`, `receive`).
+    """
+    environment = child_environment(env)
+    argv = child_argv(command, cwd=cwd, env=environment, sandbox=sandbox)
+    stderr = _stderr_file()
+    ours: list[int] = []
+    theirs: list[int] = []
+    with spawning():  # a SIGTERM meanwhile waits for register_group, so the group is killed too
+        try:
+            if raw_pipes:
+                stdin_read, stdin_write = os.pipe()
+                stdout_read, stdout_write = os.pipe()
+                ours, theirs = [stdin_write, stdout_read], [stdin_read, stdout_write]
+                for fd in ours:
+                    os.set_blocking(fd, False)
+            process = await anyio.open_process(
+                argv,
+                stdin=theirs[0] if raw_pipes else subprocess.PIPE,
+                stdout=theirs[1] if raw_pipes else subprocess.PIPE,
+                stderr=stderr,
+                cwd=cwd,
+                env=environment,
+                start_new_session=True,
+            )
+        except BaseException:
+            stderr.close()
+            for fd in ours:
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        register_group(process.pid)
+    return LeanProcess(process, stderr, sandbox, raw_fds=(ours[0], ours[1]) if raw_pipes else None)
+
+
+class LeanProcess:
+    """A running Lean process group: its pipes, stderr tail, memory, and the one way to supervise it."""
+
+    def __init__(
+        self,
+        process: Process,
+        stderr: IO[bytes],
+        sandbox: Sandbox = NO_SANDBOX,
+        *,
+        raw_fds: tuple[int, int] | None = None,
+    ) -> None:
+        self._process = process
+        self._stdin: ByteSendStream | None = process.stdin
+        self._stdout: ByteReceiveStream | None = process.stdout
+        #: With raw pipes: our ends of the child's stdin and stdout (non-blocking).
+        self._stdin_fd, self._stdout_fd = raw_fds if raw_fds is not None else (-1, -1)
+        self._fds = list(raw_fds or ())
+        #: True when stdin/stdout are plain descriptors (`write`, `listen`), not streams.
+        self.raw_pipes = raw_fds is not None
+        self._listening = False
+        self._on_output: Callable[[bytes | None], None] | None = None
+        self.loop = asyncio.get_running_loop()
+        self._stderr = stderr
+        self._sandbox = sandbox
+        self.pid = process.pid
+        self._killed = False
+        self._closed = False
+        #: stdout bytes counted against the budget since `reset_output_budget`.
+        self.output_bytes = 0
+        self.output_limit: int | None = None
+        self.overflowed = False
+        #: Resident memory of the tree, in MB, at the last sample; and the largest seen.
+        self.last_rss_mb = 0.0
+        self.peak_mb = 0.0
+        self._memory = TreeMemory(self.pid)
+
+    @property
+    def stdin(self) -> ByteSendStream:
+        """The stdin stream (not with raw pipes: those are written with `write`)."""
+        assert self._stdin is not None, "a raw-pipe process is written with `write`"
+        return self._stdin
+
+    @property
+    def alive(self) -> bool:
+        """True until the group was killed or the leader was seen to exit."""
+        return not self._killed and self._process.returncode is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status (negative: killed by that signal, also when it died inside the sandbox)."""
+        return self._sandbox.returncode(self._process.returncode)
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    # -- output ------------------------------------------------------------------------------
+
+    def reset_output_budget(self, limit: int | None) -> None:
+        """Count stdout from zero against `limit` bytes (None: unbounded)."""
+        self.output_bytes, self.output_limit = 0, limit
+
+    async def receive(self) -> bytes | None:
+        """The next chunk of stdout; None at end of stream, or once the budget is spent (group killed)."""
+        assert self._stdout is not None, "a raw-pipe process is read with `listen`"
+        try:
+            chunk = await self._stdout.receive(READ_CHUNK)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return None
+        return chunk if self._count_output(chunk) else None
+
+    def _count_output(self, chunk: bytes) -> bool:
+        """Count `chunk` against the budget; False (and the group killed) once it is spent."""
+        self.output_bytes += len(chunk)
+        if self.output_limit is not None and self.output_bytes > self.output_limit:
+            self.overflowed = True
+            self.kill()
+            return False
+        return True
+
+    # -- raw pipes ---------------------------------------------------------------------------
+
+    def listen(self, on_output: Callable[[bytes | None], None]) -> None:
+        """Call `on_output(chunk)` from the event loop for each chunk of stdout as it arrives, then
+        `on_output(None)` once: at end of stream, when the budget is spent (group killed), or at `aclose`."""
+        if not self.raw_pipes:
+            raise ValueError("only a process spawned with raw_pipes=True is read with `listen`")
+        self._on_output = on_output
+        self._listening = True
+        self.loop.add_reader(self._stdout_fd, self._readable)
+
+    def pause(self) -> None:
+        """Stop reading stdout (what the process writes stays in the pipe, and then it blocks)."""
+        if self._listening:
+            self._listening = False
+            self.loop.remove_reader(self._stdout_fd)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self._stdout_fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk and self._count_output(chunk) and self._on_output is not None:
+            self._on_output(chunk)
+            return
+        self._end_output()
+
+    def _end_output(self) -> None:
+        """Stop reading for good, and tell the listener (once) that stdout ended."""
+        self.pause()
+        on_output, self._on_output = self._on_output, None
+        if on_output is not None:
+            on_output(None)
+
+    async def write(self, data: bytes, *, seconds: float) -> None:
+        """Write `data` to stdin: one syscall when the pipe has room, else wait for it at most `seconds`.
+
+        Raises OSError (BrokenPipeError: the process closed its stdin), ProcessTimeout (the group killed).
+        """
+        view = memoryview(data)
+        written = os.write(self._stdin_fd, view)
+        if written == len(view):
+            return
+        with anyio.move_on_after(seconds):
+            while written < len(view):
+                await anyio.wait_writable(self._stdin_fd)
+                try:
+                    written += os.write(self._stdin_fd, view[written:])
+                except BlockingIOError:
+                    continue
+            return
+        self.kill()
+        raise ProcessTimeout(seconds)
+
+    # -- stderr ------------------------------------------------------------------------------
+
+    def stderr_tail(self, limit: int = STDERR_TAIL_BYTES) -> str:
+        """The last `limit` bytes written to stderr, decoded."""
+        with contextlib.suppress(OSError, ValueError):
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            return os.pread(fd, limit, max(0, size - limit)).decode("utf-8", errors="replace")
+        return ""
+
+    def trim_stderr(self) -> None:
+        """Cut the stderr file back to its tail once it passed STDERR_TRIM_BYTES."""
+        with contextlib.suppress(OSError, ValueError):
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            if size > STDERR_TRIM_BYTES:
+                keep = os.pread(fd, STDERR_KEEP_BYTES, size - STDERR_KEEP_BYTES)
+                os.ftruncate(fd, 0)
+                os.write(fd, keep)
+
+    # -- memory ------------------------------------------------------------------------------
+
+    async def sample_rss_mb(self) -> float:
+        """Resident memory of the process tree now, in MB (0 once it is dead); kept in `last_rss_mb`."""
+        if not self.alive:
+            rss = 0.0
+        elif HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
+            rss = self._memory.rss_mb()
+        else:
+            rss = await anyio.to_thread.run_sync(tree_rss_mb, self.pid)
+        self._record_rss(rss)
+        return rss
+
+    # -- supervision -------------------------------------------------------------------------
+
+    async def supervised(
+        self,
+        work: Callable[[], Awaitable[T]],
+        *,
+        seconds: float,
+        memory_mb: float | None,
+        patience: float | None = None,
+    ) -> T:
+        """`await work()` while the process runs under a deadline, a memory cap and its stdout budget.
+
+        Past `seconds`, over `memory_mb` (sampled every MEMORY_POLL_SECONDS and once more at the
+        end), past the budget, on any error or on cancellation, the group is killed and
+        ProcessTimeout / ProcessMemoryExceeded / ProcessOutputExceeded / the error is raised. With
+        `patience` shorter than `seconds`, the caller gives up after `patience` seconds without
+        killing anything: ProcessStillRunning.
+        """
+        failed: list[Exception] = []
+        waited = seconds if patience is None else min(seconds, patience)
+        started = time.monotonic()
+        scope = anyio.CancelScope()
+        watchdog = _Watchdog(self, waited, memory_mb, lambda reason: scope.cancel())
+        try:
+            with scope:
+                try:
+                    result = await work()
+                except Exception as exc:
+                    failed.append(exc)
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            watchdog.stop()
+        if watchdog.tripped == _MEMORY:  # first: its kill may have failed `work`
+            raise ProcessMemoryExceeded(memory_mb or 0, watchdog.exceeded or 0)
+        if failed:
+            self.kill()
+            if self.overflowed:
+                raise ProcessOutputExceeded(self.output_limit or 0) from None
+            raise failed[0]
+        if scope.cancelled_caught and watchdog.tripped == _DEADLINE:
+            self._expired(seconds, waited, started)
+        await self.settle_memory(memory_mb)
+        return result
+
+    async def watch(
+        self,
+        wake: asyncio.Future[object],
+        *,
+        seconds: float,
+        memory_mb: float | None,
+        patience: float | None = None,
+    ) -> None:
+        """Wait until `wake` is set (by whoever reads the output: it arrived, or stdout ended) under
+        the deadline and memory cap of `supervised`, with no task or cancel scope of its own.
+
+        Raises ProcessMemoryExceeded / ProcessTimeout (the group killed), ProcessStillRunning when
+        `patience` ran out first; on cancellation the group is killed. The caller then looks at
+        what arrived, and calls `settle_memory` for the last sample.
+        """
+        waited = seconds if patience is None else min(seconds, patience)
+        started = time.monotonic()
+        watchdog = _Watchdog(self, waited, memory_mb, lambda reason: _wake(wake, reason))
+        try:
+            reason = await wake
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            watchdog.stop()
+        if watchdog.tripped == _MEMORY:  # first: it killed the group, whatever woke us
+            raise ProcessMemoryExceeded(memory_mb or 0, watchdog.exceeded or 0)
+        if reason == _DEADLINE:
+            self._expired(seconds, waited, started)
+
+    def _expired(self, seconds: float, waited: float, started: float) -> None:
+        """The wait ran out: ProcessStillRunning if only the caller's patience did, else kill and ProcessTimeout."""
+        if waited < seconds:
+            raise ProcessStillRunning(time.monotonic() - started)
+        self.kill()
+        raise ProcessTimeout(seconds)
+
+    async def settle_memory(self, memory_mb: float | None) -> None:
+        """Sample memory once more (the caller may recycle on it); over `memory_mb`: kill, ProcessMemoryExceeded."""
+        rss = await self.sample_rss_mb()
+        if memory_mb is not None and rss > memory_mb:
+            self.kill()
+            raise ProcessMemoryExceeded(memory_mb, rss)
+
+    def _record_rss(self, rss: float) -> None:
+        self.last_rss_mb = rss
+        self.peak_mb = max(self.peak_mb, rss)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group now (reap it later with `aclose`)."""
+        self._killed = True
+        if not self._closed:
+            kill_group(self.pid)
+
+    async def aclose(self) -> None:
+        """Kill the group, reap the leader, release its pipes and stderr file. Idempotent."""
+        self.kill()
+        if self._closed:
+            return
+        self._end_output()
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(Exception):
+                await self._process.aclose()
+            self._closed = True
+            unregister_group(self.pid)
+            self._stderr.close()
+            self._memory.close()
+            fds, self._fds = self._fds, []  # aclose may run twice at once (the pool and a check)
+            for fd in fds:
+                os.close(fd)
+
+
+def _wake(future: asyncio.Future[object], reason: object) -> None:
+    """Set `future` to `reason` unless something set (or cancelled) it first."""
+    if not future.done():
+        future.set_result(reason)
+
+
+class _Watchdog:
+    """One event-loop timer (asyncio) over one wait: the deadline, and the memory cap sampled every
+    MEMORY_POLL_SECONDS (without /proc children files the sample, a scan of /proc, runs on a
+    worker thread).
+
+    When the deadline passes it calls `trip(_DEADLINE)`; over `limit_mb` it records the sample in
+    `exceeded`, kills the group and calls `trip(_MEMORY)`. `tripped` says which, if any.
+    """
+
+    def __init__(
+        self, process: LeanProcess, seconds: float, limit_mb: float | None, trip: Callable[[str], object]
+    ) -> None:
+        self.process, self.limit_mb, self.trip = process, limit_mb, trip
+        self.loop = process.loop
+        self.deadline = self.loop.time() + seconds
+        self.exceeded: float | None = None
+        self.tripped: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.limit_mb = None  # a threaded sample still running judges nothing
+
+    def _arm(self, poll: bool = True) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        when = self.deadline
+        if poll and self.limit_mb is not None:
+            when = min(when, self.loop.time() + MEMORY_POLL_SECONDS)
+        self._timer = self.loop.call_at(when, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.loop.time() >= self.deadline:
+            self._trip(_DEADLINE)
+        elif self.limit_mb is None:
+            self._arm()
+        elif not self.process.alive:
+            self._judge(0.0)
+        elif HAS_CHILDREN_FILES:  # a few /proc reads: cheaper inline than a thread hop
+            self._judge(self.process._memory.rss_mb())
+        else:
+            sample = self.loop.run_in_executor(None, tree_rss_mb, self.process.pid)
+            sample.add_done_callback(lambda done: self._judge(None if done.exception() else done.result()))
+            self._arm(poll=False)  # the deadline holds while the sample runs
+
+    def _judge(self, rss: float | None) -> None:
+        if self.limit_mb is None or self.tripped is not None:  # stopped while a threaded sample ran
+            return
+        if rss is not None:
+            self.process._record_rss(rss)
+            if rss > self.limit_mb:
+                self.exceeded = rss
+                self.process.kill()
+                self._trip(_MEMORY)
+                return
+            self.process.trim_stderr()
+        self._arm()
+
+    def _trip(self, reason: str) -> None:
+        if self.tripped is not None:
+            return
+        self.tripped = reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.trip(reason)

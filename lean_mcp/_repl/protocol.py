@@ -1,0 +1,183 @@
+"""The Lean REPL's JSON protocol: framing requests, reading responses, typing what comes back.
+
+Requests go out as ONE physical line of JSON followed by one blank line. `json.dumps` escapes
+every control character (newline, CR, tab, NUL) inside the proof text, so no proof can split a
+request. Lone UTF-16 surrogates (which `str` can hold but UTF-8 cannot encode) are replaced by
+U+FFFD, one code point for one code point, so columns stay where they were; a well-formed
+surrogate *pair* held as two code points is first combined into the character it encodes.
+
+Responses come back as Lean's multi-line pretty JSON ended by the first empty line. The reader
+skips anything that is not JSON (e.g. text a Lean program printed straight to stdout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sanitize_text(text: str) -> str:
+    """`text` made encodable as UTF-8: surrogate pairs combined, lone surrogates → U+FFFD."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps builds one per call with options
+
+
+def encode_request(request: dict[str, Any]) -> bytes:
+    """One request on the wire: a single line of JSON, then a blank line."""
+    line = sanitize_text(_ENCODER.encode(request))
+    return (line + "\n\n").encode("utf-8")
+
+
+def command_request(code: str, env: int | None = None, *, all_tactics: bool = False) -> dict[str, Any]:
+    """A Command request: `code` elaborated on env `env` (a fresh session when None)."""
+    request: dict[str, Any] = {"cmd": code}
+    if env is not None:
+        request["env"] = env
+    if all_tactics:
+        request["allTactics"] = True
+    return request
+
+
+class ResponseReader:
+    """Turns the REPL's stdout bytes into response objects, one per empty-line-terminated block.
+
+    Text that is not a JSON object (noise a Lean program wrote to stdout) is skipped; when noise
+    precedes a response in the same block, parsing starts at the first line that opens an object.
+    """
+
+    def __init__(self, on_noise: Callable[[str], None] | None = None) -> None:
+        self._buffer = bytearray()
+        self._scan_from = 0
+        self._on_noise = on_noise or (lambda text: logger.debug("REPL stdout noise: %.200r", text))
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the REPL's stdout."""
+        self._buffer += data
+
+    def next_response(self) -> dict[str, Any] | None:
+        """The next complete response in the buffer, or None until more bytes arrive."""
+        while True:
+            end = self._buffer.find(b"\n\n", self._scan_from)
+            if end < 0:
+                self._scan_from = max(0, len(self._buffer) - 1)
+                return None
+            block = self._buffer[:end].decode("utf-8", errors="replace")
+            del self._buffer[: end + 2]
+            self._scan_from = 0
+            parsed = _parse_block(block)
+            if parsed is not None:
+                return parsed
+            if block.strip():
+                self._on_noise(block)
+
+
+def _parse_block(block: str) -> dict[str, Any] | None:
+    """The JSON object in `block`, tolerating noise lines before it; None if there is none."""
+    stripped = block.lstrip()
+    if stripped.startswith("{"):
+        obj = _loads_object(stripped)
+        if obj is not None:
+            return obj
+    for match in re.finditer(r"(?m)^[ \t]*\{", block):
+        obj = _loads_object(block[match.start() :])
+        if obj is not None:
+            return obj
+    start = block.find("{")
+    while start >= 0:
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(block, start)
+        except ValueError:
+            start = block.find("{", start + 1)
+            continue
+        if isinstance(obj, dict):
+            return obj
+        start = block.find("{", start + 1)
+    return None
+
+
+def _loads_object(text: str) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplMessage:
+    """A REPL-level error reply, `{"message": ...}` (unknown env, tactic parse error, ...)."""
+
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResponse:
+    """A reply to a command or file request: it always names the new `env`."""
+
+    env: int
+    raw: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProofStepResponse:
+    """A reply to a tactic (proof-step) request."""
+
+    proof_state: int
+    goals: list[str]
+    proof_status: str | None
+    raw: dict[str, Any]
+
+
+Response = ReplMessage | CommandResponse | ProofStepResponse
+
+
+def classify(obj: dict[str, Any]) -> Response:
+    """Which of the REPL's three reply shapes `obj` is (by its keys, as the REPL writes them).
+
+    Raises ValueError for an object that is none of them.
+    """
+    if "env" in obj and isinstance(obj["env"], int):
+        return CommandResponse(env=obj["env"], raw=obj)
+    if "proofState" in obj and isinstance(obj["proofState"], int):
+        return ProofStepResponse(
+            proof_state=obj["proofState"],
+            goals=[str(g) for g in obj.get("goals") or []],
+            proof_status=obj.get("proofStatus"),
+            raw=obj,
+        )
+    if "message" in obj:
+        return ReplMessage(message=str(obj["message"]))
+    raise ValueError(f"not a REPL response: {json.dumps(obj)[:200]}")
+
+
+def shift_positions(value: Any, line_offset: int) -> Any:
+    """A copy of `value` with every `{"line", "column"}` position (line ≥ 1) moved down `line_offset` lines.
+
+    Line 0 (what tactic mode reports) is left alone. Covers messages, sorries, tactics and the
+    ranges inside info trees.
+    """
+    if line_offset == 0:
+        return value
+    if isinstance(value, dict):
+        line = value.get("line")
+        if isinstance(line, int) and isinstance(value.get("column"), int) and len(value) == 2:
+            return {"line": line + line_offset if line >= 1 else line, "column": value["column"]}
+        return {key: shift_positions(item, line_offset) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shift_positions(item, line_offset) for item in value]
+    return value

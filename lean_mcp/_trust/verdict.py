@@ -1,0 +1,135 @@
+"""Turning Lean's output plus the probes' answers into the final verdict, with reasons.
+
+Every reason a proof is not `proved` becomes an error message (or, for a hidden `sorry`, Lean's own
+sorry warning) in the result's messages, so a client that re-derives the verdict from messages
+alone (lean-runner's, ours over HTTP) reaches the same answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .._models import DEFAULT_PERMITTED_AXIOMS, LeanOutput, Message, Pos, ProofResult, Severity
+from .declarations import Declarations
+from .probes import Probe, ProbeKind, ProbeRun, axioms_of
+from .statement import Reference
+
+__all__ = ["DEFAULT_PERMITTED_AXIOMS", "Assessment", "assess"]
+
+SORRY_AXIOM = "sorryAx"
+
+
+@dataclasses.dataclass
+class Assessment:
+    """What the probes found: reasons to reject, hidden sorries, and each audited theorem's axioms."""
+
+    rejections: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    sorries: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    axioms: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: names whose statement or definition was already found to differ (reported once, not per print style)
+    differing: set[str] = dataclasses.field(default_factory=set)
+
+    def reject(self, text: str, line: int = 1) -> None:
+        self.rejections.append((line, text))
+
+
+def _audit(probe: Probe, permitted: frozenset[str], line: int, found: Assessment) -> None:
+    name = probe.full_name
+    axioms = axioms_of(probe.answer) if probe.answer is not None and not probe.errors else None
+    if axioms is None:
+        why = "; ".join(probe.errors) or "Lean gave no answer (it stopped reading before the audit)"
+        found.reject(f"lean-mcp could not audit the axioms of `{name}`: {why}. The verdict cannot be `proved`.", line)
+        return
+    found.axioms[name] = axioms
+    if SORRY_AXIOM in axioms:
+        found.sorries.append((line, f"`{name}` depends on `sorryAx`: declaration uses `sorry`"))
+    for axiom in axioms:
+        if axiom != SORRY_AXIOM and axiom not in permitted:
+            found.reject(
+                f"`{name}` depends on the axiom `{axiom}`, which is not permitted (permitted: "
+                f"{', '.join(sorted(permitted))}; a request may add more with `permitted_axioms`).",
+                line,
+            )
+
+
+def _compare(probe: Probe, expected: str, found: Assessment) -> None:
+    name = probe.full_name
+    if name in found.differing or (probe.complete and probe.answer == expected):
+        return
+    found.differing.add(name)
+    if probe.kind is ProbeKind.TYPE:
+        if probe.answer is None or probe.errors:
+            found.reject(f"The proof does not declare `{name}`, a theorem of the statement (under that full name).")
+        elif not probe.complete or probe.answer != expected:
+            found.reject(
+                f"The statement of `{name}` differs from the challenge's."
+                f"\nexpected: {expected}\ngot:      {probe.answer}"
+            )
+    elif probe.answer is None or probe.errors:
+        found.reject(f"`{name}`, which the statement uses, is not defined in the proof as in the challenge.")
+    elif not probe.complete or probe.answer != expected:
+        found.reject(f"`{name}` is defined differently in the proof.\nexpected: {expected}\ngot:      {probe.answer}")
+
+
+def assess(
+    probe_run: ProbeRun,
+    declared: Declarations,
+    reference: Reference | None,
+    permitted: frozenset[str],
+) -> Assessment:
+    """Judge the answers in `probe_run` (already `read`)."""
+    found = Assessment()
+    if not probe_run.reached_end:
+        found.reject("Lean stopped reading before the end of lean-mcp's audit (an unterminated comment or command?).")
+    if reference is None and not declared.theorems:
+        found.reject("The proof declares no theorem or lemma, so nothing is proved (lean-mcp audits named theorems).")
+    lines: dict[str, int] | None = None  # theorem name → its line, built only when a finding needs one
+    for probe in probe_run.probes:
+        kind = probe.kind
+        if kind is ProbeKind.AXIOMS or (kind is ProbeKind.SAFE and probe.errors):
+            if lines is None:
+                lines = {".".join(n): line for n, line in zip(declared.theorems, declared.theorem_lines, strict=True)}
+            line = lines.get(probe.full_name, 1)
+            if kind is ProbeKind.AXIOMS:
+                _audit(probe, permitted, line, found)
+            else:
+                found.reject(
+                    f"`{probe.full_name}` is not a kernel-checked, safe constant (lean-mcp's `example := @"
+                    f"{probe.full_name}` failed: {probe.errors[0]}).",
+                    line,
+                )
+        elif reference is not None and kind is ProbeKind.TYPE:
+            _compare(probe, reference.types[probe.key], found)
+        elif reference is not None and kind is ProbeKind.DEFINITION:
+            _compare(probe, reference.definitions[probe.key], found)
+    for axiom in declared.axioms:
+        if axiom is None:
+            found.reject("The proof declares an axiom whose name lean-mcp cannot read (made by a macro?).")
+        elif axiom != SORRY_AXIOM and axiom.split(".")[-1] != SORRY_AXIOM and axiom not in permitted:
+            found.reject(f"The proof declares the axiom `{axiom}`, which is not permitted.")
+    found.sorries += [(line, "declaration uses `sorry`") for line in declared.sorry_lines]
+    return found
+
+
+def apply(
+    output: LeanOutput,
+    kept: list[Message],
+    found: Assessment,
+    *,
+    lean_time: float | None,
+    checks: list[str],
+    reusable: bool = True,
+) -> ProofResult:
+    """The final result: `output` with its messages replaced by `kept` (Lean's own, from `ProbeRun.read`)
+    plus one message per finding. Built once: one copy of `output`, one result."""
+    messages = kept + [Message.error(text, line=line) for line, text in found.rejections]
+    if found.sorries and not output.sorries and not any(_is_sorry_warning(m) for m in kept):
+        messages += [
+            Message(severity=Severity.WARNING, pos=Pos(line=line, column=0), data=text) for line, text in found.sorries
+        ]
+    output = output.model_copy(update={"messages": messages})
+    return ProofResult.from_output(output, lean_time=lean_time, checks=checks, axioms=found.axioms, reusable=reusable)
+
+
+def _is_sorry_warning(message: Message) -> bool:
+    return "declaration uses" in message.data and "sorry" in message.data

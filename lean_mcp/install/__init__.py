@@ -1,5 +1,0 @@
-"""`lean-mcp setup`: install elan, a Lake project, the REPL (and Mathlib), and record where they are.
-
-`record` says where setup keeps things and what it made (read by `lean_mcp.toolchain`);
-`shell` runs the tools with progress on stderr; `steps` is the plan, one small object per step.
-"""
