@@ -96,9 +96,10 @@ def _hint(exc: InvalidProofError) -> str:
 
 async def _check_all(settings: Settings, files: _Files, as_json: bool) -> list[ProofResult]:
     results: list[ProofResult] = []
-    config = ProofConfig() if files.statement is None else ProofConfig(statement=files.statement)
     async with open_service(settings) as service:
-        proofs = await service.submit_many(_validate(service, files), config)
+        sources = _validate(service, files)  # the statement too, named as the --statement file
+        config = ProofConfig() if files.statement is None else ProofConfig(statement=files.statement)
+        proofs = await service.submit_many(sources, config)
         try:
             for path, proof in zip(files.paths, proofs, strict=True):
                 result = await service.wait(proof.id)
