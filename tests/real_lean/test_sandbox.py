@@ -1,7 +1,7 @@
 """The real Lean 4.35 inside the bubblewrap sandbox: the same verdicts, positions, timeout and memory kill.
 
 Skipped (with the reason) where `bwrap` cannot create a sandbox; the hostile-action tests are in
-tests/test_sandbox.py.
+tests/test_sandbox_e2e.py.
 """
 
 from __future__ import annotations
