@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import CallToolResult
@@ -46,6 +47,18 @@ async def stdio_session(tmp_path: Path, env: dict[str, str] | None = None) -> As
         async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             yield session
+
+
+async def wait_until_listening(url: str) -> None:
+    """Wait (up to 30 s) until an HTTP server answers at `url`."""
+    async with httpx2.AsyncClient() as client:
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    await client.get(url)
+                    return
+                except httpx2.TransportError:
+                    await anyio.sleep(0.1)
 
 
 def text_of(result: CallToolResult) -> str:

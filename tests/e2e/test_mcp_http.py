@@ -13,7 +13,8 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from .mcp_support import SERVE, processes_of, server_env, structured, text_of
+from .mcp_support import SERVE, processes_of, server_env, structured, text_of, wait_until_listening
+from .runner_support import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -22,33 +23,16 @@ PROVED = "theorem over_http : True := trivial\n"
 REJECTED = "theorem nope : False := by\n-- standin: error unsolved goals\n  skip\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_until_listening(url: str) -> None:
-    async with httpx.AsyncClient() as client:
-        with anyio.fail_after(30):
-            while True:
-                try:
-                    await client.get(url)
-                    return
-                except httpx.TransportError:
-                    await anyio.sleep(0.1)
-
-
 @pytest.mark.timeout(90)
 async def test_http_needs_the_bearer_token_and_serves_proofs_with_it(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     env = server_env(tmp_path, LEAN_MCP_API_KEY=TOKEN)
     args = [*SERVE, "--transport", "streamable-http", "--port", str(port)]
     with (tmp_path / "server.log").open("ab") as errlog:
         process = await anyio.open_process(args, env=env, cwd=tmp_path, stderr=errlog, stdout=errlog)
         try:
-            await _wait_until_listening(url)
+            await wait_until_listening(url)
             async with httpx.AsyncClient() as plain:
                 initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
                 anonymous = await plain.post(url, json=initialize)

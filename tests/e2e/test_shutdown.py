@@ -16,7 +16,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from lean_mcp import LeanClient, ProofResult
-from tests.e2e.mcp_support import SERVE, processes_of, server_env, stdio_session, structured
+from tests.e2e.mcp_support import SERVE, processes_of, server_env, stdio_session, structured, wait_until_listening
 from tests.e2e.runner_support import RunnerProcess, free_port, runner_env, running_runner
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,17 +60,6 @@ def test_sigterm_on_the_runner_answers_the_request_in_flight_and_keeps_the_queue
     assert "Re-running" in again.log()  # the SIGTERM did land with jobs still queued
 
 
-async def _wait_until_listening(url: str) -> None:
-    async with httpx2.AsyncClient() as client:
-        with anyio.fail_after(30):
-            while True:
-                try:
-                    await client.get(url)
-                    return
-                except httpx2.TransportError:
-                    await anyio.sleep(0.1)
-
-
 async def _mcp_over_http(url: str, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     async with (
         httpx2.AsyncClient(timeout=60) as http,
@@ -91,7 +80,7 @@ async def test_sigterm_on_the_mcp_http_server_keeps_every_submitted_job(tmp_path
     with log_path.open("ab") as errlog:
         process = await anyio.open_process(args, env=env, cwd=tmp_path, stderr=errlog, stdout=errlog)
         try:
-            await _wait_until_listening(url)
+            await wait_until_listening(url)
             proofs = [("submit_proof", {"proof": SLOW.format(seconds=0.3, n=n)}) for n in range(8)]
             submitted = [proof["id"] for proof in await _mcp_over_http(url, proofs)]
             process.send_signal(signal.SIGTERM)
