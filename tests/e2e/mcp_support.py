@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,10 +14,12 @@ from typing import Any
 
 import anyio
 import httpx2
+from anyio.abc import Process
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import CallToolResult
 
+from tests.e2e.runner_support import free_port
 from tests.standin import standin_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,15 +166,38 @@ class RawServer:
 
 
 @asynccontextmanager
-async def raw_server(tmp_path: Path, env: dict[str, str] | None = None) -> AsyncIterator[RawServer]:
-    """`lean-mcp serve` as a bare subprocess (stderr in server.log); killed if the test leaves it running."""
+async def _server_process(
+    tmp_path: Path, args: list[str], env: dict[str, str], *, stdout_to_log: bool = False
+) -> AsyncIterator[Process]:
+    """`args` as a subprocess in `tmp_path`, stderr (and stdout if asked) in server.log; killed if the
+    test leaves it running."""
     with (tmp_path / "server.log").open("ab") as errlog:
-        process = await anyio.open_process(SERVE, env=env or server_env(tmp_path), cwd=tmp_path, stderr=errlog)
+        stdout = errlog if stdout_to_log else subprocess.PIPE
+        process = await anyio.open_process(args, env=env, cwd=tmp_path, stderr=errlog, stdout=stdout)
         try:
-            yield RawServer(process)
+            yield process
         finally:
             if process.returncode is None:
                 process.kill()
             with anyio.CancelScope(shield=True):
                 await process.wait()
             await process.aclose()
+
+
+@asynccontextmanager
+async def raw_server(tmp_path: Path, env: dict[str, str] | None = None) -> AsyncIterator[RawServer]:
+    """`lean-mcp serve` as a bare subprocess (stderr in server.log); killed if the test leaves it running."""
+    async with _server_process(tmp_path, SERVE, env or server_env(tmp_path)) as process:
+        yield RawServer(process)
+
+
+@asynccontextmanager
+async def http_server(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[tuple[Process, str]]:
+    """`lean-mcp serve --transport streamable-http` on a free port, listening: the process and its MCP
+    URL (its output in server.log); killed if the test leaves it running."""
+    port = free_port()
+    args = [*SERVE, "--transport", "streamable-http", "--port", str(port)]
+    async with _server_process(tmp_path, args, env, stdout_to_log=True) as process:
+        url = f"http://127.0.0.1:{port}/mcp"
+        await wait_until_listening(url)
+        yield process, url

@@ -13,8 +13,7 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from .mcp_support import SERVE, processes_of, server_env, structured, text_of, wait_until_listening
-from .runner_support import free_port
+from .mcp_support import SERVE, http_server, processes_of, server_env, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -25,51 +24,39 @@ REJECTED = "theorem nope : False := by\n-- standin: error unsolved goals\n  skip
 
 @pytest.mark.timeout(90)
 async def test_http_needs_the_bearer_token_and_serves_proofs_with_it(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
     env = server_env(tmp_path, LEAN_MCP_API_KEY=TOKEN)
-    args = [*SERVE, "--transport", "streamable-http", "--port", str(port)]
-    with (tmp_path / "server.log").open("ab") as errlog:
-        process = await anyio.open_process(args, env=env, cwd=tmp_path, stderr=errlog, stdout=errlog)
-        try:
-            await wait_until_listening(url)
-            async with httpx.AsyncClient() as plain:
-                initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
-                anonymous = await plain.post(url, json=initialize)
-                wrong = await plain.post(url, json=initialize, headers={"Authorization": "Bearer wrong"})
-                base = url.removesuffix("/mcp")
-                names = ("oauth-protected-resource", "oauth-protected-resource/mcp", "oauth-authorization-server")
-                discovery = [await plain.get(f"{base}/.well-known/{name}") for name in names]
-            # No OAuth: discovery finds nothing, so a client shows the 401's own words instead.
-            assert [answer.status_code for answer in discovery] == [404, 404, 404]
-            assert anonymous.status_code == 401
-            assert "Authorization: Bearer" in anonymous.json()["error_description"]
-            assert wrong.status_code == 401
+    async with http_server(tmp_path, env) as (process, url):
+        async with httpx.AsyncClient() as plain:
+            initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+            anonymous = await plain.post(url, json=initialize)
+            wrong = await plain.post(url, json=initialize, headers={"Authorization": "Bearer wrong"})
+            base = url.removesuffix("/mcp")
+            names = ("oauth-protected-resource", "oauth-protected-resource/mcp", "oauth-authorization-server")
+            discovery = [await plain.get(f"{base}/.well-known/{name}") for name in names]
+        # No OAuth: discovery finds nothing, so a client shows the 401's own words instead.
+        assert [answer.status_code for answer in discovery] == [404, 404, 404]
+        assert anonymous.status_code == 401
+        assert "Authorization: Bearer" in anonymous.json()["error_description"]
+        assert wrong.status_code == 401
 
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            async with (
-                httpx2.AsyncClient(headers=headers, timeout=60) as client,
-                streamable_http_client(url, http_client=client) as (read, write),
-                ClientSession(read, write) as session,
-            ):
-                await session.initialize()
-                tools = {tool.name for tool in (await session.list_tools()).tools}
-                proved = await session.call_tool("verify_proof", {"proof": PROVED})
-                rejected = await session.call_tool("verify_proof", {"proof": REJECTED})
-            assert tools == {"verify_proof", "submit_proof", "get_proof_result", "run_tactic", "try_tactics"}
-            assert structured(proved)["verdict"] == "proved"
-            assert structured(rejected)["verdict"] == "rejected"
-            assert "2:0 error: unsolved goals" in text_of(rejected)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as client,
+            streamable_http_client(url, http_client=client) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = {tool.name for tool in (await session.list_tools()).tools}
+            proved = await session.call_tool("verify_proof", {"proof": PROVED})
+            rejected = await session.call_tool("verify_proof", {"proof": REJECTED})
+        assert tools == {"verify_proof", "submit_proof", "get_proof_result", "run_tactic", "try_tactics"}
+        assert structured(proved)["verdict"] == "proved"
+        assert structured(rejected)["verdict"] == "rejected"
+        assert "2:0 error: unsolved goals" in text_of(rejected)
 
-            process.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await process.wait() == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
-            await process.aclose()
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            assert await process.wait() == 0
     assert not processes_of(tmp_path)
 
 

@@ -16,8 +16,8 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from lean_mcp import LeanClient, ProofResult
-from tests.e2e.mcp_support import SERVE, processes_of, server_env, stdio_session, structured, wait_until_listening
-from tests.e2e.runner_support import RunnerProcess, free_port, runner_env, running_runner
+from tests.e2e.mcp_support import http_server, processes_of, server_env, stdio_session, structured
+from tests.e2e.runner_support import RunnerProcess, runner_env, running_runner
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,25 +73,13 @@ async def _mcp_over_http(url: str, calls: list[tuple[str, dict[str, Any]]]) -> l
 @pytest.mark.anyio
 async def test_sigterm_on_the_mcp_http_server_keeps_every_submitted_job(tmp_path: Path) -> None:
     env = server_env(tmp_path, LEAN_MCP_WORKERS="1")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
-    args = [*SERVE, "--transport", "streamable-http", "--port", str(port)]
     log_path = tmp_path / "server.log"
-    with log_path.open("ab") as errlog:
-        process = await anyio.open_process(args, env=env, cwd=tmp_path, stderr=errlog, stdout=errlog)
-        try:
-            await wait_until_listening(url)
-            proofs = [("submit_proof", {"proof": SLOW.format(seconds=0.3, n=n)}) for n in range(8)]
-            submitted = [proof["id"] for proof in await _mcp_over_http(url, proofs)]
-            process.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await process.wait() == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
-            await process.aclose()
+    async with http_server(tmp_path, env) as (process, url):
+        proofs = [("submit_proof", {"proof": SLOW.format(seconds=0.3, n=n)}) for n in range(8)]
+        submitted = [proof["id"] for proof in await _mcp_over_http(url, proofs)]
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            assert await process.wait() == 0
     log = log_path.read_text()
     assert "Traceback" not in log and "Received SIGTERM; stopping." in log
     assert not processes_of(tmp_path)
