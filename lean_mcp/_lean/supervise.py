@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import select
 import subprocess
 import tempfile
 import time
@@ -48,6 +49,8 @@ T = TypeVar("T")
 _DEADLINE = "deadline"
 _MEMORY = "memory"
 
+#: True where a memory sample is a few /proc reads, cheap enough to take inline (`settle_memory_now`).
+SAMPLES_INLINE = HAS_CHILDREN_FILES
 #: How often the memory watchdog samples the process tree's resident memory.
 MEMORY_POLL_SECONDS = 0.05
 #: How much of the stderr file a crash report quotes.
@@ -314,6 +317,16 @@ class LeanProcess:
         if on_output is not None:
             on_output(None)
 
+    def write_now(self, data: bytes) -> bool:
+        """Write all of `data` to stdin in one syscall, or nothing: False when the pipe has no room
+        (an atomic write, so `data` must be at most `select.PIPE_BUF` bytes) or the process closed it."""
+        if len(data) > select.PIPE_BUF:
+            raise ValueError("only a write of at most PIPE_BUF bytes is all or nothing")
+        try:
+            return os.write(self._stdin_fd, data) == len(data)
+        except OSError:  # BlockingIOError: no room; BrokenPipeError: `write` will report it
+            return False
+
     async def write(self, data: bytes, *, seconds: float) -> None:
         """Write `data` to stdin: one syscall when the pipe has room, else wait for it at most `seconds`.
 
@@ -428,20 +441,30 @@ class LeanProcess:
         `patience` ran out first; on cancellation the group is killed. The caller then looks at
         what arrived, and calls `settle_memory` for the last sample.
         """
-        waited = seconds if patience is None else min(seconds, patience)
-        started = time.monotonic()
-        watchdog = _Watchdog(self, waited, memory_mb, lambda reason: _wake(wake, reason))
+        watch = self.start_watch(wake, seconds=seconds, memory_mb=memory_mb, patience=patience)
         try:
             reason = await wake
         except BaseException:
             self.kill()
             raise
         finally:
-            watchdog.stop()
-        if watchdog.tripped == _MEMORY:  # first: it killed the group, whatever woke us
-            raise ProcessMemoryExceeded(memory_mb or 0, watchdog.exceeded or 0)
-        if reason == _DEADLINE:
-            self._expired(seconds, waited, started)
+            watch.stop()
+        watch.judge(reason)
+
+    def start_watch(
+        self,
+        wake: asyncio.Future[object],
+        *,
+        seconds: float,
+        memory_mb: float | None,
+        patience: float | None = None,
+    ) -> Watch:
+        """Arm the deadline and memory cap of `watch` now, for a wait on `wake` that may begin later.
+
+        Whoever awaits `wake` then calls `Watch.stop` and `Watch.judge` (and kills the group if
+        that wait is cancelled), exactly as `watch` does.
+        """
+        return Watch(self, wake, seconds, memory_mb, patience)
 
     def _expired(self, seconds: float, waited: float, started: float) -> None:
         """The wait ran out: ProcessStillRunning if only the caller's patience did, else kill and ProcessTimeout."""
@@ -452,7 +475,16 @@ class LeanProcess:
 
     async def settle_memory(self, memory_mb: float | None) -> None:
         """Sample memory once more (the caller may recycle on it); over `memory_mb`: kill, ProcessMemoryExceeded."""
-        rss = await self.sample_rss_mb()
+        self._settle(await self.sample_rss_mb(), memory_mb)
+
+    def settle_memory_now(self, memory_mb: float | None) -> None:
+        """`settle_memory` without awaiting (only where `SAMPLES_INLINE`: the sample is a few /proc reads)."""
+        assert SAMPLES_INLINE, "without /proc children files a sample runs on a worker thread"
+        rss = self._memory.rss_mb() if self.alive else 0.0
+        self._record_rss(rss)
+        self._settle(rss, memory_mb)
+
+    def _settle(self, rss: float, memory_mb: float | None) -> None:
         if memory_mb is not None and rss > memory_mb:
             self.kill()
             raise ProcessMemoryExceeded(memory_mb, rss)
@@ -485,6 +517,38 @@ class LeanProcess:
             fds, self._fds = self._fds, []  # aclose may run twice at once (the pool and a check)
             for fd in fds:
                 os.close(fd)
+
+
+class Watch:
+    """The deadline and memory cap over one wait for a process's output (`LeanProcess.start_watch`)."""
+
+    def __init__(
+        self,
+        process: LeanProcess,
+        wake: asyncio.Future[object],
+        seconds: float,
+        memory_mb: float | None,
+        patience: float | None,
+    ) -> None:
+        self.process, self.seconds, self.memory_mb = process, seconds, memory_mb
+        self.waited = seconds if patience is None else min(seconds, patience)
+        self.started = time.monotonic()
+        self._watchdog = _Watchdog(process, self.waited, memory_mb, lambda reason: _wake(wake, reason))
+
+    def stop(self) -> None:
+        """Disarm its timer (idempotent)."""
+        self._watchdog.stop()
+
+    def judge(self, reason: object) -> None:
+        """After the wait ended with `reason`, raise what tripped, if anything.
+
+        ProcessMemoryExceeded (the watchdog killed the group), ProcessTimeout (the group killed
+        now), or ProcessStillRunning when only the caller's patience ran out (nothing killed).
+        """
+        if self._watchdog.tripped == _MEMORY:  # first: it killed the group, whatever woke the wait
+            raise ProcessMemoryExceeded(self.memory_mb or 0, self._watchdog.exceeded or 0)
+        if reason == _DEADLINE:
+            self.process._expired(self.seconds, self.waited, self.started)
 
 
 def _wake(future: asyncio.Future[object], reason: object) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import math
 import signal
@@ -62,7 +63,7 @@ from .._models import LeanOutput, ProofConfig, ProofResult, Verdict
 from .._processes import install_signal_cleanup
 from .._sandbox import NO_SANDBOX, Sandbox
 from .._settings import DEFAULT_LIMITS, LeanLimits
-from .process import ReplCrashed, ReplOutOfStep, ReplProcess
+from .process import Outcome, ReplCrashed, ReplOutOfStep, ReplProcess
 from .proof_states import ProofStateRegistry, sketch_taint
 from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions
 
@@ -109,12 +110,24 @@ class _Waiter:
     split: SplitProof | None
     #: The one slot this waiter can use (a tactic on that REPL's proof state); None: any slot.
     want: _Slot | None = None
-    #: Set when the waiter leaves the queue (with `slot`, or empty-handed: timeout, shutdown).
-    handed: asyncio.Future[None] | None = None
+    #: A proof's settings (None: a tactic), so the REPL that frees up can be sent the proof at once.
+    config: ProofConfig | None = None
+    memory_mb: int = 0
+    #: Set when the waiter leaves the queue (with `slot`, or empty-handed: timeout, shutdown), or,
+    #: once its proof was sent on its behalf (`sent`), when the answer is in (see `_send_for`).
+    handed: asyncio.Future[object] | None = None
     #: When it gives up waiting (event-loop time).
     deadline: float = math.inf
     slot: _Slot | None = None
     skipped: int = 0
+    #: Its proof was sent on its behalf (`_send_for`), when; and, from the reading callback, what
+    #: the answer came to and when (`_answered`).
+    sent: bool = False
+    sent_at: float = 0.0
+    outcome: Outcome | None = None
+    answered_at: float = 0.0
+    #: Its answer is in and its REPL was handed to the next proof: nothing of the slot is its own now.
+    passed_on: bool = False
 
 
 def _hand(waiter: _Waiter) -> None:
@@ -180,6 +193,7 @@ class ReplPool:
                 "evictions",
                 "busy_errors",
                 "tactics",
+                "handoffs",
             ),
             0,
         )
@@ -250,23 +264,33 @@ class ReplPool:
             raise BackendUnavailableError("The REPL pool is shut down.")
         split = split_header(code)
         memory_mb = min(config.memory_limit_mb, self.memory_mb)
-        slot = await self._acquire(split)
+        slot, ticket = await self._acquire(split, config, memory_mb)
         try:
-            return await self._check_on(slot, split, config, memory_mb)
+            return await self._check_on(slot, split, config, memory_mb, ticket)
         finally:
-            if slot.process is not None and (self._closed or not slot.process.alive):
-                self.counts["restarts"] += not self._closed
-                await self._retire(slot)  # a REPL started while the pool was closing dies here too
-            self._release(slot)
+            if ticket is None or not ticket.passed_on:
+                await self._give_back(slot)
 
-    async def _check_on(self, slot: _Slot, split: SplitProof, config: ProofConfig, memory_mb: int) -> ProofResult:
+    async def _give_back(self, slot: _Slot) -> None:
+        """Release `slot` after a check; a REPL that died in it is retired first."""
+        if slot.process is not None and (self._closed or not slot.process.alive):
+            self.counts["restarts"] += not self._closed
+            await self._retire(slot)  # a REPL started while the pool was closing dies here too
+        self._release(slot)
+
+    async def _check_on(
+        self, slot: _Slot, split: SplitProof, config: ProofConfig, memory_mb: int, ticket: _Waiter | None
+    ) -> ProofResult:
+        """The proof's result on `slot` (`ticket`: how it waited; its body may be sent already, `_send_for`)."""
         crash: ReplCrashed | None = None
+        sent = ticket if ticket is not None and ticket.sent else None
         for attempt in range(2):
             stage, started = "import", time.monotonic()
             try:
-                await self._prepare(slot, split, config.timeout, memory_mb)
-                stage, started = "proof", time.monotonic()
-                result = await self._run_body(slot, split, config, memory_mb)
+                if sent is None:
+                    await self._prepare(slot, split, config.timeout, memory_mb)
+                stage, started = "proof", time.monotonic() if sent is None else sent.sent_at
+                result = await self._run_body(slot, split, config, memory_mb, sent)
             except _HeaderRejected as rejected:
                 return rejected.result
             except (ProcessTimeout, ProcessStillRunning) as exc:
@@ -281,7 +305,7 @@ class ReplPool:
             except ReplCrashed as exc:
                 self.counts["out_of_step" if isinstance(exc, ReplOutOfStep) else "crashes"] += 1
                 self.counts["restarts"] += 1
-                crash = exc
+                crash, sent = exc, None
                 await self._retire(slot)
                 if self._closed:
                     return ProofResult.failure(
@@ -291,6 +315,8 @@ class ReplPool:
                     self.counts["retries"] += 1
                     logger.warning("During the %s %s; retrying the proof once on a new REPL.", stage, exc)
                 continue
+            if sent is not None and sent.passed_on:  # counted, and its REPL sent on (`_answered`)
+                return result
             await self._after_proof(slot, split)
             if not slot.live:  # recycled at once: its proof states are gone already
                 for sorry in result.sorries:
@@ -299,20 +325,27 @@ class ReplPool:
         assert crash is not None
         return _crash_result(crash)
 
-    async def _run_body(self, slot: _Slot, split: SplitProof, config: ProofConfig, memory_mb: int) -> ProofResult:
-        assert slot.process is not None
-        env = None if split.whole else slot.env
-        request = command_request(split.body, env, all_tactics=config.all_tactics)
-        started = time.monotonic()
-        raw = await slot.process.request(
-            request, seconds=config.timeout, memory_mb=memory_mb, max_output_bytes=self.limits.max_output_bytes
-        )
-        lean_time = round(time.monotonic() - started, 6)
+    async def _run_body(
+        self, slot: _Slot, split: SplitProof, config: ProofConfig, memory_mb: int, sent: _Waiter | None
+    ) -> ProofResult:
+        """Check the body on `slot`'s REPL (`sent`: the waiter whose body `_send_for` sent already)."""
+        process = slot.process
+        assert process is not None
+        if sent is None:
+            request = _body_request(slot, split, config)
+            await process.send(request, seconds=config.timeout, max_output_bytes=self.limits.max_output_bytes)
+        if sent is not None and sent.outcome is not None:  # settled in the reading callback
+            if isinstance(sent.outcome, ProcessFailure):
+                raise sent.outcome
+            raw, lean_time = sent.outcome, round(sent.answered_at - sent.sent_at, 6)
+        else:
+            raw = await process.answer(memory_mb=memory_mb)
+            lean_time = round(time.monotonic() - process.sent_at, 6)
         response = classify_or_none(raw)
         if isinstance(response, CommandResponse):
             output = to_lean_output(shift_positions(raw, split.line_offset))
             result = ProofResult.from_output(output, lean_time=lean_time)
-            return result if split.whole else self._with_handles(slot.process, split, result)
+            return result if split.whole else self._with_handles(process, split, result)
         await self._retire(slot)  # a REPL that did not check a command is not trusted with another
         text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
         return ProofResult.failure(
@@ -385,7 +418,7 @@ class ReplPool:
         assert slot.process is not None
         if split.whole:  # its imports were loaded into this REPL outside any shared env: do not reuse it
             await self._retire(slot)
-        elif self._worn_out(slot) or slot.process.last_rss_mb > self.recycle_mb:
+        elif self._spent(slot, slot.uses):
             logger.debug(
                 "Recycling REPL %d after %d proofs, %.0f MB", slot.process.pid, slot.uses, slot.process.last_rss_mb
             )
@@ -395,11 +428,16 @@ class ReplPool:
                 f"its REPL was recycled (after {slot.uses} proofs, {math.ceil(slot.process.last_rss_mb)} MB resident)",
             )
 
-    def _worn_out(self, slot: _Slot) -> bool:
+    def _spent(self, slot: _Slot, uses: int) -> bool:
+        """True when `slot`'s REPL is to be recycled after `uses` proofs: worn out or too big."""
+        assert slot.process is not None
+        return self._worn_out(slot, uses) or slot.process.last_rss_mb > self.recycle_mb
+
+    def _worn_out(self, slot: _Slot, uses: int) -> bool:
         """Past `max_uses` (up to twice that while the REPL holds live proof states)."""
-        if slot.uses < self.max_uses:
+        if uses < self.max_uses:
             return False
-        return slot.uses >= 2 * self.max_uses or not self._holds_states(slot)
+        return uses >= 2 * self.max_uses or not self._holds_states(slot)
 
     def _holds_states(self, slot: _Slot) -> bool:
         return slot.process is not None and self.proof_states.live_on(slot.process) > 0
@@ -430,12 +468,14 @@ class ReplPool:
         chosen.busy = True
         return chosen
 
-    async def _acquire(self, split: SplitProof) -> _Slot:
+    async def _acquire(self, split: SplitProof, config: ProofConfig, memory_mb: int) -> tuple[_Slot, _Waiter | None]:
+        """A slot for the proof, and its place in the queue if it waited (its body may be sent already)."""
         if not self._waiters:
             slot = self._pick(split)
             if slot is not None:
-                return slot
-        return await self._queue(_Waiter(split))
+                return slot, None
+        waiter = _Waiter(split, config=config, memory_mb=memory_mb)
+        return await self._queue(waiter), waiter
 
     async def _queue(self, waiter: _Waiter) -> _Slot:
         """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot.
@@ -452,7 +492,12 @@ class ReplPool:
         try:
             await waiter.handed
         except BaseException:
-            if waiter.slot is not None:
+            if waiter.passed_on:  # its answer was in: nothing is owed, and the slot is another's
+                raise
+            if waiter.sent and waiter.slot is not None and waiter.slot.process is not None:
+                waiter.slot.process.kill()  # its answer is owed: as a check cancelled in `answer`
+                await self._give_back(waiter.slot)
+            elif waiter.slot is not None:
                 self._release(waiter.slot)
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -496,7 +541,54 @@ class ReplPool:
         self._waiters.remove(chosen)
         slot.busy = True
         chosen.slot = slot
-        _hand(chosen)
+        if not self._send_for(chosen, slot):
+            _hand(chosen)
+
+    def _send_for(self, waiter: _Waiter, slot: _Slot) -> bool:
+        """Send `waiter`'s proof to `slot`'s REPL now, on its behalf, if that REPL is ready for it.
+
+        The REPL then starts on the proof the moment it is free, without waiting for the waiter's
+        task to run; the waiter wakes once, when the answer is in (or the proof's deadline or
+        memory cap tripped: `ReplProcess.send_now`), and collects it in `answer`. Still one
+        request in flight per REPL, and the proof's limits run from the moment it is sent.
+        """
+        split, config, process = waiter.split, waiter.config, slot.process
+        if split is None or config is None or waiter.handed is None or process is None or not slot.ready_for(split):
+            return False
+        request = _body_request(slot, split, config)
+        if not process.send_now(
+            request,
+            waiter.handed,
+            seconds=config.timeout,
+            memory_mb=waiter.memory_mb,
+            max_output_bytes=self.limits.max_output_bytes,
+            on_answer=functools.partial(self._answered, waiter),
+        ):
+            return False
+        waiter.sent, waiter.sent_at = True, process.sent_at
+        self.counts["handoffs"] += 1
+        return True
+
+    def _answered(self, waiter: _Waiter, outcome: Outcome) -> None:
+        """The answer to `waiter`'s proof is in, settled in the reading callback (`send_now`).
+
+        When that leaves the REPL as it was (a plain command answer, no proof states, no
+        recycling due) and a proof waits, the slot goes to it now, from this callback: the REPL
+        gets its next proof without waiting for any task to run. The answer's own proof counts
+        here (`_after_proof`'s bookkeeping) and keeps nothing of the slot.
+        """
+        waiter.outcome, waiter.answered_at = outcome, time.monotonic()
+        slot, split = waiter.slot, waiter.split
+        if self._closed or not self._waiters or slot is None or split is None or split.whole:
+            return
+        if isinstance(outcome, ProcessFailure) or not isinstance(outcome.get("env"), int) or outcome.get("sorries"):
+            return  # the task decides: a REPL message, or proof states to register first
+        if not slot.live or self._spent(slot, slot.uses + 1):
+            return
+        self.counts["proofs"] += 1
+        slot.uses += 1
+        waiter.passed_on = True
+        self._release(slot)
 
     # -- proof states ------------------------------------------------------------------------
 
@@ -546,6 +638,11 @@ class ReplPool:
             "proof_states": len(self.proof_states),
             **self.counts,
         }
+
+
+def _body_request(slot: _Slot, split: SplitProof, config: ProofConfig) -> dict[str, Any]:
+    """The command that checks `split`'s body on `slot`'s REPL (a whole text: as a fresh command)."""
+    return command_request(split.body, None if split.whole else slot.env, all_tactics=config.all_tactics)
 
 
 def _suits(slot: _Slot, waiter: _Waiter) -> bool:

@@ -20,20 +20,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import select
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import anyio
 
 from .._errors import BackendUnavailableError
 from .._lean.supervise import (
+    SAMPLES_INLINE,
     STDERR_TAIL_BYTES,
     LeanProcess,
     ProcessFailure,
     ProcessOutputExceeded,
     ProcessTimeout,
+    Watch,
     exit_text,
     spawn,
 )
@@ -61,6 +64,10 @@ class ReplOutOfStep(ReplCrashed):
     """The REPL wrote something that is not the answer to the request in flight; it was killed."""
 
 
+#: What a request came to: its answer, or why there is none (`send_now`'s `on_answer`).
+Outcome = dict[str, Any] | ProcessFailure
+
+
 @dataclasses.dataclass
 class _Pending:
     """The request in flight: its deadline and the env id its answer must carry (None: not checked)."""
@@ -79,6 +86,13 @@ class ReplProcess:
     the reading; the next `send` finds them and the REPL is out of step.
     """
 
+    #: False for a subclass that sends elsewhere (it overrides `send`): then `send_now` never writes.
+    _LOCAL: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._LOCAL = cls.send is ReplProcess.send and cls.answer is ReplProcess.answer
+
     def __init__(self, lean: LeanProcess, command: Sequence[str]) -> None:
         self.lean = lean
         self.command = list(command)
@@ -95,6 +109,13 @@ class ReplProcess:
         self._unsolicited = 0
         self._ended = False
         self._wake: asyncio.Future[object] | None = None
+        #: The watch armed by `send_now` over the request in flight (its wait began with the request),
+        #: that request's memory cap, and who takes its answer from the reading callback (`send_now`).
+        self._watch: Watch | None = None
+        self._memory_mb: float | None = None
+        self._on_answer: Callable[[Outcome], None] | None = None
+        #: When the request in flight (or the last one) was written.
+        self.sent_at = 0.0
         lean.listen(self._on_output)  # a process from `spawn(..., raw_pipes=True)`
 
     @classmethod
@@ -148,8 +169,28 @@ class ReplProcess:
             if answer is None:
                 return
             self._answer, self._trailing = answer, len(self._reader)
+            if self._on_answer is not None and self._wake is not None and not self._wake.done():
+                self._conclude_now()
+                return
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
+
+    def _conclude_now(self) -> None:
+        """The answer to a request `send_now` sent is in: settle it here, in the reading callback
+        (the memory sample, the in-step checks of `answer`), set `wake`, and give the outcome to
+        `on_answer`, which may send this REPL its next request at once."""
+        watch, wake, on_answer, pending = self._watch, self._wake, self._on_answer, self.pending
+        assert watch is not None and wake is not None and on_answer is not None and pending is not None
+        self._watch = self._wake = self._on_answer = None
+        watch.stop()
+        outcome: Outcome
+        try:
+            self.lean.settle_memory_now(self._memory_mb)
+            outcome = self._accept(pending)
+        except ProcessFailure as exc:
+            outcome = exc
+        wake.set_result(None)
+        on_answer(outcome)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -178,12 +219,10 @@ class ReplProcess:
             await self._out_of_step(f"wrote {self._unsolicited + len(self._reader):,} bytes after its last answer")
         if self._ended:
             await self._crashed()
-        self.requests += 1
-        self.lean.reset_output_budget(max_output_bytes)
-        allocates = any(key in request for key in _ALLOCATES_ENV)
-        self.pending = _Pending(seconds, time.monotonic() + seconds, self.next_env if allocates else None)
+        data = encode_request(request)
+        self._sent(request, seconds, max_output_bytes)
         try:
-            await self.lean.write(encode_request(request), seconds=seconds)
+            await self.lean.write(data, seconds=seconds)
         except ProcessTimeout:
             raise ProcessTimeout(seconds) from None
         except OSError:
@@ -191,6 +230,49 @@ class ReplProcess:
         except BaseException:
             self.kill()
             raise
+
+    def send_now(
+        self,
+        request: dict[str, Any],
+        wake: asyncio.Future[object],
+        *,
+        seconds: float,
+        memory_mb: float | None = None,
+        max_output_bytes: int | None = None,
+        on_answer: Callable[[Outcome], None] | None = None,
+    ) -> bool:
+        """`send`, done now or not at all, with the watch of `answer` armed at once: the deadline and
+        the memory cap run from this moment, and `wake` is set when the answer arrives, when stdout
+        ends or when the watch trips.
+
+        With `on_answer`, an answer is settled as it arrives (the checks of `answer`, memory
+        sample included) and `on_answer` gets it, or the ProcessFailure it is, from the reading
+        callback; otherwise, and whenever the watch tripped or stdout ended, whoever holds `wake`
+        calls `answer`, which then waits no more.
+
+        False (and nothing sent) unless the REPL is in step with nothing in flight and the whole
+        request fits one atomic pipe write; then `send` says what is wrong, or waits for room.
+        """
+        if not self._LOCAL or self.pending is not None or not self.alive:
+            return False
+        if self._unsolicited or len(self._reader) or self._ended:
+            return False
+        data = encode_request(request)
+        if len(data) > select.PIPE_BUF or not self.lean.write_now(data):
+            return False
+        self._sent(request, seconds, max_output_bytes)
+        self._wake, self._memory_mb = wake, memory_mb
+        self._on_answer = on_answer if SAMPLES_INLINE else None
+        self._watch = self.lean.start_watch(wake, seconds=seconds, memory_mb=memory_mb)
+        return True
+
+    def _sent(self, request: dict[str, Any], seconds: float, max_output_bytes: int | None) -> None:
+        """`request` goes out now: count it, reset the output budget, record what its answer owes."""
+        self.requests += 1
+        self.lean.reset_output_budget(max_output_bytes)
+        allocates = any(key in request for key in _ALLOCATES_ENV)
+        self.sent_at = time.monotonic()
+        self.pending = _Pending(seconds, self.sent_at + seconds, self.next_env if allocates else None)
 
     async def answer(self, *, memory_mb: float | None = None, patience: float | None = None) -> dict[str, Any]:
         """The answer to the request in flight.
@@ -202,7 +284,9 @@ class ReplProcess:
         pending = self.pending
         if pending is None:
             raise RuntimeError("no REPL request is in flight")
-        if self._answer is None and not self._ended:
+        if self._watch is not None:  # armed by `send_now`: the wait began with the request
+            await self._end_watch(self._watch)
+        elif self._answer is None and not self._ended:
             remaining = max(0.0, pending.deadline - time.monotonic())
             if patience is not None and patience >= remaining:
                 patience = None
@@ -220,10 +304,29 @@ class ReplProcess:
                 raise ProcessOutputExceeded(self.lean.output_limit or 0)
             await self._crashed()
         await self.lean.settle_memory(memory_mb)
+        return self._accept(pending)
+
+    def _accept(self, pending: _Pending) -> dict[str, Any]:
+        """The answer to `pending`, once its memory is settled: in step, or ReplOutOfStep (killed)."""
+        response = self._answer
+        assert response is not None
         self.pending, self._answer = None, None
         self._check_in_step(response, pending)
         self.lean.trim_stderr()
         return response
+
+    async def _end_watch(self, watch: Watch) -> None:
+        """Wait for `wake` under the watch `send_now` armed; judge it (see `LeanProcess.watch`)."""
+        assert self._wake is not None
+        try:
+            reason = await self._wake
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            watch.stop()
+            self._watch = self._wake = self._on_answer = None
+        watch.judge(reason)
 
     def _check_in_step(self, response: dict[str, Any], pending: _Pending) -> None:
         if self._trailing:
@@ -261,7 +364,10 @@ class ReplProcess:
     def kill(self) -> None:
         """SIGKILL the REPL's whole process group now (reap it later with `aclose`)."""
         self.lean.kill()
+        if self._watch is not None:  # nobody will judge it now
+            self._watch.stop()
 
     async def aclose(self) -> None:
         """Kill the group, reap the process, release its pipes and stderr file. Idempotent."""
+        self.kill()
         await self.lean.aclose()
