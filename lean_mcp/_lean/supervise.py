@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
 import select
 import subprocess
@@ -237,6 +238,11 @@ class LeanProcess:
         self.last_rss_mb = 0.0
         self.peak_mb = 0.0
         self._memory = TreeMemory(self.pid)
+        #: The one timer of this process's watchdogs (`_Watchdog`), kept armed between two waits so
+        #: a wait that starts soon after another one reuses it; when it fires, and for whom.
+        self._clock: asyncio.TimerHandle | None = None
+        self._clock_at = math.inf
+        self._watchdog: _Watchdog | None = None
 
     @property
     def stdin(self) -> ByteSendStream:
@@ -489,6 +495,13 @@ class LeanProcess:
             self.kill()
             raise ProcessMemoryExceeded(memory_mb, rss)
 
+    def _on_clock(self) -> None:
+        """The watchdogs' timer fired: wake the watchdog of the wait in progress, if any."""
+        self._clock = None
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog._tick()
+
     def _record_rss(self, rss: float) -> None:
         self.last_rss_mb = rss
         self.peak_mb = max(self.peak_mb, rss)
@@ -507,6 +520,9 @@ class LeanProcess:
         if self._closed:
             return
         self._end_output()
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock, self._watchdog = None, None
         with anyio.CancelScope(shield=True):
             with contextlib.suppress(Exception):
                 await self._process.aclose()
@@ -574,25 +590,38 @@ class _Watchdog:
         self.deadline = self.loop.time() + seconds
         self.exceeded: float | None = None
         self.tripped: str | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._arm()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._detach()
         self.limit_mb = None  # a threaded sample still running judges nothing
 
+    def _detach(self) -> None:
+        """Stop being woken by the process's clock; a clock set far ahead is cancelled (a near one
+        is left for the next wait to reuse: it costs one empty call when it fires)."""
+        process = self.process
+        if process._watchdog is self:
+            process._watchdog = None
+            if process._clock is not None and process._clock_at > self.loop.time() + MEMORY_POLL_SECONDS:
+                process._clock.cancel()
+                process._clock = None
+
     def _arm(self, poll: bool = True) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        """Be woken (`_tick`) at the deadline, or at the next memory sample if that comes first;
+        the process's clock is reused when it fires no later than that."""
         when = self.deadline
         if poll and self.limit_mb is not None:
             when = min(when, self.loop.time() + MEMORY_POLL_SECONDS)
-        self._timer = self.loop.call_at(when, self._tick)
+        process = self.process
+        process._watchdog = self
+        if process._clock is not None:
+            if process._clock_at <= when:
+                return
+            process._clock.cancel()
+        process._clock_at = when
+        process._clock = self.loop.call_at(when, process._on_clock)
 
     def _tick(self) -> None:
-        self._timer = None
         if self.loop.time() >= self.deadline:
             self._trip(_DEADLINE)
         elif self.limit_mb is None:
@@ -623,7 +652,5 @@ class _Watchdog:
         if self.tripped is not None:
             return
         self.tripped = reason
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._detach()
         self.trip(reason)
