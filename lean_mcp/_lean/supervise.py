@@ -365,13 +365,15 @@ class LeanProcess:
 
     def trim_stderr(self) -> None:
         """Cut the stderr file back to its tail once it passed STDERR_TRIM_BYTES."""
-        with contextlib.suppress(OSError, ValueError):
+        try:  # runs after every answer: no context manager
             fd = self._stderr.fileno()
             size = os.fstat(fd).st_size
             if size > STDERR_TRIM_BYTES:
                 keep = os.pread(fd, STDERR_KEEP_BYTES, size - STDERR_KEEP_BYTES)
                 os.ftruncate(fd, 0)
                 os.write(fd, keep)
+        except (OSError, ValueError):  # closed
+            pass
 
     # -- memory ------------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: How long a REPL that closed its stdout may take to exit before it is killed.
 EXIT_GRACE_SECONDS = 2.0
 #: Request keys whose answer, when it is not a `{"message"}`, gets the next env id (repl-protocol §4.1).
-_ALLOCATES_ENV = ("cmd", "path", "unpickleEnvFrom")
+_ALLOCATES_ENV = frozenset(("cmd", "path", "unpickleEnvFrom"))
 
 
 class ReplCrashed(ProcessFailure):
@@ -270,7 +270,7 @@ class ReplProcess:
         """`request` goes out now: count it, reset the output budget, record what its answer owes."""
         self.requests += 1
         self.lean.reset_output_budget(max_output_bytes)
-        allocates = any(key in request for key in _ALLOCATES_ENV)
+        allocates = not _ALLOCATES_ENV.isdisjoint(request)
         self.sent_at = time.monotonic()
         self.pending = _Pending(seconds, self.sent_at + seconds, self.next_env if allocates else None)
 
