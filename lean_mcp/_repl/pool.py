@@ -9,8 +9,14 @@ At most `workers` REPLs live at once. A proof takes an idle REPL that already ra
 else an empty slot (a new REPL); else the least recently used idle REPL of another header is
 evicted. When every REPL is busy the proof waits, first come first served (a waiter whose header
 matches the REPL just freed may go first, a bounded number of times), at most `queue_timeout`
-seconds, then gets a BusyError. A REPL is recycled after `max_uses` proofs or once its resident
-memory passes `recycle_mb`; it is replaced lazily, when a proof next needs the slot.
+seconds, then gets a BusyError. A waiting proof is sent to the REPL that frees up on its behalf
+(`_send_for`), and when that proof's answer arrives it is settled in the reading callback and the
+REPL is handed the next waiting proof from there (`_answered`): the REPL never waits for a task
+to run, and the waiting task wakes once, with its answer. Still one request in flight per REPL;
+each proof's timeout and memory cap run from the moment it is sent.
+
+A REPL is recycled after `max_uses` proofs or once its resident memory passes `recycle_mb`; it is
+replaced lazily, when a proof next needs the slot.
 
 Failures become results: past the timeout or the memory cap the REPL's process group is killed
 (verdict `timeout` / `memory_limit`); past `max_output_bytes` of output it is killed (verdict
@@ -73,7 +79,7 @@ logger = logging.getLogger(__name__)
 MAX_SKIPS = 8
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class _Slot:
     """A place for one REPL: its process, the header its env ran, and its bookkeeping."""
 
@@ -105,7 +111,7 @@ class _Slot:
         )
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class _Waiter:
     split: SplitProof | None
     #: The one slot this waiter can use (a tactic on that REPL's proof state); None: any slot.

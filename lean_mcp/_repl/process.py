@@ -68,7 +68,7 @@ class ReplOutOfStep(ReplCrashed):
 Outcome = dict[str, Any] | ProcessFailure
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Pending:
     """The request in flight: its deadline and the env id its answer must carry (None: not checked)."""
 
@@ -186,11 +186,14 @@ class ReplProcess:
         outcome: Outcome
         try:
             self.lean.settle_memory_now(self._memory_mb)
-            outcome = self._accept(pending)
+            outcome = self._accept(pending, trim=False)
         except ProcessFailure as exc:
             outcome = exc
-        wake.set_result(None)
-        on_answer(outcome)
+        try:
+            on_answer(outcome)  # first: it may write this REPL's next request
+        finally:
+            wake.set_result(None)
+            self.lean.trim_stderr()
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -306,13 +309,15 @@ class ReplProcess:
         await self.lean.settle_memory(memory_mb)
         return self._accept(pending)
 
-    def _accept(self, pending: _Pending) -> dict[str, Any]:
-        """The answer to `pending`, once its memory is settled: in step, or ReplOutOfStep (killed)."""
+    def _accept(self, pending: _Pending, *, trim: bool = True) -> dict[str, Any]:
+        """The answer to `pending`, once its memory is settled: in step, or ReplOutOfStep (killed);
+        then the stderr file is trimmed (`trim`; else the caller does it)."""
         response = self._answer
         assert response is not None
         self.pending, self._answer = None, None
         self._check_in_step(response, pending)
-        self.lean.trim_stderr()
+        if trim:
+            self.lean.trim_stderr()
         return response
 
     async def _end_watch(self, watch: Watch) -> None:
