@@ -338,15 +338,18 @@ class ReplPool:
         process = slot.process
         assert process is not None
         if sent is None:
+            started = time.monotonic()
             request = _body_request(slot, split, config)
             await process.send(request, seconds=config.timeout, max_output_bytes=self.limits.max_output_bytes)
+        else:
+            started = sent.sent_at
         if sent is not None and sent.outcome is not None:  # settled in the reading callback
             if isinstance(sent.outcome, ProcessFailure):
                 raise sent.outcome
-            raw, lean_time = sent.outcome, round(sent.answered_at - sent.sent_at, 6)
+            raw, lean_time = sent.outcome, round(sent.answered_at - started, 6)
         else:
             raw = await process.answer(memory_mb=memory_mb)
-            lean_time = round(time.monotonic() - process.sent_at, 6)
+            lean_time = round(time.monotonic() - started, 6)
         response = classify_or_none(raw)
         if isinstance(response, CommandResponse):
             output = to_lean_output(shift_positions(raw, split.line_offset))
