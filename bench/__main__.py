@@ -25,6 +25,7 @@ SECTIONS = (
     "sandbox",
     "hostile",
     "ray_backend",
+    "instructions",
 )
 
 

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import json
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +28,7 @@ class RawClient:
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdin is not None and process.stdout is not None
+        self.pid = process.pid
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._ids = itertools.count(1)
@@ -71,13 +72,20 @@ class RawClient:
 
 
 @contextlib.asynccontextmanager
-async def raw_client(env: Mapping[str, str], cwd: Path, errlog: IO[str]) -> AsyncIterator[RawClient]:
-    """`lean-mcp serve` started with `env` in `cwd`, initialized, and a RawClient on its stdio."""
+async def raw_client(
+    env: Mapping[str, str],
+    cwd: Path,
+    errlog: IO[str],
+    server: Sequence[str] = ("lean_mcp.cli", "serve"),
+    launcher: Sequence[str] = (),
+) -> AsyncIterator[RawClient]:
+    """`lean-mcp serve` (or `python -m` the `server` module and arguments; under `launcher`, e.g.
+    valgrind, when given) started with `env` in `cwd`, initialized, and a RawClient on its stdio."""
     process = await asyncio.create_subprocess_exec(
+        *launcher,
         sys.executable,
         "-m",
-        "lean_mcp.cli",
-        "serve",
+        *server,
         env=dict(env),
         cwd=cwd,
         stdin=asyncio.subprocess.PIPE,

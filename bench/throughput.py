@@ -44,6 +44,7 @@ from lean_mcp._repl.pool import ReplPool
 from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 
+from . import sdk_floor
 from .common import Row
 from .raw_mcp import raw_client
 
@@ -278,6 +279,24 @@ async def _mcp_raw(tmp: Path, calls: int) -> float:
             return calls / (time.perf_counter() - started)
 
 
+async def _sdk_floor(tmp: Path, calls: int, in_flight: int = 200) -> float:
+    """No-op tool calls/s over stdio (`bench.sdk_floor`: the SDK's MCPServer alone), `in_flight` at once."""
+    limit = asyncio.Semaphore(in_flight)
+    with (tmp / "sdk-floor.log").open("w") as errlog:
+        async with raw_client({"PYTHONPATH": str(REPO)}, tmp, errlog, server=("bench.sdk_floor",)) as client:
+
+            async def call(i: int) -> None:
+                async with limit:
+                    result = await client.call_tool(sdk_floor.TOOL, {"proof": _snippet("floor", i)})
+                if result["isError"]:
+                    raise RuntimeError(f"{sdk_floor.TOOL} answered {result}")
+
+            await asyncio.gather(*(call(i) for i in range(20)))
+            started = time.perf_counter()
+            await asyncio.gather(*(call(i) for i in range(calls)))
+            return calls / (time.perf_counter() - started)
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -294,6 +313,7 @@ def run(quick: bool) -> list[Row]:
         figures = _runner_figures(Path(tmp), n, flights, 64)
         mcp = anyio.run(_mcp, Path(tmp), 100 if quick else 200)
         mcp_raw = anyio.run(_mcp_raw, Path(tmp), 100 if quick else 200)
+        floor = anyio.run(_sdk_floor, Path(tmp), 500 if quick else 2000)
     note = f"{WORKERS} zero-cost stand-ins, {n} distinct snippets, cache off, median of {1 if quick else ROUNDS}"
     rows = [
         Row(SECTION, "raw pipe bound (bare asyncio loop)", f"{raw:,.0f}/s = 1.00", note=note),
@@ -331,6 +351,14 @@ def run(quick: bool) -> list[Row]:
             mcp_raw,
             raw,
             note="bare load generator: the server without the SDK client's cost",
+        )
+    )
+    rows.append(
+        _row(
+            "MCP SDK floor: a no-op tool, 200 at once, raw JSON-RPC client",
+            floor,
+            raw,
+            note="bench.sdk_floor: the SDK's MCPServer on lean-mcp's stdio, no lean-mcp work; no MCP tool is faster",
         )
     )
     return rows

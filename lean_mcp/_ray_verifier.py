@@ -17,7 +17,6 @@ from typing import Any, Self
 
 import anyio.from_thread
 
-from ._errors import InvalidProofError
 from ._jobs.service import ProofService
 from ._models import ProofConfig, ProofResult, Verdict
 from ._server.runtime import open_service
@@ -78,17 +77,10 @@ class RayVerifier:
     async def _verify(self, codes: list[str], config: ProofConfig | None) -> list[ProofResult]:
         service = self._service
         assert service is not None
-        results: list[ProofResult | None] = [None] * len(codes)
-        valid: list[int] = []
-        checked: list[str] = []
-        for index, code in enumerate(codes):
-            try:
-                checked.append(service.validate(code))  # the service's gate: its size limit and prelude policy
-            except InvalidProofError as exc:
-                results[index] = ProofResult.failure(Verdict.ERROR, str(exc), error_type="invalid_proof")
-            else:
-                valid.append(index)
-        proofs = await service.submit_many(checked, config)
-        for index, proof in zip(valid, proofs, strict=True):
-            results[index] = await service.wait(proof.id)
-        return [result for result in results if result is not None]
+        answers = await service.check_each(codes, config)  # the service's gate: its size limit and prelude policy
+        return [
+            answer
+            if isinstance(answer, ProofResult)
+            else ProofResult.failure(Verdict.ERROR, str(answer), error_type="invalid_proof")
+            for answer in answers
+        ]

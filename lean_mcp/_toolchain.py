@@ -156,22 +156,40 @@ def lean_version(lean: Path, cwd: Path | None = None) -> str | None:
 PROJECT_FILES = ("lean-toolchain", "lake-manifest.json", *LAKEFILES)
 
 
-def project_fingerprint(project: Path) -> str:
-    """A short hash of the project's PROJECT_FILES (a `lake update` or a new toolchain changes it)."""
+@dataclasses.dataclass(frozen=True)
+class ProjectFiles:
+    """What a project's PROJECT_FILES say: a short hash of them, and the `lean-toolchain` pin."""
+
+    fingerprint: str
+    toolchain: str | None
+
+
+def project_files(project: Path) -> ProjectFiles:
+    """The project's ProjectFiles: a `lake update` or a new toolchain changes them.
+
+    Costs one `stat` per file; the files are read again only when one's inode, size or mtime changed
+    (this runs for every proof submitted, as part of the result cache's key).
+    """
+    base = os.fspath(project)
     stamps: list[tuple[str, tuple[int, int, int] | None]] = []
     for name in PROJECT_FILES:
         try:
-            stat = (project / name).stat()
+            stat = os.stat(os.path.join(base, name))
         except OSError:
             stamps.append((name, None))
         else:
             stamps.append((name, (stat.st_ino, stat.st_size, stat.st_mtime_ns)))
-    return _fingerprint(project, tuple(stamps))
+    return _read_project_files(project, tuple(stamps))
+
+
+def project_fingerprint(project: Path) -> str:
+    """A short hash of the project's PROJECT_FILES (a `lake update` or a new toolchain changes it)."""
+    return project_files(project).fingerprint
 
 
 @functools.lru_cache(maxsize=64)
-def _fingerprint(project: Path, stamps: tuple[tuple[str, Any], ...]) -> str:
-    """The hash of the files' contents (cached while their inode, size and mtime stay the same)."""
+def _read_project_files(project: Path, stamps: tuple[tuple[str, Any], ...]) -> ProjectFiles:
+    """The files' hash and the toolchain pin (cached while their inode, size and mtime stay the same)."""
     digest = hashlib.sha256()
     for name, stamp in stamps:
         try:
@@ -179,7 +197,7 @@ def _fingerprint(project: Path, stamps: tuple[tuple[str, Any], ...]) -> str:
         except OSError:
             data = b""
         digest.update(f"{name}:{stamp is not None}:{len(data)}:".encode() + data)
-    return digest.hexdigest()[:16]
+    return ProjectFiles(digest.hexdigest()[:16], read_toolchain(project))
 
 
 def version_of_toolchain(toolchain: str | None) -> str | None:

@@ -12,7 +12,6 @@ killed and reaped before `check` returns.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,10 @@ from .._toolchain import (
 from .base import Backend
 
 logger = logging.getLogger(__name__)
+
+
+#: The counter each kind of kill adds to.
+_COUNTS = {"timeout": "timeouts", "memory_limit": "memory_kills", "output_limit": "output_kills"}
 
 
 class LeanCliBackend(Backend):
@@ -169,31 +172,13 @@ class LeanCliBackend(Backend):
     def _result(
         self, returncode: int | None, stderr_tail: str, stdout: bytes, failure: ProcessFailure | None, lean_time: float
     ) -> ProofResult:
-        if isinstance(failure, ProcessTimeout):
-            self._counts["timeouts"] += 1
+        if isinstance(failure, ProcessTimeout | ProcessMemoryExceeded | ProcessOutputExceeded):
+            self._counts[_COUNTS[failure.error_type]] += 1
             return ProofResult.failure(
-                Verdict.TIMEOUT,
-                f"Lean did not finish within the {failure.seconds:g} s timeout; the process was killed.",
+                failure.verdict,
+                f"{failure.describe('checking the proof', 'the process was killed')} {failure.advice}",
                 lean_time=lean_time,
-                error_type="timeout",
-            )
-        if isinstance(failure, ProcessMemoryExceeded):
-            self._counts["memory_kills"] += 1
-            return ProofResult.failure(
-                Verdict.MEMORY_LIMIT,
-                f"Lean used more than the {failure.limit_mb:g} MB memory limit (resident {math.ceil(failure.rss_mb)} "
-                "MB); the process was killed.",
-                lean_time=lean_time,
-                error_type="memory_limit",
-            )
-        if isinstance(failure, ProcessOutputExceeded):
-            self._counts["output_kills"] += 1
-            return ProofResult.failure(
-                Verdict.ERROR,
-                f"Lean printed more than {failure.limit_bytes:,} bytes of output; the process was killed. "
-                "Print less, or raise --max-output-bytes.",
-                lean_time=lean_time,
-                error_type="output_limit",
+                error_type=failure.error_type,
             )
         output = parse_lean_json(stdout.decode("utf-8", errors="replace"))
         died_by_signal = returncode is None or returncode < 0

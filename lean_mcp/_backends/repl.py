@@ -13,7 +13,7 @@ from .._repl.proof_states import ProofStateRegistry
 from .._repl.tactics import TacticRunner
 from .._sandbox import for_settings
 from .._settings import DEFAULT_MAX_PROOF_BYTES, DEFAULT_TIMEOUT, Settings
-from .._toolchain import existing_project, project_fingerprint
+from .._toolchain import existing_project, project_files
 from .base import Backend
 
 
@@ -74,16 +74,14 @@ class ReplBackend(Backend):
     @property
     def toolchain(self) -> str | None:
         """The project's `lean-toolchain` pin, if it has one."""
-        try:
-            return (self.project / "lean-toolchain").read_text(encoding="utf-8").strip() or None
-        except OSError:
-            return None
+        return project_files(self.project).toolchain
 
     @property
     def identity(self) -> str:
+        files = project_files(self.project)
         return (
-            f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={self.toolchain}"
-            f"|files={project_fingerprint(self.project)}|sandbox={self.pool.sandbox.name}"
+            f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={files.toolchain}"
+            f"|files={files.fingerprint}|sandbox={self.pool.sandbox.name}"
         )
 
     @property

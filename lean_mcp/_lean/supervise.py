@@ -32,6 +32,7 @@ from typing import IO, TypeVar
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
+from .._models import Verdict
 from .._processes import (
     HAS_CHILDREN_FILES,
     TreeMemory,
@@ -105,19 +106,42 @@ def child_argv(
 
 
 class ProcessFailure(Exception):
-    """A Lean process was stopped (or stopped by itself) before it gave its answer."""
+    """A Lean process was stopped (or stopped by itself) before it gave its answer.
+
+    `describe` words it for a user, the same way for every caller (the `lean` backend, the REPL
+    pool, tactic mode), each adding what Lean was doing and what became of the process.
+    """
+
+    #: The result's verdict and `error_type` for this failure, and what to do about it (for a proof).
+    verdict = Verdict.ERROR
+    error_type = "error"
+    advice = ""
+
+    def describe(self, doing: str, aftermath: str) -> str:
+        """One sentence: what went wrong while Lean was `doing` it, then `aftermath` (what became of it)."""
+        return f"Lean stopped while {doing} ({self}); {aftermath}."
 
 
 class ProcessTimeout(ProcessFailure):
     """It did not finish within its deadline; its group was killed."""
 
+    verdict = Verdict.TIMEOUT
+    error_type = "timeout"
+    advice = "Simplify the proof, or raise the request's `timeout` (server default: --timeout)."
+
     def __init__(self, seconds: float) -> None:
         super().__init__(f"no answer within {seconds:g} s")
         self.seconds = seconds
 
+    def describe(self, doing: str, aftermath: str) -> str:
+        return f"Lean did not finish {doing} within the {self.seconds:g} s timeout; {aftermath}."
+
 
 class ProcessStillRunning(ProcessFailure):
     """The caller stopped waiting before the process's own deadline; the process was left running."""
+
+    verdict = Verdict.TIMEOUT
+    error_type = "timeout"
 
     def __init__(self, waited: float) -> None:
         super().__init__(f"still working after {waited:g} s")
@@ -127,18 +151,34 @@ class ProcessStillRunning(ProcessFailure):
 class ProcessMemoryExceeded(ProcessFailure):
     """Its process tree's resident memory passed the cap; its group was killed."""
 
+    verdict = Verdict.MEMORY_LIMIT
+    error_type = "memory_limit"
+    advice = "Simplify the proof, or raise `memory_limit_mb` / --memory-mb."
+
     def __init__(self, limit_mb: float, rss_mb: float) -> None:
         super().__init__(f"resident memory {rss_mb:.0f} MB passed the {limit_mb:g} MB limit")
         self.limit_mb = limit_mb
         self.rss_mb = rss_mb
 
+    def describe(self, doing: str, aftermath: str) -> str:
+        return (
+            f"Lean went past the {self.limit_mb:g} MB memory limit while {doing} (resident "
+            f"{math.ceil(self.rss_mb)} MB); {aftermath}."
+        )
+
 
 class ProcessOutputExceeded(ProcessFailure):
     """It wrote more than its stdout budget for one request; its group was killed."""
 
+    error_type = "output_limit"
+    advice = "Print less (e.g. fewer #eval / trace messages), or raise --max-output-bytes."
+
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"it wrote more than {limit_bytes:,} bytes of output for one request")
         self.limit_bytes = limit_bytes
+
+    def describe(self, doing: str, aftermath: str) -> str:
+        return f"Lean printed more than {self.limit_bytes:,} bytes while {doing}; {aftermath}."
 
 
 def exit_text(returncode: int | None) -> str:

@@ -304,10 +304,10 @@ class ReplPool:
                 return _timeout_result(exc, stage, time.monotonic() - started, self.limits.import_timeout)
             except ProcessMemoryExceeded as exc:
                 self.counts["memory_kills"] += 1
-                return _memory_result(exc, stage, time.monotonic() - started)
+                return _killed(exc, stage, time.monotonic() - started)
             except ProcessOutputExceeded as exc:
                 self.counts["output_kills"] += 1
-                return _output_result(exc, stage, time.monotonic() - started)
+                return _killed(exc, stage, time.monotonic() - started)
             except ReplCrashed as exc:
                 self.counts["out_of_step" if isinstance(exc, ReplOutOfStep) else "crashes"] += 1
                 self.counts["restarts"] += 1
@@ -688,37 +688,19 @@ def _timeout_result(
             "find it further along; or raise the request's `timeout`, or prewarm the header (--prewarm)."
         )
         return ProofResult.failure(Verdict.TIMEOUT, message, lean_time=round(elapsed, 6), error_type="timeout")
+    return _killed(exc, stage, elapsed)
+
+
+def _killed(exc: ProcessFailure, stage: str, elapsed: float) -> ProofResult:
+    """The result of a proof whose REPL was killed for `exc`: what happened, then what to do."""
+    imports = " Imports have their own server default, --import-timeout." if exc.error_type == "timeout" else ""
+    advice = exc.advice + (imports if stage == "import" else "")
     return ProofResult.failure(
-        Verdict.TIMEOUT,
-        f"Lean did not finish {_doing(stage)} within the {exc.seconds:g} s timeout; the REPL was killed and will be "
-        "replaced. Simplify the proof, or raise the request's `timeout` (server default: --timeout"
-        + (", for imports --import-timeout)." if stage == "import" else ")."),
+        exc.verdict,
+        f"{exc.describe(_doing(stage), 'the REPL was killed and will be replaced')} {advice}",
         lean_time=round(elapsed, 6),
         return_code=-signal.SIGKILL,
-        error_type="timeout",
-    )
-
-
-def _memory_result(exc: ProcessMemoryExceeded, stage: str, elapsed: float) -> ProofResult:
-    return ProofResult.failure(
-        Verdict.MEMORY_LIMIT,
-        f"Lean went past the {exc.limit_mb:g} MB memory limit while {_doing(stage)} (resident "
-        f"{math.ceil(exc.rss_mb)} MB); the REPL was killed and will be replaced. Simplify the proof, or raise "
-        "`memory_limit_mb` / --memory-mb.",
-        lean_time=round(elapsed, 6),
-        return_code=-signal.SIGKILL,
-        error_type="memory_limit",
-    )
-
-
-def _output_result(exc: ProcessOutputExceeded, stage: str, elapsed: float) -> ProofResult:
-    return ProofResult.failure(
-        Verdict.ERROR,
-        f"Lean printed more than {exc.limit_bytes:,} bytes while {_doing(stage)}; the REPL was killed and will be "
-        "replaced. Print less (e.g. fewer #eval / trace messages), or raise --max-output-bytes.",
-        lean_time=round(elapsed, 6),
-        return_code=-signal.SIGKILL,
-        error_type="output_limit",
+        error_type=exc.error_type,
     )
 
 

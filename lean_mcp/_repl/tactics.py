@@ -16,7 +16,6 @@ The REPL's proof states are immutable, so every tactic sees exactly the start st
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 
@@ -29,7 +28,9 @@ from .process import ReplCrashed, ReplProcess
 from .proof_states import ProofStateHandle, completion_checks, untrusted_words, validate_tactic, validate_tactics
 from .protocol import ProofStepResponse, ReplMessage, classify
 
-_GONE = "The REPL was killed and every proof state it held is gone: verify the proof again for new proof_state_ids."
+#: What a tactic that killed its REPL leaves behind.
+_KILLED = "the REPL was killed and every proof state it held is gone: verify the proof again for new proof_state_ids"
+_GONE = f"{_KILLED[0].upper()}{_KILLED[1:]}."
 
 
 class TacticRunner:
@@ -160,26 +161,13 @@ def _failed(tactic: str, failure: str | None, text: str, *, lean_time: float | N
 
 def _failure_result(tactic: str, exc: ProcessFailure) -> TacticResult:
     """Lean could not answer the tactic: the REPL is dead, and so are its proof states."""
-    if isinstance(exc, ProcessTimeout):
+    if isinstance(exc, ProcessTimeout | ProcessOutputExceeded | ProcessMemoryExceeded):
+        advice = " Try a cheaper tactic, or raise `timeout`." if isinstance(exc, ProcessTimeout) else ""
         return _failed(
             tactic,
-            "timeout",
-            f"Lean did not finish the tactic within the {exc.seconds:g} s timeout. {_GONE} "
-            "Try a cheaper tactic, or raise `timeout`.",
-            lean_time=exc.seconds,
-        )
-    if isinstance(exc, ProcessOutputExceeded):
-        return _failed(
-            tactic,
-            "output_limit",
-            f"Lean printed more than {exc.limit_bytes:,} bytes for the tactic (--max-output-bytes). {_GONE}",
-        )
-    if isinstance(exc, ProcessMemoryExceeded):
-        return _failed(
-            tactic,
-            "memory_limit",
-            f"Lean went past the {exc.limit_mb:g} MB memory limit (resident {math.ceil(exc.rss_mb)} MB) while "
-            f"running the tactic. {_GONE}",
+            exc.error_type,
+            exc.describe("running the tactic", _KILLED) + advice,
+            lean_time=exc.seconds if isinstance(exc, ProcessTimeout) else None,
         )
     assert isinstance(exc, ReplCrashed)
     tail = exc.stderr_tail.strip()
