@@ -248,4 +248,4 @@ def name_parts(name: str) -> list[str]:
 
 def render_name(parts: list[str]) -> str:
     """A name that Lean reads back as exactly `parts`, whatever they hold: every part in guillemets."""
-    return ".".join([f"«{part}»" for part in parts])
+    return "«" + "».«".join(parts) + "»" if parts else ""

@@ -134,16 +134,35 @@ def _read_plain(code: str) -> Declarations | None:
     start = head.end()
     keywords: list[_Keyword] = []
     line, last = code.count("\n", 0, start) + 1, start
-    for match in _PLAIN_KEYWORD.finditer(code, start):
+    for match in _keyword_matches(code, start):
         begin = match.start()
         if begin and _ODD_BEFORE.match(code, begin - 1):
             return None
         line += code.count("\n", last, begin)
         last = begin
         keywords.append((match["word"], line, match["name"]))
-    found = Declarations(imports=[word for word in words if word != "import"], prelude="prelude" in head["leading"])
+    imports = [word for word in words if word != "import"]
+    found = Declarations([], [], [], imports, "prelude" in head["leading"], [])
     _take(found, keywords)
     return found
+
+
+def _keyword_matches(code: str, start: int) -> list[re.Match[str]]:
+    """`_PLAIN_KEYWORD`'s matches from `start` on, in order: what `finditer` finds, but found with `str.find`
+    (a regex scan for words stops at every letter they start with; `find` skips ahead in C)."""
+    at_offsets = []
+    for word in _KEYWORDS:
+        at = code.find(word, start)
+        while at >= 0:
+            at_offsets.append(at)
+            at = code.find(word, at + len(word))
+    at_offsets.sort()
+    matches = []
+    for at in at_offsets:
+        match = _PLAIN_KEYWORD.match(code, at)
+        if match is not None:
+            matches.append(match)
+    return matches
 
 
 def _take(found: Declarations, keywords: Iterator[_Keyword] | list[_Keyword]) -> None:
