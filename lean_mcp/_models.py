@@ -324,12 +324,13 @@ class ProofResult(BaseModel):
             "axioms": None if axioms is None else {name: list(found) for name, found in axioms.items()},
             "reusable": bool(reusable),
         }
-        given = {"success", "status", "result", "verdict", "lean_time"}
-        given.update(
-            name
-            for name, value in (("proof_id", proof_id), ("checks", checks), ("axioms", axioms))
-            if value is not None
-        )
+        given = {"success", "status", "result", "verdict", "lean_time"}  # what validation would count as set
+        if proof_id is not None:
+            given.add("proof_id")
+        if checks is not None:
+            given.add("checks")
+        if axioms is not None:
+            given.add("axioms")
         if not reusable:
             given.add("reusable")
         return _assembled(cls, values, given)
