@@ -11,7 +11,7 @@ Two readings give the same answer: `_read_tokens` cuts tokens as `lexer.Code` do
 any text; `_read_plain`, for code without a `«` (where a space ends every token), reads the header
 and the keywords in two regex passes, and gives up (the token reading decides) wherever a keyword's
 start is not plain: after a digit, `'`, `!`, `?` or `.`, or a header with `public`/`private`/`meta`/
-`all`. `tests/test_trust_declarations.py` pins the two to each other on adversarial and random texts.
+`all`. `tests/test_audit_fast_paths.py` pins the two to each other on adversarial and random texts.
 """
 
 from __future__ import annotations
