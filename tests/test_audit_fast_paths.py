@@ -18,7 +18,14 @@ import pytest
 from lean_mcp._lean.lexer import code_only
 from lean_mcp._lean.refusals import _SKIP_KERNEL
 from lean_mcp._models import LeanOutput, Message, ProofResult, Severity, Sorry, verdict_of
-from lean_mcp._trust.declarations import Declarations, _read_plain, _read_tokens, read_declarations
+from lean_mcp._trust.declarations import (
+    _PLAIN_KEYWORD,
+    Declarations,
+    _keyword_matches,
+    _read_plain,
+    _read_tokens,
+    read_declarations,
+)
 
 #: Pieces of Lean text where a lexer shortcut could go wrong: keywords glued to names, numerals and
 #: symbols, header words, escapes, comments and literals, odd spaces and control characters.
@@ -154,3 +161,14 @@ def test_an_output_with_other_messages_is_a_copy_that_shares_nothing_it_changes(
     assert copy.model_dump() == expected.model_dump() and original.messages == []
     copy.__pydantic_extra__["future_key"] = 4  # type: ignore[index]
     assert original.model_extra == {"future_key": 3}
+
+
+def test_long_and_short_texts_find_the_same_keywords() -> None:
+    """A long text's keyword candidates are found with `str.find`, a short one's by the regex scan."""
+    for text in _random_texts(seed=11, count=2_000):
+        plain = code_only(text)
+        for pad in ("", " " * 200):  # the same keywords, once below and once above the `find` length
+            padded = plain + pad
+            assert [m.span() for m in _keyword_matches(padded, 0)] == [
+                m.span() for m in _PLAIN_KEYWORD.finditer(padded, 0)
+            ], text
