@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 from pydantic.json_schema import SkipJsonSchema
@@ -69,7 +69,14 @@ class Verdict(enum.StrEnum):
     @property
     def lean_finished(self) -> bool:
         """True when Lean ran to the end and the verdict is its answer, not an infrastructure failure."""
-        return self in (Verdict.PROVED, Verdict.SORRY, Verdict.REJECTED)
+        return self in _LEAN_ANSWERS
+
+
+#: (Enum members looked up once: in Python 3.11 a lookup on the class costs a Python call, and
+#: `verdict_of` runs on every result.)
+_PROVED, _SORRY, _REJECTED = Verdict.PROVED, Verdict.SORRY, Verdict.REJECTED
+_LEAN_ANSWERS = (_PROVED, _SORRY, _REJECTED)
+_FINISHED = JobStatus.FINISHED
 
 
 class FailureKind(enum.StrEnum):
@@ -94,6 +101,9 @@ class Severity(enum.StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
+
+
+_ERROR, _WARNING = Severity.ERROR, Severity.WARNING
 
 
 class Pos(BaseModel):
@@ -169,19 +179,49 @@ class LeanOutput(BaseModel):
                 data.pop(key, None)
         return data
 
+    def with_messages(self, messages: list[Message]) -> LeanOutput:
+        """A copy holding `messages` in place of its own, the rest shared (as `model_copy` shares it)."""
+        values = self.__dict__.copy()
+        values["messages"] = messages
+        extra = self.__pydantic_extra__
+        extra = None if extra is None else dict(extra)
+        return _assembled(type(self), values, self.__pydantic_fields_set__ | {"messages"}, extra)
+
     @property
     def errors(self) -> list[Message]:
         """The error-severity messages."""
-        return [m for m in self.messages if m.severity == Severity.ERROR]
+        return [m for m in self.messages if m.severity == _ERROR]
 
 
 def verdict_of(output: LeanOutput) -> Verdict:
     """Lean accepted the proof iff there is no error message and no sorry."""
-    if output.errors:
-        return Verdict.REJECTED
-    if output.sorries or any(m.severity == Severity.WARNING and _SORRY_WARNING.search(m.data) for m in output.messages):
-        return Verdict.SORRY
-    return Verdict.PROVED
+    sorry = bool(output.sorries)
+    for message in output.messages:
+        if message.severity == _ERROR:
+            return _REJECTED
+        if not sorry and message.severity == _WARNING and _SORRY_WARNING.search(message.data):
+            sorry = True
+    return _SORRY if sorry else _PROVED
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _assembled(
+    cls: type[_Model], values: dict[str, Any], fields_set: set[str], extra: dict[str, Any] | None = None
+) -> _Model:
+    """A `cls` holding `values`: every field, each already of its field's type. It is what validating
+    them would build (pydantic's own `model_construct` and `__copy__` set the same four attributes),
+    without validation's cost, for the models lean-mcp builds on every proof from parts already valid."""
+    model = cls.__new__(cls)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", fields_set)
+    _set(model, "__pydantic_extra__", extra)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
+_set = object.__setattr__
 
 
 class ProofConfig(BaseModel):
@@ -255,17 +295,45 @@ class ProofResult(BaseModel):
         return cls(status=status, proof_id=proof_id)
 
     @classmethod
-    def from_output(cls, output: LeanOutput, lean_time: float | None = None, **fields: Any) -> ProofResult:
-        """The result of a proof that Lean checked to the end (`fields`: more of the result's fields)."""
+    def from_output(
+        cls,
+        output: LeanOutput,
+        lean_time: float | None = None,
+        *,
+        proof_id: str | None = None,
+        checks: list[str] | None = None,
+        axioms: dict[str, list[str]] | None = None,
+        reusable: bool = True,
+    ) -> ProofResult:
+        """The result of a proof that Lean checked to the end.
+
+        Built from parts that are valid by their types (`output` is a validated LeanOutput), so without
+        validating them again: this runs for every proof. `tests/test_models.py` pins it to validation.
+        """
         verdict = verdict_of(output)
-        return cls(
-            success=verdict == Verdict.PROVED,
-            status=JobStatus.FINISHED,
-            result=output,
-            verdict=verdict,
-            lean_time=lean_time,
-            **fields,
-        )
+        values = {
+            "success": verdict is _PROVED,
+            "status": _FINISHED,
+            "result": output,
+            "error_message": None,
+            "verdict": verdict,
+            "lean_time": None if lean_time is None else float(lean_time),
+            "proof_id": proof_id,
+            "cached": False,
+            "checks": [] if checks is None else list(checks),
+            "axioms": None if axioms is None else {name: list(found) for name, found in axioms.items()},
+            "reusable": bool(reusable),
+        }
+        given = {"success", "status", "result", "verdict", "lean_time"}  # what validation would count as set
+        if proof_id is not None:
+            given.add("proof_id")
+        if checks is not None:
+            given.add("checks")
+        if axioms is not None:
+            given.add("axioms")
+        if not reusable:
+            given.add("reusable")
+        return _assembled(cls, values, given)
 
     @classmethod
     def failure(

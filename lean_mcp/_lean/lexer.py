@@ -126,14 +126,16 @@ class Token(NamedTuple):
 
 
 _PART = r"(?:«[^»]*»|[^\W\d][\w'!?]*)"
-_TOKEN_RE = rf"{_PART}(?:\.{_PART})*|#[A-Za-z_]\w*|:=|\S"
+#: Regex source for a (dotted) name token: what `Token.is_ident` holds when no `«` is left unclosed.
+NAME = rf"{_PART}(?:\.{_PART})*"
+_TOKEN_RE = rf"{NAME}|#[A-Za-z_]\w*|:=|\S"
 _TOKEN = re.compile(_TOKEN_RE)
 _NEXT_TOKEN = re.compile(rf"\s*+({_TOKEN_RE})")
 _NAME_PART = re.compile(r"«([^»]*)»|([^.«»]+)")
 #: Stands in for a `«` that no `»` follows (see `_unclosed_escapes`): a one-character token either way.
 _UNCLOSED = "\x01"
 #: Regex source for an identifier token of `Code.scan` (dotted, escaped parts; an unclosed `«` counts too).
-IDENT = rf"(?:{_PART}(?:\.{_PART})*|{_UNCLOSED})"
+IDENT = rf"(?:{NAME}|{_UNCLOSED})"
 
 
 def token_is(words: Iterable[str]) -> str:
@@ -246,4 +248,4 @@ def name_parts(name: str) -> list[str]:
 
 def render_name(parts: list[str]) -> str:
     """A name that Lean reads back as exactly `parts`, whatever they hold: every part in guillemets."""
-    return ".".join([f"«{part}»" for part in parts])
+    return "«" + "».«".join(parts) + "»" if parts else ""

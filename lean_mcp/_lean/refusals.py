@@ -29,7 +29,9 @@ _SKIP_KERNEL = re.compile(r"skip\W{0,3}Kernel\W{0,3}TC", re.IGNORECASE)
 
 def refuse_constructs(code: str, *, allow_prelude: bool) -> None:
     """Raise InvalidProofError when `code` uses a refused construct (see the module docstring)."""
-    if _SKIP_KERNEL.search(code):
+    # every character the regex takes for a letter of "kernel" lowers to that letter (checked over all of
+    # Unicode in tests/test_audit_fast_paths.py), and `lower` is a plain pass while the regex is not
+    if "kernel" in code.lower() and _SKIP_KERNEL.search(code):
         raise InvalidProofError(
             "The proof mentions `debug.skipKernelTC`, which turns off the kernel's type check: a wrong proof "
             "would be accepted.",

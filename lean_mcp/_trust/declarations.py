@@ -6,14 +6,21 @@ taken as written. This is a syntactic reading: a theorem produced by a macro is 
 name read wrongly is audited under a name Lean does not know, which fails closed (the audit's
 answer is missing, so the verdict is not `proved`). Pin the statement for a verdict that does not
 depend on this reading at all.
+
+Two readings give the same answer: `_read_tokens` cuts tokens as `lexer.Code` does and works on
+any text; `_read_plain`, for code without a `«` (where a space ends every token), reads the header
+and the keywords in two regex passes, and gives up (the token reading decides) wherever a keyword's
+start is not plain: after a digit, `'`, `!`, `?` or `.`, or a header with `public`/`private`/`meta`/
+`all`. `tests/test_audit_fast_paths.py` pins the two to each other on adversarial and random texts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 
-from .._lean.lexer import IDENT, Code, WordScanner, name_parts, token_is
+from .._lean.lexer import IDENT, NAME, Code, WordScanner, code_only, name_parts, token_is
 
 THEOREM_KEYWORDS = frozenset({"theorem", "lemma"})
 _SCOPE_OPENERS = frozenset({"namespace", "section", "mutual"})
@@ -21,7 +28,7 @@ _KEYWORDS = THEOREM_KEYWORDS | _SCOPE_OPENERS | {"sorry", "admit", "end", "axiom
 _KEYWORD_SCAN = WordScanner(_KEYWORDS)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Declarations:
     """The declarations lean-mcp found in a text."""
 
@@ -38,13 +45,38 @@ class Declarations:
     sorry_lines: list[int] = dataclasses.field(default_factory=list)
 
 
-_LEADING = re.compile(rf"\s*+({token_is(['module', 'prelude'])})")
-_IMPORT = re.compile(
+#: One keyword of the body, as both readings hand it on: the word, its line, the name after it (if the
+#: next token is a name).
+_Keyword = tuple[str, int, str | None]
+
+_LEADING_SRC = rf"\s*+(?P<word>{token_is(['module', 'prelude'])})"
+_IMPORT_SRC = (
     rf"\s*+(?:{token_is(['public', 'private', 'meta'])}\s*+)*+{token_is(['import'])}(?:\s*+{token_is(['all'])})?+"
 )
+_LEADING = re.compile(_LEADING_SRC)
+_IMPORT = re.compile(_IMPORT_SRC)
 #: A module name: an identifier on the import's line (not `import` itself, which starts the next import).
 _MODULE = re.compile(rf"[^\S\n]*+(?!{token_is(['import'])})({IDENT})")
 _SPACE = re.compile(r"\s*+")
+
+
+def read_declarations(text: str) -> Declarations:
+    """The theorems, axioms, imports and sorries of `text` (see the module docstring)."""
+    plain = code_only(text)
+    if "«" not in plain:
+        found = _read_plain(plain)
+        if found is not None:
+            return found
+    return _read_tokens(text)
+
+
+def _read_tokens(text: str) -> Declarations:
+    """The token reading: any text."""
+    code = Code(text)
+    found = Declarations()
+    start = _header(code, found)
+    _take(found, _token_keywords(code, start))
+    return found
 
 
 def _header(code: Code, found: Declarations) -> int:
@@ -52,7 +84,7 @@ def _header(code: Code, found: Declarations) -> int:
     scan, text = code.scan, code.text
     pos = 0
     while (match := _LEADING.match(scan, pos)) is not None:
-        found.prelude = found.prelude or match.group(1) == "prelude"
+        found.prelude = found.prelude or match["word"] == "prelude"
         pos = match.end()
     while (match := _IMPORT.match(scan, pos)) is not None:
         pos = match.end()
@@ -65,29 +97,99 @@ def _header(code: Code, found: Declarations) -> int:
     return _SPACE.match(scan, pos).end()  # type: ignore[union-attr]  # `\s*` always matches
 
 
-def read_declarations(text: str) -> Declarations:
-    """The theorems, axioms, imports and sorries of `text` (see the module docstring)."""
-    code = Code(text)
-    found = Declarations()
+def _token_keywords(code: Code, start: int) -> Iterator[_Keyword]:
+    for tok, nxt in _KEYWORD_SCAN.find(code, start):
+        yield tok.text, tok.line, nxt.text if nxt is not None and nxt.is_ident else None
+
+
+#: The header as `_header` reads it, in one match (`leading`: the `module`/`prelude` words; `imports`: the
+#: import commands; `_MODULE`'s `\n` rule cannot apply: without a `«` no name holds a line break).
+_PLAIN_HEADER = re.compile(
+    rf"(?P<leading>(?:\s*+{token_is(['module', 'prelude'])})*+)"
+    rf"(?P<imports>(?:{_IMPORT_SRC}(?:[^\S\n]*+(?!{token_is(['import'])}){NAME})*+)*+)\s*+"
+)
+#: Words that make an import command's words ambiguous to split (a module may be named `all`, too).
+_IMPORT_MODIFIERS = frozenset({"public", "private", "meta", "all"})
+#: A keyword token (`word`), and the `name` after it when the next token is a name. A keyword is a token
+#: of its own when what precedes it is a space, the start, or a symbol other than `#` (`#theorem` is one
+#: token) and `.`; after a letter or `_` it is inside a name (each keyword checks that behind itself, so
+#: the pattern still starts with the keywords' letters and the regex engine skips ahead to them). After a
+#: digit, `'`, `!`, `?` or `.` it may be either (`1theorem` is a numeral and a keyword, `x1theorem` one
+#: name): `_ODD_BEFORE` says so, and the token reading decides.
+_PLAIN_KEYWORD = re.compile(
+    "(?P<word>(?:"
+    + "|".join(rf"{word}(?<![^\W\d]{word})(?<!#{word})" for word in sorted(_KEYWORDS, key=len, reverse=True))
+    + rf")(?![\w'!?])(?!\.{NAME}))(?=\s*+(?P<name>{NAME})|)"
+)
+_ODD_BEFORE = re.compile(r"[\d'!?.]")
+
+
+def _read_plain(code: str) -> Declarations | None:
+    """The plain reading of `code` (comments and literals blanked, no `«`); None where it cannot be sure."""
+    head = _PLAIN_HEADER.match(code)
+    assert head is not None  # every part of the pattern may match empty
+    words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
+    if not _IMPORT_MODIFIERS.isdisjoint(words):
+        return None
+    start = head.end()
+    keywords: list[_Keyword] = []
+    line, last = code.count("\n", 0, start) + 1, start
+    for match in _keyword_matches(code, start):
+        begin = match.start()
+        if begin and _ODD_BEFORE.match(code, begin - 1):
+            return None
+        line += code.count("\n", last, begin)
+        last = begin
+        keywords.append((match["word"], line, match["name"]))
+    imports = [word for word in words if word != "import"]
+    found = Declarations([], [], [], imports, "prelude" in head["leading"], [])
+    _take(found, keywords)
+    return found
+
+
+#: From how many characters on `str.find` beats the regex scan: `find` costs a fixed ~2 k instructions
+#: per call (nine words, ten calls at least) and ~1 per character; the scan ~200 per character.
+_FIND_FROM = 128
+
+
+def _keyword_matches(code: str, start: int) -> list[re.Match[str]]:
+    """`_PLAIN_KEYWORD`'s matches from `start` on, in order. A long text's candidates are found with
+    `str.find` (a regex scan for words stops at every letter they start with; `find` skips ahead in C),
+    each checked by the same pattern anchored there: the same matches, as no two keyword tokens overlap."""
+    if len(code) - start < _FIND_FROM:
+        return list(_PLAIN_KEYWORD.finditer(code, start))
+    at_offsets = []
+    for word in _KEYWORDS:
+        at = code.find(word, start)
+        while at >= 0:
+            at_offsets.append(at)
+            at = code.find(word, at + len(word))
+    at_offsets.sort()
+    matches = []
+    for at in at_offsets:
+        match = _PLAIN_KEYWORD.match(code, at)
+        if match is not None:
+            matches.append(match)
+    return matches
+
+
+def _take(found: Declarations, keywords: Iterator[_Keyword] | list[_Keyword]) -> None:
+    """Add the body's keywords, in order, to `found`: namespaces, theorems, axioms, sorries."""
     scopes: list[list[str]] = []  # the namespace parts each open scope adds
-    for tok, nxt in _KEYWORD_SCAN.find(code, _header(code, found)):
-        word = tok.text
+    for word, line, name in keywords:
         if word in ("sorry", "admit"):
-            found.sorry_lines.append(tok.line)
+            found.sorry_lines.append(line)
         elif word in _SCOPE_OPENERS:
-            adds = name_parts(nxt.text) if word == "namespace" and nxt is not None and nxt.is_ident else []
-            scopes.append(adds)
+            scopes.append(name_parts(name) if word == "namespace" and name is not None else [])
         elif word == "end":
             if scopes:
                 scopes.pop()
         elif word in THEOREM_KEYWORDS:
-            if nxt is not None and nxt.is_ident:
-                found.theorems.append(_full_name(scopes, name_parts(nxt.text)))
-                found.theorem_lines.append(tok.line)
+            if name is not None:
+                found.theorems.append(_full_name(scopes, name_parts(name)))
+                found.theorem_lines.append(line)
         else:  # axiom
-            readable = nxt is not None and nxt.is_ident
-            found.axioms.append(".".join(_full_name(scopes, name_parts(nxt.text))) if readable and nxt else None)
-    return found
+            found.axioms.append(".".join(_full_name(scopes, name_parts(name))) if name is not None else None)
 
 
 def _full_name(scopes: list[list[str]], parts: list[str]) -> list[str]:

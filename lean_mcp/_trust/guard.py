@@ -72,7 +72,9 @@ class TrustedBackend(WrappingBackend):
         if result.result is None or result.verdict is None or not result.verdict.lean_finished:
             return result
         kept = probe_run.read(result.result)
-        permitted = self.permitted_axioms.union(config.permitted_axioms)
+        permitted = (
+            self.permitted_axioms.union(config.permitted_axioms) if config.permitted_axioms else self.permitted_axioms
+        )
         found = assess(probe_run, declared, reference, permitted)
         for problem in _header_problems(declared, reference) if reference is not None else []:
             found.reject(problem)
@@ -103,11 +105,15 @@ def probe_layout(code: str, declared: Declarations, reference: Reference | None)
     return layout(code, _probes(declared, reference))
 
 
+#: The audit's probes for each theorem (looked up once: an enum member looked up on its class costs a Python call).
+_AUDIT_KINDS = (ProbeKind.AXIOMS, ProbeKind.SAFE)
+
+
 def _probes(declared: Declarations, reference: Reference | None) -> list[Probe]:
     names = declared.theorems
     if reference is not None:
         names = names + [t for t in reference.theorems if t not in names]
-    probes = [Probe(kind, name) for name in names for kind in (ProbeKind.AXIOMS, ProbeKind.SAFE)]
+    probes = [Probe(kind, name) for name in names for kind in _AUDIT_KINDS]
     if reference is not None:
         for raw in (False, True):
             probes += [Probe(ProbeKind.TYPE, list(t), raw) for t in reference.theorems]

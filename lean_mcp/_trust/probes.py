@@ -53,6 +53,11 @@ class ProbeKind(enum.StrEnum):
     KNOWN = "known"  # `#check @N`: answered when N exists
 
 
+#: The kinds, looked up once (an enum member looked up on its class costs a Python call in Python 3.11).
+_AXIOMS, _SAFE, _TYPE, _DEFINITION = ProbeKind.AXIOMS, ProbeKind.SAFE, ProbeKind.TYPE, ProbeKind.DEFINITION
+_ERROR = Severity.ERROR
+
+
 @dataclasses.dataclass(slots=True)
 class Probe:
     """One appended command, its line once laid out, and what Lean answered there."""
@@ -76,16 +81,17 @@ class Probe:
 
     def command(self) -> str:
         ref = "_root_." + render_name(self.name)
-        if self.kind is ProbeKind.AXIOMS:
-            return f"#print axioms {ref}"
-        if self.kind is ProbeKind.SAFE:
-            return f"example := @{ref}"
+        kind = self.kind
+        if kind is _AXIOMS:
+            return "#print axioms " + ref
+        if kind is _SAFE:
+            return "example := @" + ref
         style = PP_RAW if self.raw else PP_EXPLICIT
-        if self.kind is ProbeKind.TYPE:
+        if kind is _TYPE:
             return f"{style}#check @{ref}"
-        if self.kind is ProbeKind.DEFINITION:
+        if kind is _DEFINITION:
             return f"{style}#print {ref}"
-        return f"#check @{ref}"
+        return "#check @" + ref
 
     @property
     def complete(self) -> bool:
@@ -99,13 +105,13 @@ def _block(probes: list[Probe], first_line: int) -> tuple[str, int]:
     Probes with no answer of their own (`SAFE`) go first; the last line must be answered, so when no
     probe would answer there, an end marker (`#check (Sort 0)`) closes the block.
     """
-    safe = [p for p in probes if p.kind is ProbeKind.SAFE]
-    ordered = safe + [p for p in probes if p.kind is not ProbeKind.SAFE] if safe else probes
+    safe = [p for p in probes if p.kind is _SAFE]
+    ordered = safe + [p for p in probes if p.kind is not _SAFE] if safe else probes
     lines = []
     for line, probe in enumerate(ordered, first_line):
         probe.line = line
         lines.append(probe.command())
-    if not ordered or ordered[-1].kind is ProbeKind.SAFE:
+    if not ordered or ordered[-1].kind is _SAFE:
         lines.append(_END_MARKER)
     lines.append("")
     return "\n".join(lines), first_line + len(lines) - 2
@@ -124,12 +130,18 @@ class ProbeRun:
 
     def read(self, output: LeanOutput) -> list[Message]:
         """Fill in the answers; return the messages of `output` that are not on lean-mcp's own lines."""
+        messages = output.messages
+        if not messages:
+            return []
         by_line = {probe.line: probe for probe in self.probes}
         own, end_line = self.own_lines, self.end_line
         kept: list[Message] = []
-        for message in output.messages:
+        for message in messages:
             line = message.pos.line
-            if not any(line in lines for lines in own):
+            for lines in own:
+                if line in lines:
+                    break
+            else:
                 kept.append(message)
                 continue
             if line == end_line:  # any answer there, even an error, shows Lean read that far
@@ -137,7 +149,7 @@ class ProbeRun:
             probe = by_line.get(line)
             if probe is None:
                 continue
-            if message.severity == Severity.ERROR:
+            if message.severity == _ERROR:
                 probe.errors.append(message.data)
             elif probe.answer is None:
                 probe.answer = _hygiene(message.data) if probe.raw else message.data

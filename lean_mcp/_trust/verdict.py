@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_PERMITTED_AXIOMS", "Assessment", "assess"]
 SORRY_AXIOM = "sorryAx"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Assessment:
     """What the probes found: reasons to reject, hidden sorries, and each audited theorem's axioms."""
 
@@ -33,22 +33,40 @@ class Assessment:
         self.rejections.append((line, text))
 
 
-def _audit(probe: Probe, permitted: frozenset[str], line: int, found: Assessment) -> None:
+#: The kinds, looked up once (an enum member looked up on its class costs a Python call in Python 3.11).
+_AXIOMS, _SAFE, _TYPE, _DEFINITION = ProbeKind.AXIOMS, ProbeKind.SAFE, ProbeKind.TYPE, ProbeKind.DEFINITION
+
+
+def _line_of(declared: Declarations, name: str) -> int:
+    """The line of the theorem `name` in the proof (its last declaration; 1 for a theorem only the statement names)."""
+    found = 1
+    for parts, line in zip(declared.theorems, declared.theorem_lines, strict=True):
+        if ".".join(parts) == name:
+            found = line
+    return found
+
+
+def _audit(probe: Probe, permitted: frozenset[str], declared: Declarations, found: Assessment) -> None:
     name = probe.full_name
     axioms = axioms_of(probe.answer) if probe.answer is not None and not probe.errors else None
     if axioms is None:
         why = "; ".join(probe.errors) or "Lean gave no answer (it stopped reading before the audit)"
-        found.reject(f"lean-mcp could not audit the axioms of `{name}`: {why}. The verdict cannot be `proved`.", line)
+        found.reject(
+            f"lean-mcp could not audit the axioms of `{name}`: {why}. The verdict cannot be `proved`.",
+            _line_of(declared, name),
+        )
         return
     found.axioms[name] = axioms
+    if not axioms:
+        return
     if SORRY_AXIOM in axioms:
-        found.sorries.append((line, f"`{name}` depends on `sorryAx`: declaration uses `sorry`"))
+        found.sorries.append((_line_of(declared, name), f"`{name}` depends on `sorryAx`: declaration uses `sorry`"))
     for axiom in axioms:
         if axiom != SORRY_AXIOM and axiom not in permitted:
             found.reject(
                 f"`{name}` depends on the axiom `{axiom}`, which is not permitted (permitted: "
                 f"{', '.join(sorted(permitted))}; a request may add more with `permitted_axioms`).",
-                line,
+                _line_of(declared, name),
             )
 
 
@@ -57,7 +75,7 @@ def _compare(probe: Probe, expected: str, found: Assessment) -> None:
     if name in found.differing or (probe.complete and probe.answer == expected):
         return
     found.differing.add(name)
-    if probe.kind is ProbeKind.TYPE:
+    if probe.kind is _TYPE:
         if probe.answer is None or probe.errors:
             found.reject(f"The proof does not declare `{name}`, a theorem of the statement (under that full name).")
         elif not probe.complete or probe.answer != expected:
@@ -83,31 +101,28 @@ def assess(
         found.reject("Lean stopped reading before the end of lean-mcp's audit (an unterminated comment or command?).")
     if reference is None and not declared.theorems:
         found.reject("The proof declares no theorem or lemma, so nothing is proved (lean-mcp audits named theorems).")
-    lines: dict[str, int] | None = None  # theorem name → its line, built only when a finding needs one
     for probe in probe_run.probes:
         kind = probe.kind
-        if kind is ProbeKind.AXIOMS or (kind is ProbeKind.SAFE and probe.errors):
-            if lines is None:
-                lines = {".".join(n): line for n, line in zip(declared.theorems, declared.theorem_lines, strict=True)}
-            line = lines.get(probe.full_name, 1)
-            if kind is ProbeKind.AXIOMS:
-                _audit(probe, permitted, line, found)
-            else:
+        if kind is _AXIOMS:
+            _audit(probe, permitted, declared, found)
+        elif kind is _SAFE:
+            if probe.errors:
                 found.reject(
                     f"`{probe.full_name}` is not a kernel-checked, safe constant (lean-mcp's `example := @"
                     f"{probe.full_name}` failed: {probe.errors[0]}).",
-                    line,
+                    _line_of(declared, probe.full_name),
                 )
-        elif reference is not None and kind is ProbeKind.TYPE:
+        elif reference is not None and kind is _TYPE:
             _compare(probe, reference.types[probe.key], found)
-        elif reference is not None and kind is ProbeKind.DEFINITION:
+        elif reference is not None and kind is _DEFINITION:
             _compare(probe, reference.definitions[probe.key], found)
     for axiom in declared.axioms:
         if axiom is None:
             found.reject("The proof declares an axiom whose name lean-mcp cannot read (made by a macro?).")
         elif axiom != SORRY_AXIOM and axiom.split(".")[-1] != SORRY_AXIOM and axiom not in permitted:
             found.reject(f"The proof declares the axiom `{axiom}`, which is not permitted.")
-    found.sorries += [(line, "declaration uses `sorry`") for line in declared.sorry_lines]
+    if declared.sorry_lines:
+        found.sorries += [(line, "declaration uses `sorry`") for line in declared.sorry_lines]
     return found
 
 
@@ -127,8 +142,9 @@ def apply(
         messages += [
             Message(severity=Severity.WARNING, pos=Pos(line=line, column=0), data=text) for line, text in found.sorries
         ]
-    output = output.model_copy(update={"messages": messages})
-    return ProofResult.from_output(output, lean_time=lean_time, checks=checks, axioms=found.axioms, reusable=reusable)
+    return ProofResult.from_output(
+        output.with_messages(messages), lean_time=lean_time, checks=checks, axioms=found.axioms, reusable=reusable
+    )
 
 
 def _is_sorry_warning(message: Message) -> bool:
