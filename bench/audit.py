@@ -34,7 +34,7 @@ from tests.real_lean import proofs
 from tests.real_lean.leanbuild import LeanUnavailable, build_lean
 from tests.standin import repl_standin, standin_command
 
-from .common import Row, mean
+from .common import Row, closed_loop, mean
 
 SECTION = "audit"
 WORKERS = 2
@@ -64,21 +64,13 @@ async def _closed_loop(backend: Backend, n: int, proof: Any = _proof) -> float:
     """Seconds for `n` proofs from CLIENTS closed-loop clients (after a warm-up)."""
     config = ProofConfig(timeout=120)
 
-    async def client(share: range) -> None:
-        for i in share:
-            result = await backend.check(proof(i), config)
-            if result.verdict != Verdict.PROVED:
-                raise RuntimeError(f"proof {i}: {result.verdict} {result.messages}")
+    async def check(i: int) -> None:
+        result = await backend.check(proof(i), config)
+        if result.verdict != Verdict.PROVED:
+            raise RuntimeError(f"proof {i}: {result.verdict} {result.messages}")
 
-    async def run(count: int) -> float:
-        started = time.perf_counter()
-        async with anyio.create_task_group() as group:
-            for c in range(CLIENTS):
-                group.start_soon(client, range(c, count, CLIENTS))
-        return time.perf_counter() - started
-
-    await run(2 * CLIENTS)
-    return await run(n)
+    await closed_loop(check, 2 * CLIENTS, CLIENTS)
+    return await closed_loop(check, n, CLIENTS)
 
 
 async def _pool_rows(n: int) -> list[Row]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
 
 
 @dataclasses.dataclass
@@ -44,3 +47,17 @@ def format_table(rows: Sequence[Row]) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+async def closed_loop(check: Callable[[int], Awaitable[None]], count: int, callers: int) -> float:
+    """Seconds for `check(0)` .. `check(count - 1)` from `callers` tasks, each running its share in turn."""
+
+    async def caller(share: range) -> None:
+        for i in share:
+            await check(i)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for c in range(callers):
+            group.start_soon(caller, range(c, count, callers))
+    return time.perf_counter() - started

@@ -40,19 +40,15 @@ from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 
 from . import sdk_floor
-from .common import Row
+from .common import Row, closed_loop
 from .mcp import _env as mcp_env
 from .raw_mcp import RawClient, raw_client
 from .tactics import SKETCH
-from .throughput import _api_check
+from .throughput import _api_check, _snippet
 
 SECTION = "instructions"
 WORKERS = 2
 CALLERS = 16
-
-
-def _snippet(tag: str, i: int) -> str:
-    return f"theorem {tag}_{i} : {i} = {i} := rfl\n"
 
 
 # --------------------------------------------------------------------------- callgrind
@@ -100,20 +96,6 @@ def _threads(out: Path, pid: int) -> list[int]:
 # --------------------------------------------------------------------------- in-process figures
 
 
-async def _closed_loop(check: Callable[[str], Awaitable[Verdict | None]], count: int, tag: str) -> None:
-    """`count` snippets from CALLERS tasks, each checking its share in turn; all must be proved."""
-
-    async def caller(share: range) -> None:
-        for i in share:
-            verdict = await check(_snippet(tag, i))
-            if verdict != Verdict.PROVED:
-                raise RuntimeError(f"snippet {i}: {verdict}")
-
-    async with anyio.create_task_group() as group:
-        for c in range(CALLERS):
-            group.start_soon(caller, range(c, count, CALLERS))
-
-
 async def _child(kind: str, n: int) -> None:
     """Run in the counted process: warm up, then `n` snippets through the pool (`kind` "pool") or the
     checks ("trusted") with counting on."""
@@ -122,13 +104,18 @@ async def _child(kind: str, n: int) -> None:
     if kind == "trusted":
         backend = TrustedBackend(ReplBackend(standin_command(), project=Path.cwd(), workers=WORKERS))
 
-    async def check(code: str) -> Verdict | None:
-        return (await backend.check(code, config)).verdict
+    def checker(tag: str) -> Callable[[int], Awaitable[None]]:
+        async def check(i: int) -> None:
+            verdict = (await backend.check(_snippet(tag, i), config)).verdict
+            if verdict != Verdict.PROVED:
+                raise RuntimeError(f"snippet {i}: {verdict}")
+
+        return check
 
     async with backend:
-        await _closed_loop(check, 4 * CALLERS, "warm")
+        await closed_loop(checker("warm"), 4 * CALLERS, CALLERS)
         with _counting(os.getpid()):
-            await _closed_loop(check, n, "counted")
+            await closed_loop(checker("counted"), n, CALLERS)
 
 
 def _in_process(kind: str, n: int) -> list[int]:

@@ -45,7 +45,7 @@ from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 
 from . import sdk_floor
-from .common import Row
+from .common import Row, closed_loop
 from .raw_mcp import raw_client
 
 SECTION = "throughput"
@@ -115,21 +115,16 @@ class PoolFigure:
 async def _pool(n: int, callers: int, max_uses: int | None = None) -> PoolFigure:
     """Snippets/s through `ReplPool.check` with `callers` tasks checking their share in turn."""
     config = ProofConfig(timeout=60)
-    options = {} if max_uses is None else {"max_uses": max_uses}
+    options: dict[str, Any] = {} if max_uses is None else {"max_uses": max_uses}
     async with ReplPool(standin_command(), workers=WORKERS, **options) as pool:
 
-        async def caller(share: range, tag: str) -> None:
-            for i in share:
+        async def run(count: int, tag: str) -> float:
+            async def check(i: int) -> None:
                 result = await pool.check(_snippet(tag, i), config)
                 if result.verdict != Verdict.PROVED:
                     raise RuntimeError(f"pool: {result.verdict} {result.error_message}")
 
-        async def run(count: int, tag: str) -> float:
-            started = time.perf_counter()
-            async with anyio.create_task_group() as group:
-                for c in range(callers):
-                    group.start_soon(caller, range(c, count, callers), tag)
-            return count / (time.perf_counter() - started)
+            return count / await closed_loop(check, count, callers)
 
         await run(4 * WORKERS, "warm")
         starts, cpu = pool.health()["repl_starts"], time.process_time()
