@@ -72,11 +72,6 @@ class ReplBackend(Backend):
         )
 
     @property
-    def toolchain(self) -> str | None:
-        """The project's `lean-toolchain` pin, if it has one."""
-        return project_files(self.project).toolchain
-
-    @property
     def identity(self) -> str:
         files = project_files(self.project)
         return (
