@@ -8,6 +8,8 @@ counts every check, so the tests see exactly when Lean would have run.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ import pytest
 
 from lean_mcp._backends.base import Backend
 from lean_mcp._errors import BusyError, InvalidProofError, JobNotFoundError, ProofTooLargeError, QueueFullError
+from lean_mcp._jobs.cache import cache_key, cache_keys
 from lean_mcp._jobs.service import CANCELLED_MESSAGE, MAX_ATTEMPTS, ProofService
 from lean_mcp._jobs.store import JobRow, JobStore
 from lean_mcp._models import JobStatus, LeanOutput, Message, ProofConfig, ProofResult, Sorry, Verdict
@@ -152,6 +155,33 @@ async def test_check_each_answers_a_batch_in_order_refusing_only_the_invalid(
         assert result.proof_id is not None and await service.get_result(result.proof_id) == result
 
 
+async def test_a_waiting_batch_gets_every_answer_when_jobs_are_cancelled_or_the_service_stops(
+    backend: ScriptedBackend, tmp_path: Path
+) -> None:
+    """`check_each` waits for the whole batch at once: a cancelled job, a finished one and the
+    unfinished jobs of a stopping service each still give the batch its answer; none hangs it."""
+    service = make_service(backend, tmp_path / "jobs.sqlite3")
+    answers: list[Any] = []
+    async with anyio.create_task_group() as group:
+        await service.start()
+
+        async def batch() -> None:
+            codes = ["theorem a : True := trivial", "theorem b : True := BLOCK", "theorem c : True := BLOCK"]
+            answers.extend(await service.check_each(codes))
+
+        group.start_soon(batch)
+        await until(lambda: backend.blocked == 2, "both blocking jobs to start")
+        running = [job for job in service._active.values() if job.status == JobStatus.RUNNING]
+        await service.cancel(running[0].id)
+        await service.aclose()  # the last job is still blocked: stopping answers it as it stands
+    assert [(a.status, a.verdict) for a in answers] == [
+        (JobStatus.FINISHED, Verdict.PROVED),
+        (JobStatus.ERROR, Verdict.ERROR),
+        (JobStatus.RUNNING, None),
+    ]
+    assert answers[1].error_message == CANCELLED_MESSAGE
+
+
 async def test_unknown_ids_raise_job_not_found(service: ProofService) -> None:
     for call in (service.get_result, service.wait, service.cancel):
         with pytest.raises(JobNotFoundError, match="no-such-job"):
@@ -220,6 +250,23 @@ async def test_cache_opt_out_per_request_and_globally(backend: ScriptedBackend, 
         await service.verify(code)
         assert not (await service.verify(code)).cached
     assert len(backend.calls) == 4
+
+
+def test_batch_cache_keys_are_the_keys_stores_already_hold() -> None:
+    """Keys computed a batch at a time hash the very text one key at a time always hashed, so a
+    result cached by an earlier version (or a single submit) is found by a batch and back."""
+    def documented(code: str, config: ProofConfig, identity: str) -> str:
+        payload = json.dumps([code, config.answer_key(), identity], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+    codes = ["", "theorem t : 1 = 1 := rfl", 'a "quoted" \\ back\nslash', "ünï ∀ x, x = x", "lone \ud800 half", "\x00"]
+    configs = [ProofConfig(), ProofConfig(statement="theorem s : True := sorry", permitted_axioms=["b", "a", "b"])]
+    for config in configs:
+        for identity in ("repl|x", 'quote " and ∀'):
+            expected = [documented(code, config, identity) for code in codes]
+            assert cache_keys(codes, config, identity) == expected
+            assert [cache_key(code, config, identity) for code in codes] == expected
+    assert len({documented(code, configs[0], "i") for code in codes}) == len(codes)
 
 
 async def test_cache_survives_a_restart(backend: ScriptedBackend, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -48,6 +49,44 @@ def test_uuid7_is_a_time_ordered_version_7_uuid() -> None:
     assert ids == sorted(ids), "ids made later must sort later"
     millis = int(ids[0].replace("-", "")[:12], 16)
     assert abs(millis / 1000 - before) < 60
+
+
+def test_uuid7_randomness_is_not_shared_with_a_forked_child() -> None:
+    """Ids draw their random bits from a buffer of OS randomness; a forked child must not reuse the
+    parent's buffer, or both would make the same ids in the same millisecond."""
+    uuid7()  # the parent's buffer now holds unused bytes
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its next ids' random tails and leave at once
+        os.write(write, " ".join(uuid7()[-12:] for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {uuid7()[-12:] for _ in range(50)}
+    assert len(child) == 50 and not child & parent
+
+
+async def test_a_result_committed_with_its_running_mark_keeps_the_start_time(tmp_path: Path) -> None:
+    """A `running` mark left out because the result rides in the same commit loses nothing: the row
+    ends finished with the start time; a mark committed earlier keeps its own start time."""
+    async with JobStore(str(tmp_path / "j.sqlite3")) as store:
+        quick, slow = _row(status="pending"), _row(status="pending")
+        await store.insert([quick, slow])
+        store.mark_running(slow.id, 100.0)
+        await store.write([])  # the mark rides along with this commit
+        assert (await store.get(slow.id)).status == "running"  # type: ignore[union-attr]
+        store.mark_running(quick.id, 200.0)
+        await asyncio.gather(
+            store.finish(quick.id, "finished", "{}", "proved", 201.0, started=200.0),
+            store.finish(slow.id, "finished", "{}", "proved", 202.0, started=150.0),
+        )
+        rows = {job_id: await store.get(job_id) for job_id in (quick.id, slow.id)}
+    assert [(r.status, r.started, r.finished) for r in rows.values() if r] == [
+        ("finished", 200.0, 201.0),
+        ("finished", 100.0, 202.0),
+    ]
 
 
 async def test_open_creates_directories_schema_and_wal(tmp_path: Path) -> None:

@@ -26,8 +26,22 @@ from .store import JobStore
 
 def cache_key(code: str, config: ProofConfig, backend_identity: str) -> str:
     """The sha256 (hex) that identifies Lean's answer to `code` under `config` on this backend."""
-    payload = json.dumps([code, config.answer_key(), backend_identity], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
+    return cache_keys([code], config, backend_identity)[0]
+
+
+def cache_keys(codes: Sequence[str], config: ProofConfig, backend_identity: str) -> list[str]:
+    """`cache_key` of each of `codes` under one `config` and backend (the shared part is encoded once).
+
+    The hashed text is `json.dumps([code, config.answer_key(), backend_identity], sort_keys=True,
+    ensure_ascii=False)`: a list's items are encoded one by one, so the code's JSON followed by the
+    tail encoded once is the same text, byte for byte.
+    """
+    tail = json.dumps([config.answer_key(), backend_identity], sort_keys=True, ensure_ascii=False)[1:]
+    keys = []
+    for code in codes:
+        payload = f"[{json.dumps(code, ensure_ascii=False)}, {tail}"
+        keys.append(hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest())
+    return keys
 
 
 def cacheable(result: ProofResult) -> bool:

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -38,7 +38,7 @@ from .._errors import (
 from .._lean.source import CheckedProof, validate_proof_text
 from .._models import JobStatus, Proof, ProofConfig, ProofResult, Verdict
 from .._settings import DEFAULT_MAX_PROOF_BYTES, DEFAULT_TIMEOUT, Settings
-from .cache import ResultCache, cache_key
+from .cache import ResultCache, cache_key, cache_keys
 from .store import JobRow, JobStore, OwnerLock, store_unavailable, uuid7
 
 logger = logging.getLogger(__name__)
@@ -61,13 +61,41 @@ class _Job:
     attempts: int = 0  # times a checking process died on this job (a restart does not count)
     status: JobStatus = JobStatus.PENDING
     result: ProofResult | None = None
-    done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    done: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    on_done: list[Callable[[], None]] | None = None  # called once, when `done` is set
     scope: anyio.CancelScope | None = None
     cancel_requested: bool = False
     busy_retries: int = 0
+    started: float | None = None  # when a worker last picked it up
 
     def current(self) -> ProofResult:
         return self.result or ProofResult.pending(self.id, self.status)
+
+    def set_done(self) -> None:
+        """Set `done` (its waiters wake) and run the `on_done` callbacks."""
+        self.done.set()
+        callbacks, self.on_done = self.on_done, None
+        for callback in callbacks or ():
+            callback()
+
+
+async def _all_done(jobs: Sequence[_Job]) -> None:
+    """Return once every one of `jobs` is done: one wake-up for a whole batch, not one per job."""
+    left = sum(1 for job in jobs if not job.done.is_set())
+    if not left:
+        return
+    finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def one_done() -> None:
+        nonlocal left
+        left -= 1
+        if not left and not finished.done():
+            finished.set_result(None)
+
+    for job in jobs:
+        if not job.done.is_set():
+            job.on_done = [*(job.on_done or ()), one_done]
+    await finished
 
 
 def _row_result(row: JobRow) -> ProofResult:
@@ -184,7 +212,7 @@ class ProofService:
         with anyio.CancelScope(shield=True):
             await self._release_running()
         for job in list(self._active.values()):
-            job.done.set()  # wake waiters: they get the job's current (unfinished) state
+            job.set_done()  # wake waiters: they get the job's current (unfinished) state
         self._active.clear()
         for stream in (self._send, self._receive):
             if stream is not None:
@@ -251,8 +279,7 @@ class ProofService:
 
     def _cache_keys(self, codes: Sequence[str], config: ProofConfig) -> list[str]:
         """`cache_key` of each code under an effective `config` (the backend's identity is read once)."""
-        identity = self.backend.identity
-        return [cache_key(code, config, identity) for code in codes]
+        return cache_keys(codes, config, self.backend.identity)
 
     async def submit(self, code: str, config: ProofConfig | None = None) -> Proof:
         """Queue one proof; returns its handle once the job is durably stored."""
@@ -284,9 +311,8 @@ class ProofService:
             else:
                 valid.append(index)
         jobs = await self._store_jobs(checked, config)
+        await _all_done(jobs)
         for index, job in zip(valid, jobs, strict=True):
-            if not job.done.is_set():
-                await job.done.wait()
             answers[index] = job.current()
         return [answer for answer in answers if answer is not None]
 
@@ -345,7 +371,7 @@ class ProofService:
                 continue
             hit = hit.model_copy(update={"proof_id": job_id})
             job.result, job.status = hit, hit.status
-            job.done.set()
+            job.set_done()
             self._counts["cache_hits"] += 1
             rows.append(
                 JobRow(
@@ -463,7 +489,8 @@ class ProofService:
         self._queued -= 1
         self._running += 1
         try:
-            self.store.mark_running(job.id, time.time())
+            job.started = time.time()
+            self.store.mark_running(job.id, job.started)
             result = await self._check(job)
             if result is not None:
                 self._finish_soon(job, result)
@@ -529,6 +556,7 @@ class ProofService:
             result_json,
             verdict,
             time.time(),
+            started=job.started,
             cacheable=result.reusable,
             process_died=result.result is not None and result.result.error_type == "crash",
             on_recorded=lambda: self._forget_recorded(job),
@@ -558,7 +586,7 @@ class ProofService:
         if stored:
             self._active.pop(job.id, None)
         self._counts["checked"] += 1
-        job.done.set()
+        job.set_done()
         self._finished_since_prune += 1
         if self._finished_since_prune >= max(100, self.retention_jobs // 10):
             self._prune_soon.set()

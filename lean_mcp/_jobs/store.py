@@ -78,6 +78,33 @@ _uuid_lock = threading.Lock()
 _uuid_last = [0, 0]  # [unix ms, 12-bit counter] of the last id handed out
 
 
+class _RandomBytes:
+    """Bytes from the OS's CSPRNG (`os.urandom`), read 4 KiB at a time instead of a syscall per id.
+
+    A forked child starts with an empty buffer, so parent and child never hand out the same bytes.
+    """
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._offset = 0
+
+    def take(self, count: int) -> int:
+        """`count` fresh random bytes as a non-negative integer (call under `_uuid_lock`)."""
+        if self._offset + count > len(self._buffer):
+            self._buffer, self._offset = os.urandom(self.SIZE), 0
+        start, self._offset = self._offset, self._offset + count
+        return int.from_bytes(self._buffer[start : self._offset])
+
+    def forget(self) -> None:
+        self._buffer, self._offset = b"", 0
+
+
+_random = _RandomBytes()
+os.register_at_fork(after_in_child=_random.forget)
+
+
 def uuid7() -> str:
     """A UUIDv7 (RFC 9562) string: 48-bit Unix ms, then a per-ms counter, then randomness.
 
@@ -91,9 +118,10 @@ def uuid7() -> str:
             if counter > 0xFFF:  # counter exhausted within one ms: borrow the next ms
                 now_ms, counter = now_ms + 1, 0
         else:
-            counter = secrets.randbits(8)  # leave headroom for the counter within this ms
+            counter = _random.take(1)  # 8 bits: leave headroom for the counter within this ms
         _uuid_last[:] = [now_ms, counter]
-    value = (now_ms & (2**48 - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | secrets.randbits(62)
+        random = _random.take(8) >> 2  # 62 bits
+    value = (now_ms & (2**48 - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | random
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
@@ -139,7 +167,7 @@ _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * le
 _values = operator.attrgetter(*_COLUMNS)  # a row's column values, in order (astuple would deep-copy them)
 _MARK_RUNNING = "UPDATE jobs SET status = 'running', started = ? WHERE id = ? AND status = 'pending'"
 _FINISH = (
-    "UPDATE jobs SET status = ?, result = ?, verdict = ?, finished = ?,"
+    "UPDATE jobs SET status = ?, result = ?, verdict = ?, started = COALESCE(started, ?), finished = ?,"
     " cache_key = CASE WHEN ? THEN cache_key END, attempts = attempts + ? WHERE id = ?"
 )
 
@@ -446,6 +474,9 @@ class JobStore:
         marks = []
         while self._marks:
             marks.append(self._marks.popleft())
+        if marks:  # a job whose result is in this commit needs no mark: the result carries `started`
+            finished = {params[-1] for item in batch for sql, params in item.statements if sql is _FINISH}
+            marks = [mark for mark in marks if mark[1] not in finished]
         conn.execute(f"PRAGMA synchronous = {'FULL' if any(item.durable for item in batch) else 'NORMAL'}")
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -474,7 +505,8 @@ class JobStore:
         """Note that a worker picked the job up. Must be called on the event loop.
 
         The mark rides along with the next commit (a submit's, a result's), or is committed on its
-        own `MARK_DELAY` seconds later, so it costs no commit and no thread wake-up of its own. It
+        own `MARK_DELAY` seconds later, so it costs no commit and no thread wake-up of its own; it
+        is left out of a commit that carries the job's result (`finish` stores `started` then). It
         is only a status for onlookers: recovery re-runs `running` and `pending` jobs alike, and a
         result committed first is never overwritten by it. A mark whose commit fails is dropped.
         """
@@ -495,17 +527,19 @@ class JobStore:
         verdict: str | None,
         finished: float,
         *,
+        started: float | None = None,
         cacheable: bool = True,
         process_died: bool = False,
         on_recorded: Callable[[], None] | None = None,
     ) -> asyncio.Future[None]:
         """Queue the job's final result; the future is done once it is committed.
 
-        One that is not `cacheable` loses its cache key; `process_died` (the checking process died
-        on this job) counts one attempt. Deferred and retried when the store cannot be written (the
+        `started` is when a worker picked it up (kept if a `running` mark already stored it); one
+        that is not `cacheable` loses its cache key; `process_died` (the checking process died on
+        this job) counts one attempt. Deferred and retried when the store cannot be written (the
         future then fails at once); `on_recorded` is called on the loop once it is committed.
         """
-        params = (status, result_json, verdict, finished, cacheable, int(process_died), job_id)
+        params = (status, result_json, verdict, started, finished, cacheable, int(process_died), job_id)
         return self.queue_write([(_FINISH, params)], deferrable=True, on_recorded=on_recorded)
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
