@@ -255,6 +255,7 @@ async def test_cache_opt_out_per_request_and_globally(backend: ScriptedBackend, 
 def test_batch_cache_keys_are_the_keys_stores_already_hold() -> None:
     """Keys computed a batch at a time hash the very text one key at a time always hashed, so a
     result cached by an earlier version (or a single submit) is found by a batch and back."""
+
     def documented(code: str, config: ProofConfig, identity: str) -> str:
         payload = json.dumps([code, config.answer_key(), identity], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
