@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from lean_mcp._errors import ConfigurationError
+from lean_mcp._jobs import store as store_module
 from lean_mcp._jobs.store import SCHEMA_VERSION, JobRow, JobStore, OwnerLock, uuid7
 
 pytestmark = pytest.mark.anyio
@@ -87,6 +88,44 @@ async def test_a_result_committed_with_its_running_mark_keeps_the_start_time(tmp
         ("finished", 200.0, 201.0),
         ("finished", 100.0, 202.0),
     ]
+
+
+async def test_a_store_from_an_earlier_version_gets_indexes_its_queries_use(tmp_path: Path) -> None:
+    """Earlier versions made the partial indexes with `IN (...)` conditions, which cost SQLite a temporary
+    b-tree on every write; opening the file swaps them for `OR` ones, which the open-job and cache
+    queries use, and which no write of a job needs a temporary table for."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE schema_version (version INTEGER NOT NULL);
+            INSERT INTO schema_version VALUES (1);
+            CREATE TABLE jobs (id TEXT PRIMARY KEY, code TEXT NOT NULL, config TEXT NOT NULL,
+                status TEXT NOT NULL, result TEXT, verdict TEXT, cache_key TEXT,
+                cached INTEGER NOT NULL DEFAULT 0, owner TEXT, created REAL NOT NULL, started REAL,
+                finished REAL, attempts INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+            CREATE INDEX jobs_open ON jobs(status) WHERE status IN ('pending', 'running');
+            CREATE INDEX jobs_cache ON jobs(cache_key) WHERE verdict IN ('proved', 'sorry', 'rejected');
+            INSERT INTO jobs (id, code, config, status, created) VALUES ('old', 'x', '{}', 'pending', 1.0);
+            """
+        )
+    conn.close()
+    async with JobStore(str(path)) as store:
+        assert [row.id for row in await store.adopt_open_jobs("me", lambda owner: False)] == ["old"]
+    conn = sqlite3.connect(path)
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"jobs_open_v2", "jobs_cache_v2"} <= indexes and not {"jobs_open", "jobs_cache"} & indexes
+    plans = {
+        "open": f"SELECT id FROM jobs WHERE {store_module._OPEN}",
+        "cache": f"SELECT result FROM jobs WHERE cache_key = 'k' AND {store_module._LEAN_ANSWER} ORDER BY id DESC",
+    }
+    for what, sql in plans.items():
+        plan = " ".join(str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert f"jobs_{what}_v2" in plan, plan
+    for sql in (store_module._INSERT, store_module._MARK_RUNNING, store_module._FINISH):
+        opcodes = [row[1] for row in conn.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))]
+        assert "OpenEphemeral" not in opcodes, sql
+    conn.close()
 
 
 async def test_open_creates_directories_schema_and_wal(tmp_path: Path) -> None:

@@ -49,7 +49,13 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-_SCHEMA = """
+#: The conditions of the partial indexes, written with `OR`, not `IN (...)`: SQLite tests an `IN`
+#: list through a temporary b-tree each time an insert or update touches the index (three per job),
+#: an `OR` directly. A query can use a partial index only when it repeats the index's condition.
+_OPEN = "(status = 'pending' OR status = 'running')"
+_LEAN_ANSWER = "(verdict = 'proved' OR verdict = 'sorry' OR verdict = 'rejected')"
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -66,13 +72,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL,
     attempts INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS jobs_open ON jobs(status) WHERE status IN ('pending', 'running');
-CREATE INDEX IF NOT EXISTS jobs_cache ON jobs(cache_key) WHERE verdict IN ('proved', 'sorry', 'rejected');
+DROP INDEX IF EXISTS jobs_open;
+DROP INDEX IF EXISTS jobs_cache;
+CREATE INDEX IF NOT EXISTS jobs_open_v2 ON jobs(status) WHERE {_OPEN};
+CREATE INDEX IF NOT EXISTS jobs_cache_v2 ON jobs(cache_key) WHERE {_LEAN_ANSWER};
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished) WHERE finished IS NOT NULL;
-"""
+"""  # jobs_open and jobs_cache: the same indexes with `IN` conditions, made by earlier versions
 
 _DONE = "('finished', 'error')"
-_LEAN_VERDICTS = "('proved', 'sorry', 'rejected')"
 
 _uuid_lock = threading.Lock()
 _uuid_last = [0, 0]  # [unix ms, 12-bit counter] of the last id handed out
@@ -190,6 +197,19 @@ class _Write:
         self.loop = loop
         self.future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
         self.on_recorded: Callable[[], None] | None = None
+
+
+#: The types sqlite3 binds directly; any other (a subclass: a bool, an enum member, a checked proof text)
+#: goes through its adapter lookup, which costs more than the row's insert.
+_SQL_TYPES = frozenset({str, int, float, bytes, type(None)})
+
+
+def _sql_value(value: Any) -> Any:
+    """`value` as the plain `str`, `int` or `float` it stands for (as sqlite3 would store it)."""
+    for plain in (str, int, float):
+        if isinstance(value, plain):
+            return plain(value)
+    return value
 
 
 def _settle(batch: Sequence[_Write], error: BaseException | None) -> None:
@@ -495,7 +515,7 @@ class JobStore:
     @staticmethod
     def insert_statement(row: JobRow) -> tuple[str, Sequence[Any]]:
         """The INSERT for one new job."""
-        return _INSERT, _values(row)
+        return _INSERT, tuple(value if type(value) in _SQL_TYPES else _sql_value(value) for value in _values(row))
 
     async def insert(self, rows: Sequence[JobRow], *, durable: bool = True) -> None:
         """Add new jobs (fsynced before returning unless `durable` is false)."""
@@ -539,7 +559,7 @@ class JobStore:
         this job) counts one attempt. Deferred and retried when the store cannot be written (the
         future then fails at once); `on_recorded` is called on the loop once it is committed.
         """
-        params = (status, result_json, verdict, started, finished, cacheable, int(process_died), job_id)
+        params = (status, result_json, verdict, started, finished, int(cacheable), int(process_died), job_id)
         return self.queue_write([(_FINISH, params)], deferrable=True, on_recorded=on_recorded)
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
@@ -603,7 +623,7 @@ class JobStore:
 
     async def cached_results(self, cache_keys: Sequence[str]) -> dict[str, str]:
         """The stored result JSON of the newest Lean answer for each key that has one."""
-        sql = f"SELECT result FROM jobs WHERE cache_key = ? AND verdict IN {_LEAN_VERDICTS} ORDER BY id DESC LIMIT 1"
+        sql = f"SELECT result FROM jobs WHERE cache_key = ? AND {_LEAN_ANSWER} ORDER BY id DESC LIMIT 1"
 
         def query() -> dict[str, str]:
             conn = self._require()
@@ -640,7 +660,7 @@ class JobStore:
             conn = self._require()
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                rows = [JobRow(*r) for r in conn.execute(f"{_SELECT} WHERE status IN ('pending', 'running')")]
+                rows = [JobRow(*r) for r in conn.execute(f"{_SELECT} WHERE {_OPEN}")]
                 orphans = [r for r in rows if r.owner != owner and not owner_alive(r.owner)]
                 conn.executemany(
                     "UPDATE jobs SET status = 'pending', started = NULL, owner = ? WHERE id = ?",
