@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,13 @@ class ReplBackend(Backend):
     def identity(self) -> str:
         files = project_files(self.project)
         return (
-            f"repl:{shlex.join(self.command)}|project={self.project}|toolchain={files.toolchain}"
+            f"repl:{self._command_text}|project={self.project}|toolchain={files.toolchain}"
             f"|files={files.fingerprint}|sandbox={self.pool.sandbox.name}"
         )
+
+    @functools.cached_property
+    def _command_text(self) -> str:
+        return shlex.join(self.command)
 
     @property
     def capacity(self) -> int:
