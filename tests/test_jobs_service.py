@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -481,10 +481,8 @@ async def test_jobs_orphaned_while_running_are_adopted(backend: ScriptedBackend,
 async def test_a_failing_store_write_still_answers_the_caller(
     service: ProofService, backend: ScriptedBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object, **kwargs: object) -> asyncio.Future[None]:
-        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        failed.set_exception(sqlite3.OperationalError("disk I/O error"))
-        return failed
+    def broken(*args: object, on_settled: Callable[[BaseException | None], None], **kwargs: object) -> None:
+        asyncio.get_running_loop().call_soon(on_settled, sqlite3.OperationalError("disk I/O error"))
 
     monkeypatch.setattr(service.store, "mark_running", lambda *args: None)  # a mark whose commit fails is dropped
     monkeypatch.setattr(service.store, "finish", broken)

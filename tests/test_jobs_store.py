@@ -79,10 +79,13 @@ async def test_a_result_committed_with_its_running_mark_keeps_the_start_time(tmp
         await store.write([])  # the mark rides along with this commit
         assert (await store.get(slow.id)).status == "running"  # type: ignore[union-attr]
         store.mark_running(quick.id, 200.0)
-        await asyncio.gather(
-            store.finish(quick.id, "finished", "{}", "proved", 201.0, started=200.0),
-            store.finish(slow.id, "finished", "{}", "proved", 202.0, started=150.0),
-        )
+        loop = asyncio.get_running_loop()
+        settled: list[asyncio.Future[BaseException | None]] = [loop.create_future(), loop.create_future()]
+        for future, job_id, finished, started in zip(
+            settled, (quick.id, slow.id), (201.0, 202.0), (200.0, 150.0), strict=True
+        ):
+            store.finish(job_id, "finished", "{}", "proved", finished, started=started, on_settled=future.set_result)
+        assert await asyncio.gather(*settled) == [None, None]
         rows = {job_id: await store.get(job_id) for job_id in (quick.id, slow.id)}
     assert [(r.status, r.started, r.finished) for r in rows.values() if r] == [
         ("finished", 200.0, 201.0),

@@ -538,10 +538,12 @@ class ProofService:
     async def _finish(self, job: _Job, result: ProofResult) -> None:
         """Store the final result, then wake the waiters (returns once they are woken)."""
         with anyio.CancelScope(shield=True):
-            await self._finish_soon(job, result)
+            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._finish_soon(job, result, then=lambda: woken.set_result(None))
+            await woken
 
-    def _finish_soon(self, job: _Job, result: ProofResult) -> asyncio.Future[None]:
-        """Queue the final result for the store; the waiters wake once it is committed.
+    def _finish_soon(self, job: _Job, result: ProofResult, then: Callable[[], None] | None = None) -> None:
+        """Queue the final result for the store; the waiters wake once it is committed (then `then` runs).
 
         If it cannot be committed (the store is broken) the waiters are answered from memory; the
         store retries the write, and until it succeeds the job stays open in the file (it runs again
@@ -550,7 +552,19 @@ class ProofService:
         result = result.model_copy(update={"proof_id": job.id, "cached": False})
         verdict = result.verdict.value if result.verdict else None
         result_json = result.model_dump_json()
-        stored = self.store.finish(
+
+        def settled(failed: BaseException | None) -> None:
+            if job.result is not None:  # a retry of a result already answered from memory
+                if failed is None:
+                    self._active.pop(job.id, None)  # recorded at last: the file answers now
+                return
+            if failed is not None:
+                logger.error("Could not store the result of job %s: %s", job.id, failed)
+            self._answer(job, result, result_json, stored=failed is None)
+            if then is not None:
+                then()
+
+        self.store.finish(
             job.id,
             result.status.value,
             result_json,
@@ -559,24 +573,8 @@ class ProofService:
             started=job.started,
             cacheable=result.reusable,
             process_died=result.result is not None and result.result.error_type == "crash",
-            on_recorded=lambda: self._forget_recorded(job),
+            on_settled=settled,
         )
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def wake(future: asyncio.Future[None]) -> None:
-            failed = future.exception()
-            if failed is not None:
-                logger.error("Could not store the result of job %s: %s", job.id, failed)
-            self._answer(job, result, result_json, stored=failed is None)
-            done.set_result(None)
-
-        stored.add_done_callback(wake)
-        return done
-
-    def _forget_recorded(self, job: _Job) -> None:
-        """A result written late (the store was broken when the job finished): the file answers now."""
-        if job.result is not None:
-            self._active.pop(job.id, None)
 
     def _answer(self, job: _Job, result: ProofResult, result_json: str, *, stored: bool) -> None:
         """Give the job its final result (`result_json` is its JSON) and wake its waiters."""

@@ -180,9 +180,10 @@ _FINISH = (
 
 
 class _Write:
-    """Statements to commit, the future that says when they are, and whether a failure may be retried."""
+    """Statements to commit, whether a failure may be retried, and who hears how each attempt went: the
+    future (the first attempt), or `on_settled` (every attempt) when one is given."""
 
-    __slots__ = ("deferrable", "durable", "future", "loop", "on_recorded", "statements")
+    __slots__ = ("deferrable", "durable", "future", "loop", "on_settled", "statements")
 
     def __init__(
         self,
@@ -190,13 +191,16 @@ class _Write:
         durable: bool,
         deferrable: bool,
         loop: asyncio.AbstractEventLoop | None,
+        on_settled: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         self.statements = statements
         self.durable = durable
         self.deferrable = deferrable
         self.loop = loop
-        self.future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
-        self.on_recorded: Callable[[], None] | None = None
+        self.on_settled = on_settled
+        self.future: asyncio.Future[None] | None = None
+        if loop is not None and on_settled is None:
+            self.future = loop.create_future()
 
 
 #: The types sqlite3 binds directly; any other (a subclass: a bool, an enum member, a checked proof text)
@@ -225,8 +229,9 @@ def _settle(batch: Sequence[_Write], error: BaseException | None) -> None:
 
 def _settle_on_loop(items: Sequence[_Write], error: BaseException | None) -> None:
     for item in items:
-        if error is None and item.on_recorded is not None:
-            item.on_recorded()
+        if item.on_settled is not None:
+            item.on_settled(error)
+            continue
         future = item.future
         if future is None or future.done():
             continue
@@ -415,7 +420,6 @@ class JobStore:
         *,
         durable: bool = False,
         deferrable: bool = False,
-        on_recorded: Callable[[], None] | None = None,
     ) -> asyncio.Future[None]:
         """Queue `statements` for the writer thread; the future is done once they are committed.
 
@@ -426,7 +430,6 @@ class JobStore:
         if self._writer is None:
             raise RuntimeError("The job store is not open.")
         item = _Write(statements, durable, deferrable, asyncio.get_running_loop())
-        item.on_recorded = on_recorded
         assert item.future is not None
         self._queue.put(item)
         return item.future
@@ -550,17 +553,20 @@ class JobStore:
         started: float | None = None,
         cacheable: bool = True,
         process_died: bool = False,
-        on_recorded: Callable[[], None] | None = None,
-    ) -> asyncio.Future[None]:
-        """Queue the job's final result; the future is done once it is committed.
+        on_settled: Callable[[BaseException | None], None],
+    ) -> None:
+        """Queue the job's final result; `on_settled(None)` is called on the loop once it is committed.
 
         `started` is when a worker picked it up (kept if a `running` mark already stored it); one
         that is not `cacheable` loses its cache key; `process_died` (the checking process died on
-        this job) counts one attempt. Deferred and retried when the store cannot be written (the
-        future then fails at once); `on_recorded` is called on the loop once it is committed.
+        this job) counts one attempt. When the store cannot be written, `on_settled` gets the
+        StoreUnavailableError at once, and the write is kept and retried (`on_settled` is called again
+        for each later attempt). Must be called on the event loop.
         """
+        if self._writer is None:
+            raise RuntimeError("The job store is not open.")
         params = (status, result_json, verdict, started, finished, int(cacheable), int(process_died), job_id)
-        return self.queue_write([(_FINISH, params)], deferrable=True, on_recorded=on_recorded)
+        self._queue.put(_Write([(_FINISH, params)], False, True, asyncio.get_running_loop(), on_settled))
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
         """Checkpoint the WAL from a second connection, until cancelled.
