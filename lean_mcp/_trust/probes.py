@@ -40,6 +40,9 @@ PP_EXPLICIT = "".join(
 PP_RAW = "set_option pp.raw true in set_option pp.raw.maxDepth 100000000 in set_option pp.raw.showInfo false in "
 _HYGIENIC = re.compile(r"[^\s(){}\[\]:,]*\._@\.[^\s(){}\[\]:,]*")
 _END_MARKER = "#check (Sort 0)"
+#: The audit's two commands, each followed by the theorem's name (`lexer.render_name`).
+AXIOMS_COMMAND = "#print axioms _root_."
+SAFE_COMMAND = "example := @_root_."
 _ELIDED = "⋯"
 
 
@@ -80,12 +83,12 @@ class Probe:
         return self.full_name + ("  (raw)" if self.raw else "")
 
     def command(self) -> str:
-        ref = "_root_." + render_name(self.name)
         kind = self.kind
         if kind is _AXIOMS:
-            return "#print axioms " + ref
+            return AXIOMS_COMMAND + render_name(self.name)
         if kind is _SAFE:
-            return "example := @" + ref
+            return SAFE_COMMAND + render_name(self.name)
+        ref = "_root_." + render_name(self.name)
         style = PP_RAW if self.raw else PP_EXPLICIT
         if kind is _TYPE:
             return f"{style}#check @{ref}"

@@ -8,6 +8,7 @@ alone (lean-runner's, ours over HTTP) reaches the same answer.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from .._models import DEFAULT_PERMITTED_AXIOMS, LeanOutput, Message, Pos, ProofResult, Severity
 from .declarations import Declarations
@@ -17,6 +18,8 @@ from .statement import Reference
 __all__ = ["DEFAULT_PERMITTED_AXIOMS", "Assessment", "assess"]
 
 SORRY_AXIOM = "sorryAx"
+#: Why a run whose last probe line has no answer cannot be `proved`.
+STOPPED_EARLY = "Lean stopped reading before the end of lean-mcp's audit (an unterminated comment or command?)."
 
 
 @dataclasses.dataclass(slots=True)
@@ -46,11 +49,15 @@ def _line_of(declared: Declarations, name: str) -> int:
     return found
 
 
-def _audit(probe: Probe, permitted: frozenset[str], declared: Declarations, found: Assessment) -> None:
-    name = probe.full_name
-    axioms = axioms_of(probe.answer) if probe.answer is not None and not probe.errors else None
+def audit_answer(
+    name: str, answer: str | None, errors: Sequence[str], permitted: frozenset[str], declared: Declarations,
+    found: Assessment,
+) -> None:
+    """Judge the answer to `#print axioms name` (`answer`: Lean's first non-error message on its line;
+    `errors`: the probe's errors): record the axioms, or why the audit failed, a sorry, a foreign axiom."""
+    axioms = axioms_of(answer) if answer is not None and not errors else None
     if axioms is None:
-        why = "; ".join(probe.errors) or "Lean gave no answer (it stopped reading before the audit)"
+        why = "; ".join(errors) or "Lean gave no answer (it stopped reading before the audit)"
         found.reject(
             f"lean-mcp could not audit the axioms of `{name}`: {why}. The verdict cannot be `proved`.",
             _line_of(declared, name),
@@ -68,6 +75,14 @@ def _audit(probe: Probe, permitted: frozenset[str], declared: Declarations, foun
                 f"{', '.join(sorted(permitted))}; a request may add more with `permitted_axioms`).",
                 _line_of(declared, name),
             )
+
+
+def reject_unsafe(name: str, errors: Sequence[str], declared: Declarations, found: Assessment) -> None:
+    """`example := @name` failed (`errors`, not empty): `name` is not a safe, kernel-checked constant."""
+    found.reject(
+        f"`{name}` is not a kernel-checked, safe constant (lean-mcp's `example := @{name}` failed: {errors[0]}).",
+        _line_of(declared, name),
+    )
 
 
 def _compare(probe: Probe, expected: str, found: Assessment) -> None:
@@ -98,24 +113,26 @@ def assess(
     """Judge the answers in `probe_run` (already `read`)."""
     found = Assessment()
     if not probe_run.reached_end:
-        found.reject("Lean stopped reading before the end of lean-mcp's audit (an unterminated comment or command?).")
+        found.reject(STOPPED_EARLY)
     if reference is None and not declared.theorems:
         found.reject("The proof declares no theorem or lemma, so nothing is proved (lean-mcp audits named theorems).")
     for probe in probe_run.probes:
         kind = probe.kind
         if kind is _AXIOMS:
-            _audit(probe, permitted, declared, found)
+            audit_answer(probe.full_name, probe.answer, probe.errors, permitted, declared, found)
         elif kind is _SAFE:
             if probe.errors:
-                found.reject(
-                    f"`{probe.full_name}` is not a kernel-checked, safe constant (lean-mcp's `example := @"
-                    f"{probe.full_name}` failed: {probe.errors[0]}).",
-                    _line_of(declared, probe.full_name),
-                )
+                reject_unsafe(probe.full_name, probe.errors, declared, found)
         elif reference is not None and kind is _TYPE:
             _compare(probe, reference.types[probe.key], found)
         elif reference is not None and kind is _DEFINITION:
             _compare(probe, reference.definitions[probe.key], found)
+    judge_declared(declared, permitted, found)
+    return found
+
+
+def judge_declared(declared: Declarations, permitted: frozenset[str], found: Assessment) -> None:
+    """What the text declares itself: axioms (only permitted ones pass) and `sorry` tokens."""
     for axiom in declared.axioms:
         if axiom is None:
             found.reject("The proof declares an axiom whose name lean-mcp cannot read (made by a macro?).")
@@ -123,7 +140,6 @@ def assess(
             found.reject(f"The proof declares the axiom `{axiom}`, which is not permitted.")
     if declared.sorry_lines:
         found.sorries += [(line, "declaration uses `sorry`") for line in declared.sorry_lines]
-    return found
 
 
 def apply(
