@@ -15,7 +15,7 @@ from .._lean.lexer import render_name
 from .._models import LeanOutput, Message, Severity
 from .declarations import Declarations
 from .probes import AXIOMS_COMMAND, SAFE_COMMAND
-from .verdict import STOPPED_EARLY, Assessment, audit_answer, judge_declared, reject_unsafe
+from .verdict import STOPPED_EARLY, Assessment
 
 _ERROR = Severity.ERROR
 _SAFE_LINE = "\n" + SAFE_COMMAND
@@ -57,17 +57,17 @@ def judge(
             errors.setdefault(line, []).append("more than one answer")
         else:
             answers[line] = message.data
-    found = Assessment()
+    found = Assessment(declared, permitted)
     if not reached_end:
         found.reject(STOPPED_EARLY)
     axioms_line = start + count
     for index, parts in enumerate(theorems):
         name = ".".join(parts)
         line = axioms_line + index
-        audit_answer(name, answers.get(line), errors.get(line, _NO_ERRORS), permitted, declared, found)
+        found.audit(name, answers.get(line), errors.get(line, _NO_ERRORS))
         if errors:
             unsafe = errors.get(start + index)
             if unsafe:
-                reject_unsafe(name, unsafe, declared, found)
-    judge_declared(declared, permitted, found)
+                found.unsafe(name, unsafe)
+    found.judge_declared()
     return kept, found

@@ -126,23 +126,30 @@ _ODD_BEFORE = re.compile(r"[\d'!?.]")
 
 def _read_plain(code: str) -> Declarations | None:
     """The plain reading of `code` (comments and literals blanked, no `«`); None where it cannot be sure."""
-    head = _PLAIN_HEADER.match(code)
-    assert head is not None  # every part of the pattern may match empty
-    words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
-    if not _IMPORT_MODIFIERS.isdisjoint(words):
-        return None
-    start = head.end()
-    keywords: list[_Keyword] = []
-    line, last = code.count("\n", 0, start) + 1, start
-    for match in _keyword_matches(code, start):
-        begin = match.start()
-        if begin and _ODD_BEFORE.match(code, begin - 1):
+    if "import" in code or "prelude" in code or "module" in code:
+        head = _PLAIN_HEADER.match(code)
+        assert head is not None  # every part of the pattern may match empty
+        words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
+        if not _IMPORT_MODIFIERS.isdisjoint(words):
             return None
-        line += code.count("\n", last, begin)
-        last = begin
-        keywords.append((match["word"], line, match["name"]))
-    imports = [word for word in words if word != "import"]
-    found = Declarations([], [], [], imports, "prelude" in head["leading"], [])
+        start = head.end()
+        found = Declarations([], [], [], [word for word in words if word != "import"], "prelude" in head["leading"], [])
+    else:  # no header word anywhere: the header is the leading space (`\s` and `str.isspace` agree)
+        start = len(code) - len(code.lstrip())
+        found = Declarations([], [], [], [], False, [])
+    keywords: list[_Keyword] = []
+    line, last = code.count("\n", 0, start) + 1 if start else 1, start
+    # (a short text's matches straight from the scan: `_keyword_matches` would list them first)
+    matches = _PLAIN_KEYWORD.finditer(code, start) if len(code) - start < _FIND_FROM else _keyword_matches(code, start)
+    for match in matches:
+        begin = match.start()
+        if begin and code[begin - 1] not in " \n" and _ODD_BEFORE.match(code, begin - 1):
+            return None
+        if begin != last:
+            line += code.count("\n", last, begin)
+            last = begin
+        word, name = match.group("word", "name")
+        keywords.append((word, line, name))
     _take(found, keywords)
     return found
 
@@ -177,22 +184,23 @@ def _take(found: Declarations, keywords: Iterator[_Keyword] | list[_Keyword]) ->
     """Add the body's keywords, in order, to `found`: namespaces, theorems, axioms, sorries."""
     scopes: list[list[str]] = []  # the namespace parts each open scope adds
     for word, line, name in keywords:
-        if word in ("sorry", "admit"):
+        if word in THEOREM_KEYWORDS:
+            if name is not None:
+                found.theorems.append(_full_name(scopes, name_parts(name)))
+                found.theorem_lines.append(line)
+        elif word in ("sorry", "admit"):
             found.sorry_lines.append(line)
         elif word in _SCOPE_OPENERS:
             scopes.append(name_parts(name) if word == "namespace" and name is not None else [])
         elif word == "end":
             if scopes:
                 scopes.pop()
-        elif word in THEOREM_KEYWORDS:
-            if name is not None:
-                found.theorems.append(_full_name(scopes, name_parts(name)))
-                found.theorem_lines.append(line)
         else:  # axiom
             found.axioms.append(".".join(_full_name(scopes, name_parts(name))) if name is not None else None)
 
 
 def _full_name(scopes: list[list[str]], parts: list[str]) -> list[str]:
+    """The full name of `parts` (a fresh list) declared in `scopes`."""
     if parts and parts[0] == "_root_":
         return parts[1:]
-    return [part for scope in scopes for part in scope] + parts
+    return [part for scope in scopes for part in scope] + parts if scopes else parts

@@ -189,15 +189,24 @@ def _hygiene(text: str) -> str:
     return _HYGIENIC.sub(lambda m: names.setdefault(m.group(), f"_hyg{len(names) + 1}"), text)
 
 
-_AXIOM_LIST = re.compile(r"^'(?P<name>.+)' depends on axioms: \[(?P<axioms>.*)\]\s*$", re.S)
-_NO_AXIOMS = re.compile(r"^'(?P<name>.+)' does not depend on any axioms\s*$", re.S)
+#: Lean's two answers to `#print axioms N`: `'N' does not depend on any axioms` and
+#: `'N' depends on axioms: [a, b]` (then maybe whitespace). N may hold anything, these words too; the
+#: answer is read as `^'(.+)' does not depend on any axioms\s*$` (dot-all) or, failing that, as
+#: `^'(.+)' depends on axioms: \[(.*)\]\s*$` would read it (the name as long as it can be), by string
+#: methods (no backtracking over the name): `tests/test_audit_lean_path.py` compares the two.
+_NO_AXIOMS = "' does not depend on any axioms"
+_AXIOM_LIST = "' depends on axioms: ["
 
 
 def axioms_of(answer: str) -> list[str] | None:
     """The axioms in Lean's answer to `#print axioms` (None when it is not such an answer)."""
-    if _NO_AXIOMS.match(answer):
-        return []
-    match = _AXIOM_LIST.match(answer)
-    if match is None:
+    text = answer.rstrip()  # `str.isspace` is the regex's `\s`
+    if text[:1] != "'":
         return None
-    return [item.strip() for item in match["axioms"].split(",") if item.strip()]
+    if text.endswith(_NO_AXIOMS) and len(text) > len(_NO_AXIOMS) + 1:
+        return []
+    if text.endswith("]"):
+        at = text.rfind(_AXIOM_LIST)  # the last one: the name takes all it can
+        if at >= 2:  # the name is not empty
+            return [item.strip() for item in text[at + len(_AXIOM_LIST) : -1].split(",") if item.strip()]
+    return None
