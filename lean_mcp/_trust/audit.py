@@ -25,10 +25,13 @@ _NO_ERRORS: tuple[str, ...] = ()
 
 def layout(code: str, theorems: list[list[str]]) -> tuple[str, int]:
     """`code` with the audit's probes of `theorems` (at least one) after it, and the first probe's line."""
-    names = [render_name(parts) for parts in theorems]
     if not code.endswith("\n"):
         code += "\n"
     start = code.count("\n") + 1
+    if len(theorems) == 1:  # the usual proof: no list of names to join
+        name = render_name(theorems[0])
+        return f"{code}{SAFE_COMMAND}{name}{_AXIOMS_LINE}{name}\n", start
+    names = [render_name(parts) for parts in theorems]
     return f"{code}{SAFE_COMMAND}{_SAFE_LINE.join(names)}{_AXIOMS_LINE}{_AXIOMS_LINE.join(names)}\n", start
 
 
@@ -60,14 +63,13 @@ def judge(
     found = Assessment(declared, permitted)
     if not reached_end:
         found.reject(STOPPED_EARLY)
-    axioms_line = start + count
-    for index, parts in enumerate(theorems):
+    for line, parts in enumerate(theorems, start + count):  # the line of the theorem's `#print axioms`
         name = ".".join(parts)
-        line = axioms_line + index
         found.audit(name, answers.get(line), errors.get(line, _NO_ERRORS))
         if errors:
-            unsafe = errors.get(start + index)
+            unsafe = errors.get(line - count)  # its `example := @name`
             if unsafe:
                 found.unsafe(name, unsafe)
-    found.judge_declared()
+    if declared.axioms or declared.sorry_lines:
+        found.judge_declared()
     return kept, found

@@ -139,16 +139,14 @@ def _read_plain(code: str) -> Declarations | None:
         found = Declarations([], [], [], [], False, [])
     keywords: list[_Keyword] = []
     line, last = code.count("\n", 0, start) + 1 if start else 1, start
-    # (a short text's matches straight from the scan: `_keyword_matches` would list them first)
-    matches = _PLAIN_KEYWORD.finditer(code, start) if len(code) - start < _FIND_FROM else _keyword_matches(code, start)
-    for match in matches:
+    for match in _keyword_matches(code, start):
         begin = match.start()
         if begin and code[begin - 1] not in " \n" and _ODD_BEFORE.match(code, begin - 1):
             return None
         if begin != last:
             line += code.count("\n", last, begin)
             last = begin
-        word, name = match.group("word", "name")
+        word, name = match.group(1, 2)  # "word", "name"
         keywords.append((word, line, name))
     _take(found, keywords)
     return found
@@ -163,8 +161,14 @@ def _keyword_matches(code: str, start: int) -> list[re.Match[str]]:
     """`_PLAIN_KEYWORD`'s matches from `start` on, in order. A long text's candidates are found with
     `str.find` (a regex scan for words stops at every letter they start with; `find` skips ahead in C),
     each checked by the same pattern anchored there: the same matches, as no two keyword tokens overlap."""
-    if len(code) - start < _FIND_FROM:
-        return list(_PLAIN_KEYWORD.finditer(code, start))
+    if len(code) - start < _FIND_FROM:  # (one `search` per match: cheaper than `finditer`'s scanner for a few)
+        matches = []
+        search = _PLAIN_KEYWORD.search
+        match = search(code, start)
+        while match is not None:
+            matches.append(match)
+            match = search(code, match.end())
+        return matches
     at_offsets = []
     for word in _KEYWORDS:
         at = code.find(word, start)
@@ -186,7 +190,10 @@ def _take(found: Declarations, keywords: Iterator[_Keyword] | list[_Keyword]) ->
     for word, line, name in keywords:
         if word in THEOREM_KEYWORDS:
             if name is not None:
-                found.theorems.append(_full_name(scopes, name_parts(name)))
+                parts = name_parts(name)
+                if scopes or (parts and parts[0] == "_root_"):
+                    parts = _full_name(scopes, parts)
+                found.theorems.append(parts)
                 found.theorem_lines.append(line)
         elif word in ("sorry", "admit"):
             found.sorry_lines.append(line)

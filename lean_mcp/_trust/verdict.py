@@ -26,7 +26,7 @@ class Assessment:
     and each audited theorem's axioms. Its methods are the judgements both readings of the answers share
     (`assess` here, `audit.judge` on the unpinned lean path)."""
 
-    __slots__ = ("axioms", "declared", "differing", "permitted", "rejections", "sorries")
+    __slots__ = ("axioms", "declared", "permitted", "rejections", "sorries")
 
     def __init__(self, declared: Declarations, permitted: frozenset[str]) -> None:
         # (by hand: a dataclass's default factories cost a call each, on every proof)
@@ -34,8 +34,6 @@ class Assessment:
         self.rejections: list[tuple[int, str]] = []
         self.sorries: list[tuple[int, str]] = []
         self.axioms: dict[str, list[str]] = {}
-        #: names whose statement or definition was already found to differ (reported once, not per print style)
-        self.differing: set[str] = set()
 
     def reject(self, text: str, line: int = 1) -> None:
         self.rejections.append((line, text))
@@ -97,11 +95,13 @@ class Assessment:
 _AXIOMS, _SAFE, _TYPE, _DEFINITION = ProbeKind.AXIOMS, ProbeKind.SAFE, ProbeKind.TYPE, ProbeKind.DEFINITION
 
 
-def _compare(probe: Probe, expected: str, found: Assessment) -> None:
+def _compare(probe: Probe, expected: str, found: Assessment, differing: set[str]) -> None:
+    """Compare a statement probe's answer with the challenge's; `differing`: the names already found to differ
+    (each reported once, not once per print style)."""
     name = probe.full_name
-    if name in found.differing or (probe.complete and probe.answer == expected):
+    if name in differing or (probe.complete and probe.answer == expected):
         return
-    found.differing.add(name)
+    differing.add(name)
     if probe.kind is _TYPE:
         if probe.answer is None or probe.errors:
             found.reject(f"The proof does not declare `{name}`, a theorem of the statement (under that full name).")
@@ -128,6 +128,7 @@ def assess(
         found.reject(STOPPED_EARLY)
     if reference is None and not declared.theorems:
         found.reject("The proof declares no theorem or lemma, so nothing is proved (lean-mcp audits named theorems).")
+    differing: set[str] = set()
     for probe in probe_run.probes:
         kind = probe.kind
         if kind is _AXIOMS:
@@ -136,9 +137,9 @@ def assess(
             if probe.errors:
                 found.unsafe(probe.full_name, probe.errors)
         elif reference is not None and kind is _TYPE:
-            _compare(probe, reference.types[probe.key], found)
+            _compare(probe, reference.types[probe.key], found, differing)
         elif reference is not None and kind is _DEFINITION:
-            _compare(probe, reference.definitions[probe.key], found)
+            _compare(probe, reference.definitions[probe.key], found, differing)
     found.judge_declared()
     return found
 
