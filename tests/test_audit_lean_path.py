@@ -7,7 +7,8 @@ Lean answers: probe answers missing, errors or extra messages on probe lines, Le
 (`#exit`, an unterminated comment), several theorems, namespaces, the proof printing what looks
 like a probe's answer, messages past the last probe line. Compared on hand-made cases and on seeded
 random outputs. The string reading of `axioms_of`, `code_only`'s early return and `name_parts`'
-shortcut are compared with the regexes and loops they replace.
+shortcut, and `split_header`'s return of a text without a header word, are compared with the regexes and
+loops they replace.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from lean_mcp._backends.base import Backend
 from lean_mcp._lean.lexer import _blank_literals, code_only, name_parts
+from lean_mcp._lean.source import _split_lines, split_header
 from lean_mcp._models import LeanOutput, ProofConfig, ProofResult, Sorry
 from lean_mcp._trust import audit
 from lean_mcp._trust.declarations import Declarations, _read_tokens, read_declarations
@@ -394,3 +396,12 @@ def test_the_reading_without_a_header_word_equals_the_token_reading() -> None:
             full.prelude,
             full.sorry_lines,
         ), text
+
+
+def test_a_text_without_a_header_word_splits_as_the_line_reading_splits_it() -> None:
+    """`split_header` returns a text with no `import`/`prelude`/`module` whole; the line reading agrees."""
+    rng = random.Random(17)
+    pieces = [*"ab \n\t-/«»\"'", "--", "/-", "-/", "/--", "theorem t : True := trivial", "\r\n", "\u2003", "impor", "t"]
+    for _ in range(10_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert split_header(text) == _split_lines(text), text
