@@ -139,7 +139,10 @@ def _read_plain(code: str) -> Declarations | None:
         found = Declarations([], [], [], [], False, [])
     keywords: list[_Keyword] = []
     line, last = code.count("\n", 0, start) + 1 if start else 1, start
-    for match in _keyword_matches(code, start):
+    # a short text is searched match by match here (as `_keyword_matches` would, without listing them first)
+    found_at = iter(_keyword_matches(code, start)) if len(code) - start >= _FIND_FROM else None
+    match = next(found_at, None) if found_at is not None else _PLAIN_KEYWORD.search(code, start)
+    while match is not None:
         begin = match.start()
         if begin and code[begin - 1] not in " \n" and _ODD_BEFORE.match(code, begin - 1):
             return None
@@ -148,6 +151,7 @@ def _read_plain(code: str) -> Declarations | None:
             last = begin
         word, name = match.group(1, 2)  # "word", "name"
         keywords.append((word, line, name))
+        match = next(found_at, None) if found_at is not None else _PLAIN_KEYWORD.search(code, match.end())
     _take(found, keywords)
     return found
 
