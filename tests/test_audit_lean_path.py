@@ -13,12 +13,14 @@ loops they replace.
 
 from __future__ import annotations
 
+import inspect
 import random
 import re
 from typing import Any
 
 import anyio
 import pytest
+from pydantic import BaseModel
 
 from lean_mcp._backends.base import Backend
 from lean_mcp._lean.lexer import _blank_literals, code_only, name_parts
@@ -405,3 +407,13 @@ def test_a_text_without_a_header_word_splits_as_the_line_reading_splits_it() -> 
     for _ in range(10_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
         assert split_header(text) == _split_lines(text), text
+
+
+def test_the_models_built_without_validation_resolve_the_slots_whose_setters_are_bound() -> None:
+    """`_models._assembled` sets BaseModel's four slots through their descriptors, bound once: every model it
+    builds must resolve those very descriptors (no model of ours redefines one)."""
+    for cls in (LeanOutput, ProofResult):
+        for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+            assert inspect.getattr_static(cls, name) is BaseModel.__dict__[name]
+    built = ProofResult.from_output(_output([_message(1, "info", "x")]), lean_time=1, checks=CHECKS, axioms={})
+    assert built == ProofResult.model_validate(built.model_dump()) and built.__pydantic_private__ is None
