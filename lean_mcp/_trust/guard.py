@@ -5,8 +5,10 @@
 For each proof it refuses the constructs of `refusals`, finds the theorems the proof declares
 (`declarations`), appends one `#print axioms` probe per theorem (plus, with a statement, the
 statement's probes) after the proof text, runs the whole on the inner backend, reads the answers
-back by position (`probes`), and judges them (`verdict`). The inner backend can be anything that
-returns Lean's positioned messages: the REPL pool, `lean --json`, a lean-runner, a Kimina server.
+back by position (`probes`), and judges them (`verdict`). Without a statement the probes are always
+the same, and `audit` lays them out and reads them without an object per probe; the result is the
+same. The inner backend can be anything that returns Lean's positioned messages: the REPL pool,
+`lean --json`, a lean-runner, a Kimina server.
 """
 
 from __future__ import annotations
