@@ -214,14 +214,19 @@ def _assembled(
     them would build (pydantic's own `model_construct` and `__copy__` set the same four attributes),
     without validation's cost, for the models lean-mcp builds on every proof from parts already valid."""
     model = cls.__new__(cls)
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", fields_set)
-    _set(model, "__pydantic_extra__", extra)
-    _set(model, "__pydantic_private__", None)
+    _set_dict(model, values)
+    _set_fields_set(model, fields_set)
+    _set_extra(model, extra)
+    _set_private(model, None)
     return model
 
 
-_set = object.__setattr__
+#: The setters of BaseModel's four slots, bound once: what `object.__setattr__(model, name, value)` calls
+#: in the end, without its lookup of the name on every call (a third of `_assembled`'s cost).
+_set_dict, _set_fields_set, _set_extra, _set_private = (
+    BaseModel.__dict__[name].__set__
+    for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+)
 
 
 class ProofConfig(BaseModel):

@@ -71,6 +71,12 @@ _SPECIAL = re.compile(r"--|/-|«|\"|r#*\"|'")
 @functools.lru_cache(maxsize=4)  # the refusal scan and the declaration scan of one text share one pass
 def code_only(text: str) -> str:
     """`text` with comments and string/char literals blanked (same length, same line breaks)."""
+    if "-" not in text and '"' not in text and "'" not in text and "«" not in text:
+        return text  # every construct `_SPECIAL` finds holds one of these characters: nothing to blank
+    return _blank_literals(text)
+
+
+def _blank_literals(text: str) -> str:
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -242,7 +248,8 @@ def _token_starts_at(scan: str, boundary: int, offset: int) -> bool:
 def name_parts(name: str) -> list[str]:
     """The components of a dotted Lean name, guillemets removed (`A.«b c»` → ["A", "b c"])."""
     if "«" not in name and "»" not in name:
-        return [part for part in name.split(".") if part]
+        parts = name.split(".")
+        return [part for part in parts if part] if "" in parts else parts
     return [m.group(1) if m.group(1) is not None else m.group(2) for m in _NAME_PART.finditer(name)]
 
 

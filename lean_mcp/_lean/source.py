@@ -276,6 +276,13 @@ def _odd_spacing(lines: list[str]) -> bool:
 
 def split_header(text: str) -> SplitProof:
     """Cut `text` after the last line of its leading import block (see the module docstring)."""
+    if "import" not in text and "prelude" not in text and "module" not in text:
+        return SplitProof(header="", body=text, line_offset=0, key="")  # no line can be a header line
+    return _split_lines(text)
+
+
+def _split_lines(text: str) -> SplitProof:
+    """`split_header`, line by line."""
     lines = text.split("\n")
     comments = _BlockComments()
     key_lines: list[str] = []

@@ -126,23 +126,32 @@ _ODD_BEFORE = re.compile(r"[\d'!?.]")
 
 def _read_plain(code: str) -> Declarations | None:
     """The plain reading of `code` (comments and literals blanked, no `«`); None where it cannot be sure."""
-    head = _PLAIN_HEADER.match(code)
-    assert head is not None  # every part of the pattern may match empty
-    words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
-    if not _IMPORT_MODIFIERS.isdisjoint(words):
-        return None
-    start = head.end()
-    keywords: list[_Keyword] = []
-    line, last = code.count("\n", 0, start) + 1, start
-    for match in _keyword_matches(code, start):
-        begin = match.start()
-        if begin and _ODD_BEFORE.match(code, begin - 1):
+    if "import" in code or "prelude" in code or "module" in code:
+        head = _PLAIN_HEADER.match(code)
+        assert head is not None  # every part of the pattern may match empty
+        words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
+        if not _IMPORT_MODIFIERS.isdisjoint(words):
             return None
-        line += code.count("\n", last, begin)
-        last = begin
-        keywords.append((match["word"], line, match["name"]))
-    imports = [word for word in words if word != "import"]
-    found = Declarations([], [], [], imports, "prelude" in head["leading"], [])
+        start = head.end()
+        found = Declarations([], [], [], [word for word in words if word != "import"], "prelude" in head["leading"], [])
+    else:  # no header word anywhere: the header is the leading space (`\s` and `str.isspace` agree)
+        start = len(code) - len(code.lstrip())
+        found = Declarations([], [], [], [], False, [])
+    keywords: list[_Keyword] = []
+    line, last = code.count("\n", 0, start) + 1 if start else 1, start
+    # a short text is searched match by match here (as `_keyword_matches` would, without listing them first)
+    found_at = iter(_keyword_matches(code, start)) if len(code) - start >= _FIND_FROM else None
+    match = next(found_at, None) if found_at is not None else _PLAIN_KEYWORD.search(code, start)
+    while match is not None:
+        begin = match.start()
+        if begin and code[begin - 1] not in " \n" and _ODD_BEFORE.match(code, begin - 1):
+            return None
+        if begin != last:
+            line += code.count("\n", last, begin)
+            last = begin
+        word, name = match.group(1, 2)  # "word", "name"
+        keywords.append((word, line, name))
+        match = next(found_at, None) if found_at is not None else _PLAIN_KEYWORD.search(code, match.end())
     _take(found, keywords)
     return found
 
@@ -156,8 +165,14 @@ def _keyword_matches(code: str, start: int) -> list[re.Match[str]]:
     """`_PLAIN_KEYWORD`'s matches from `start` on, in order. A long text's candidates are found with
     `str.find` (a regex scan for words stops at every letter they start with; `find` skips ahead in C),
     each checked by the same pattern anchored there: the same matches, as no two keyword tokens overlap."""
-    if len(code) - start < _FIND_FROM:
-        return list(_PLAIN_KEYWORD.finditer(code, start))
+    if len(code) - start < _FIND_FROM:  # (one `search` per match: cheaper than `finditer`'s scanner for a few)
+        matches = []
+        search = _PLAIN_KEYWORD.search
+        match = search(code, start)
+        while match is not None:
+            matches.append(match)
+            match = search(code, match.end())
+        return matches
     at_offsets = []
     for word in _KEYWORDS:
         at = code.find(word, start)
@@ -177,22 +192,26 @@ def _take(found: Declarations, keywords: Iterator[_Keyword] | list[_Keyword]) ->
     """Add the body's keywords, in order, to `found`: namespaces, theorems, axioms, sorries."""
     scopes: list[list[str]] = []  # the namespace parts each open scope adds
     for word, line, name in keywords:
-        if word in ("sorry", "admit"):
+        if word in THEOREM_KEYWORDS:
+            if name is not None:
+                parts = name_parts(name)
+                if scopes or (parts and parts[0] == "_root_"):
+                    parts = _full_name(scopes, parts)
+                found.theorems.append(parts)
+                found.theorem_lines.append(line)
+        elif word in ("sorry", "admit"):
             found.sorry_lines.append(line)
         elif word in _SCOPE_OPENERS:
             scopes.append(name_parts(name) if word == "namespace" and name is not None else [])
         elif word == "end":
             if scopes:
                 scopes.pop()
-        elif word in THEOREM_KEYWORDS:
-            if name is not None:
-                found.theorems.append(_full_name(scopes, name_parts(name)))
-                found.theorem_lines.append(line)
         else:  # axiom
             found.axioms.append(".".join(_full_name(scopes, name_parts(name))) if name is not None else None)
 
 
 def _full_name(scopes: list[list[str]], parts: list[str]) -> list[str]:
+    """The full name of `parts` (a fresh list) declared in `scopes`."""
     if parts and parts[0] == "_root_":
         return parts[1:]
-    return [part for scope in scopes for part in scope] + parts
+    return [part for scope in scopes for part in scope] + parts if scopes else parts

@@ -5,8 +5,10 @@
 For each proof it refuses the constructs of `refusals`, finds the theorems the proof declares
 (`declarations`), appends one `#print axioms` probe per theorem (plus, with a statement, the
 statement's probes) after the proof text, runs the whole on the inner backend, reads the answers
-back by position (`probes`), and judges them (`verdict`). The inner backend can be anything that
-returns Lean's positioned messages: the REPL pool, `lean --json`, a lean-runner, a Kimina server.
+back by position (`probes`), and judges them (`verdict`). Without a statement the probes are always
+the same, and `audit` lays them out and reads them without an object per probe; the result is the
+same. The inner backend can be anything that returns Lean's positioned messages: the REPL pool,
+`lean --json`, a lean-runner, a Kimina server.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .._backends.base import Backend, WrappingBackend
 from .._lean.source import check_proof_text
 from .._models import ProofConfig, ProofResult
 from .._settings import DEFAULT_MAX_PROOF_BYTES
+from . import audit
 from .declarations import Declarations, read_declarations
 from .probes import Probe, ProbeKind, ProbeRun, layout
 from .statement import Reference, build_reference
@@ -27,6 +30,8 @@ from .verdict import DEFAULT_PERMITTED_AXIOMS, apply, assess
 
 #: How many statements' references are kept in memory.
 MAX_REFERENCES = 256
+_UNPINNED_CHECKS = ["lean", "sorry", "axioms"]
+_PINNED_CHECKS = [*_UNPINNED_CHECKS, "statement"]
 
 
 class TrustedBackend(WrappingBackend):
@@ -64,21 +69,29 @@ class TrustedBackend(WrappingBackend):
         # the one gate (`lean.source`): a text the job service already checked under these limits passes as is
         check_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         declared = read_declarations(code)
-        reference = await self._reference(config.statement, config) if config.statement is not None else None
-        probe_run = probe_layout(code, declared, reference)
-        # the statement is ours to check: a remote lean-mcp behind us need not pin it again
-        inner_config = config if config.statement is None else config.model_copy(update={"statement": None})
-        result = await self.inner.check(probe_run.text, inner_config)
-        if result.result is None or result.verdict is None or not result.verdict.lean_finished:
-            return result
-        kept = probe_run.read(result.result)
         permitted = (
             self.permitted_axioms.union(config.permitted_axioms) if config.permitted_axioms else self.permitted_axioms
         )
-        found = assess(probe_run, declared, reference, permitted)
-        for problem in _header_problems(declared, reference) if reference is not None else []:
-            found.reject(problem)
-        checks = ["lean", "sorry", "axioms", "statement"] if reference is not None else ["lean", "sorry", "axioms"]
+        if config.statement is None and declared.theorems:  # the common case, on the lean path (`audit`)
+            text, start = audit.layout(code, declared.theorems)
+            result = await self.inner.check(text, config)
+            if result.result is None or result.verdict is None or not result.verdict.lean_finished:
+                return result
+            kept, found = audit.judge(result.result, declared, start, permitted)
+            checks = _UNPINNED_CHECKS
+        else:
+            reference = await self._reference(config.statement, config) if config.statement is not None else None
+            probe_run = probe_layout(code, declared, reference)
+            # the statement is ours to check: a remote lean-mcp behind us need not pin it again
+            inner_config = config if config.statement is None else config.model_copy(update={"statement": None})
+            result = await self.inner.check(probe_run.text, inner_config)
+            if result.result is None or result.verdict is None or not result.verdict.lean_finished:
+                return result
+            kept = probe_run.read(result.result)
+            found = assess(probe_run, declared, reference, permitted)
+            for problem in _header_problems(declared, reference) if reference is not None else []:
+                found.reject(problem)
+            checks = _PINNED_CHECKS if reference is not None else _UNPINNED_CHECKS
         return apply(result.result, kept, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
 
     async def _reference(self, statement: str, config: ProofConfig) -> Reference:

@@ -40,6 +40,9 @@ PP_EXPLICIT = "".join(
 PP_RAW = "set_option pp.raw true in set_option pp.raw.maxDepth 100000000 in set_option pp.raw.showInfo false in "
 _HYGIENIC = re.compile(r"[^\s(){}\[\]:,]*\._@\.[^\s(){}\[\]:,]*")
 _END_MARKER = "#check (Sort 0)"
+#: The audit's two commands, each followed by the theorem's name (`lexer.render_name`).
+AXIOMS_COMMAND = "#print axioms _root_."
+SAFE_COMMAND = "example := @_root_."
 _ELIDED = "⋯"
 
 
@@ -80,12 +83,12 @@ class Probe:
         return self.full_name + ("  (raw)" if self.raw else "")
 
     def command(self) -> str:
-        ref = "_root_." + render_name(self.name)
         kind = self.kind
         if kind is _AXIOMS:
-            return "#print axioms " + ref
+            return AXIOMS_COMMAND + render_name(self.name)
         if kind is _SAFE:
-            return "example := @" + ref
+            return SAFE_COMMAND + render_name(self.name)
+        ref = "_root_." + render_name(self.name)
         style = PP_RAW if self.raw else PP_EXPLICIT
         if kind is _TYPE:
             return f"{style}#check @{ref}"
@@ -186,15 +189,24 @@ def _hygiene(text: str) -> str:
     return _HYGIENIC.sub(lambda m: names.setdefault(m.group(), f"_hyg{len(names) + 1}"), text)
 
 
-_AXIOM_LIST = re.compile(r"^'(?P<name>.+)' depends on axioms: \[(?P<axioms>.*)\]\s*$", re.S)
-_NO_AXIOMS = re.compile(r"^'(?P<name>.+)' does not depend on any axioms\s*$", re.S)
+#: Lean's two answers to `#print axioms N`: `'N' does not depend on any axioms` and
+#: `'N' depends on axioms: [a, b]` (then maybe whitespace). N may hold anything, these words too; the
+#: answer is read as `^'(.+)' does not depend on any axioms\s*$` (dot-all) or, failing that, as
+#: `^'(.+)' depends on axioms: \[(.*)\]\s*$` would read it (the name as long as it can be), by string
+#: methods (no backtracking over the name): `tests/test_audit_lean_path.py` compares the two.
+_NO_AXIOMS = "' does not depend on any axioms"
+_AXIOM_LIST = "' depends on axioms: ["
 
 
 def axioms_of(answer: str) -> list[str] | None:
     """The axioms in Lean's answer to `#print axioms` (None when it is not such an answer)."""
-    if _NO_AXIOMS.match(answer):
-        return []
-    match = _AXIOM_LIST.match(answer)
-    if match is None:
+    text = answer.rstrip()  # `str.isspace` is the regex's `\s`
+    if text[:1] != "'":
         return None
-    return [item.strip() for item in match["axioms"].split(",") if item.strip()]
+    if text.endswith(_NO_AXIOMS) and len(text) > len(_NO_AXIOMS) + 1:
+        return []
+    if text.endswith("]"):
+        at = text.rfind(_AXIOM_LIST)  # the last one: the name takes all it can
+        if at >= 2:  # the name is not empty
+            return [item.strip() for item in text[at + len(_AXIOM_LIST) : -1].split(",") if item.strip()]
+    return None
