@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import FrameType
 from typing import ClassVar
 
@@ -63,29 +63,159 @@ def _read_file(path: str) -> bytes | None:
         return None
 
 
-def _stat(pid: int | str, read: Callable[[str], bytes | None] = _read_file) -> list[bytes] | None:
-    """`/proc/PID/stat` after the command name: [state, ppid, pgrp, ...] (None if gone)."""
-    data = read(f"/proc/{pid}/stat")
-    if data is None:
-        return None
+def _stat_fields(data: bytes) -> list[bytes] | None:
+    """The fields of a `/proc/PID/stat` line after the command name, [state, ppid, pgrp, ...], as far
+    as the resident size (the rest unsplit); None if it is not one."""
     try:
-        return data.rsplit(b")", 1)[1].split()
-    except IndexError:
+        fields = data[data.rindex(b")") + 1 :].split(None, _RSS_FIELD + 1)
+    except ValueError:
         return None
+    return fields if len(fields) > _RSS_FIELD else None
 
 
-def _children(pid: int, fields: list[bytes], read: Callable[[str], bytes | None] = _read_file) -> list[int]:
-    """Direct children of `pid` (whose stat `fields` were just read), over all its threads ([] if it is gone)."""
-    if len(fields) > _THREADS_FIELD and fields[_THREADS_FIELD] == b"1":  # its one thread is itself
+def _pages(fields: list[bytes]) -> int:
+    try:
+        return int(fields[_RSS_FIELD])
+    except ValueError:
+        return 0
+
+
+def _group(pgid: int) -> dict[int, list[bytes]]:
+    """Every process in the process group `pgid`, each with its stat fields (a scan of /proc)."""
+    found: dict[int, list[bytes]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            data = _read_file(f"/proc/{entry.name}/stat")
+            fields = None if data is None else _stat_fields(data)
+            if fields is not None and int(fields[2]) == pgid:
+                found[int(entry.name)] = fields
+    return found
+
+
+def tree_pids(pid: int) -> list[int]:
+    """The pids of the group leader `pid` and all its descendants, still-running orphans included."""
+    with contextlib.closing(TreeMemory(pid)) as memory:
+        return sorted(memory.sample())
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory, in MB, of the group leader `pid` and all its descendants."""
+    with contextlib.closing(TreeMemory(pid)) as memory:
+        return memory.rss_mb()
+
+
+class _Files:
+    """The /proc files of one process in a tree, kept open: its stat, and each thread's children."""
+
+    __slots__ = ("children", "stat")
+
+    def __init__(self, stat: int) -> None:
+        self.stat = stat
+        #: thread id → the descriptor of /proc/PID/task/TID/children
+        self.children: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fd in (self.stat, *self.children.values()):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.children.clear()
+
+
+class TreeMemory:
+    """The process tree of one group leader and its resident memory, sampled again and again.
+
+    A sample walks the tree from the leader through the kernel's children lists (each thread's
+    /proc/PID/task/TID/children), reading each process's /proc/PID/stat for its state, threads and
+    resident size. Every file stays open between samples: reading an open /proc file again gives
+    its contents as they are now, for the process it was opened for (a reused pid is another
+    process, whose files fail to read, and are opened afresh), so a sample is one `pread` per
+    process and one per thread, and nothing else while the tree stays as it was.
+
+    The tree is walked afresh on every sample, so a process that appeared since is found; files of
+    processes and threads no longer in it are closed. A walk cannot see a process whose parent
+    exited (it was re-parented), so when the walk is impossible (no children files), or the leader
+    or any process in it has exited (zombie), the members of the process group `pid` are added (a
+    scan of /proc, too dear for every poll). An orphan whose parent was already reaped inside a
+    living tree is still missed, unless it was re-parented into the tree: in the sandbox, the inner
+    `bwrap` is PID 1 of the proof's processes, their reaper, and part of the tree. `kill_group`
+    reaches every orphan anyway. Call `close` when the leader is reaped.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._files: dict[int, _Files] = {}
+
+    def rss_mb(self) -> float:
+        """Resident memory of the tree now, in MB."""
+        return sum(self.sample().values()) * _PAGE_MB
+
+    def sample(self) -> dict[int, int]:
+        """The tree now: each process's pid → its resident pages."""
+        pages: dict[int, int] = {}
+        exited = False
+        if HAS_CHILDREN_FILES:
+            todo = [self.pid]
+            while todo:
+                pid = todo.pop()
+                if pid in pages:
+                    continue
+                files, fields = self._stat(pid)
+                if files is None or fields is None:
+                    continue
+                pages[pid] = _pages(fields)
+                if fields[0] in _EXITED_STATES:  # its children were handed to another parent
+                    exited = True
+                else:
+                    todo.extend(_children(pid, files, fields[_THREADS_FIELD]))
+            if len(self._files) > len(pages):  # some process left the tree
+                for pid in [p for p in self._files if p not in pages]:
+                    self._files.pop(pid).close()
+        if exited or self.pid not in pages:
+            for pid, fields in _group(self.pid).items():
+                pages.setdefault(pid, _pages(fields))
+        return pages
+
+    def _stat(self, pid: int) -> tuple[_Files | None, list[bytes] | None]:
+        """`pid`'s open files and stat fields now ((None, None) if it is gone)."""
+        files = self._files.get(pid)
+        if files is not None:
+            try:
+                return files, _stat_fields(os.pread(files.stat, 4096, 0))
+            except OSError:  # that process is gone (its pid may be someone else's now): open afresh
+                self._files.pop(pid).close()
+        try:
+            fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None, None
+        files = self._files[pid] = _Files(fd)
+        try:
+            return files, _stat_fields(os.pread(fd, 4096, 0))
+        except OSError:
+            return None, None
+
+    def close(self) -> None:
+        """Close every file kept open. Idempotent."""
+        files, self._files = self._files, {}
+        for entry in files.values():
+            entry.close()
+
+
+def _children(pid: int, files: _Files, threads: bytes) -> list[int]:
+    """The direct children of `pid` now, over all its threads (`threads`: how many it has)."""
+    if threads == b"1":  # its one thread is itself
         tids = [str(pid)]
     else:
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             return []
+    if len(files.children) > len(tids):  # some thread ended
+        for gone in [tid for tid in files.children if tid not in tids]:
+            with contextlib.suppress(OSError):
+                os.close(files.children.pop(gone))
     children: list[int] = []
     for tid in tids:
-        data = read(f"/proc/{pid}/task/{tid}/children")
+        data = _read_children(pid, tid, files)
         if data:
             try:  # noqa: SIM105 - a sample runs after every answer: no context manager per file
                 children.extend(map(int, data.split()))
@@ -94,120 +224,20 @@ def _children(pid: int, fields: list[bytes], read: Callable[[str], bytes | None]
     return children
 
 
-def _walk(pid: int, read: Callable[[str], bytes | None] = _read_file) -> dict[int, list[bytes]]:
-    """`pid` and its living descendants, each with its stat fields."""
-    found: dict[int, list[bytes]] = {}
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        fields = None if current in found else _stat(current, read)
-        if fields is not None:
-            found[current] = fields
-            todo.extend(_children(current, fields, read))
-    return found
-
-
-def _group(pgid: int) -> dict[int, list[bytes]]:
-    """Every process in the process group `pgid`, each with its stat fields (a scan of /proc)."""
-    found: dict[int, list[bytes]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat(entry.name)
-            if fields is not None and len(fields) > 2 and int(fields[2]) == pgid:
-                found[int(entry.name)] = fields
-    return found
-
-
-def _tree(pid: int, read: Callable[[str], bytes | None] = _read_file) -> dict[int, list[bytes]]:
-    """The tree of the group leader `pid`, plus its group's members where the tree misses some.
-
-    A walk of the children links cannot see processes whose parent exited (they were re-parented),
-    so when the walk is impossible, or the leader or any process in it has exited, the members of
-    process group `pid` are added (a scan of /proc, too dear for every poll). An orphan whose
-    parent was already reaped inside a living tree is still missed; `kill_group` reaches it anyway.
-    """
-    found = _walk(pid, read) if HAS_CHILDREN_FILES else {}
-    if pid not in found or any(fields[0] in _EXITED_STATES for fields in found.values()):
-        found.update(_group(pid))
-    return found
-
-
-def tree_pids(pid: int) -> list[int]:
-    """The pids of the group leader `pid` and all its descendants, still-running orphans included."""
-    return sorted(_tree(pid))
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory, in MB, of the group leader `pid` and all its descendants."""
-    return _rss_mb(_tree(pid))
-
-
-def _rss_mb(tree: dict[int, list[bytes]]) -> float:
-    pages = 0
-    for fields in tree.values():
-        try:  # noqa: SIM105 - as in _children
-            pages += int(fields[_RSS_FIELD])
-        except (IndexError, ValueError):
-            pass
-    return pages * _PAGE_MB
-
-
-class TreeMemory:
-    """`tree_rss_mb` of one group leader, sampled again and again: its /proc files stay open.
-
-    Reading an open /proc file again gives its contents as they are now, so a sample costs a
-    listing of each process's threads and a few `pread`s, not an open and a close per file. The
-    tree is walked afresh on every sample (a process that appeared since is found); files of
-    processes and threads no longer in it are closed. Call `close` when the leader is reaped.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        #: path → [descriptor, the sample that last read it]
-        self._files: dict[str, list[int]] = {}
-        self._sample = 0
-        self._read_now = 0
-
-    def rss_mb(self) -> float:
-        """Resident memory of the tree now, in MB (see `tree_rss_mb`)."""
-        self._sample += 1
-        self._read_now = 0
+def _read_children(pid: int, tid: str, files: _Files) -> bytes | None:
+    """The children file of thread `tid` of `pid`, opened once and read again each time (None if gone)."""
+    fd = files.children.get(tid)
+    if fd is None:
         try:
-            return _rss_mb(_tree(self.pid, self._read))
-        finally:
-            if self._read_now < len(self._files):  # some process or thread left the tree
-                for path in [p for p, (_, sample) in self._files.items() if sample != self._sample]:
-                    os.close(self._files.pop(path)[0])
-
-    def _read(self, path: str) -> bytes | None:
-        entry = self._files.get(path)
-        if entry is not None:
-            try:
-                data = _pread_all(entry[0])
-            except OSError:  # that process is gone (its pid may be someone else's now): open afresh
-                os.close(self._files.pop(path)[0])
-            else:
-                if entry[1] != self._sample:
-                    entry[1] = self._sample
-                    self._read_now += 1
-                return data
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = files.children[tid] = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
-        self._files[path] = [fd, self._sample]
-        self._read_now += 1
-        try:
-            return _pread_all(fd)
-        except OSError:
-            return None
-
-    def close(self) -> None:
-        """Close every file kept open. Idempotent."""
-        files, self._files = self._files, {}
-        for fd, _ in files.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    try:
+        return _pread_all(fd)
+    except OSError:  # that thread is gone
+        with contextlib.suppress(OSError):
+            os.close(files.children.pop(tid))
+        return None
 
 
 def _pread_all(fd: int) -> bytes:
