@@ -350,11 +350,11 @@ class ReplPool:
         else:
             raw = await process.answer(memory_mb=memory_mb)
             lean_time = round(time.monotonic() - started, 6)
-        response = classify_or_none(raw)
-        if isinstance(response, CommandResponse):
+        if isinstance(raw.get("env"), int):  # a command's answer (as `classify` tells it)
             output = to_lean_output(shift_positions(raw, split.line_offset))
             result = ProofResult.from_output(output, lean_time=lean_time)
             return result if split.whole else self._with_handles(process, split, result)
+        response = classify_or_none(raw)
         await self._retire(slot)  # a REPL that did not check a command is not trusted with another
         text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
         return ProofResult.failure(
@@ -562,8 +562,10 @@ class ReplPool:
         request in flight per REPL, and the proof's limits run from the moment it is sent.
         """
         split, config, process = waiter.split, waiter.config, slot.process
-        if split is None or config is None or waiter.handed is None or process is None or not slot.ready_for(split):
+        if split is None or config is None or waiter.handed is None or process is None:
             return False
+        if split.whole or slot.env is None or slot.key != split.key:  # `ready_for`, but that the REPL
+            return False  # is alive, which `send_now` checks
         request = _body_request(slot, split, config)
         if not process.send_now(
             request,
