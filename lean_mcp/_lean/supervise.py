@@ -277,7 +277,7 @@ class LeanProcess:
         #: Resident memory of the tree, in MB, at the last sample; and the largest seen.
         self.last_rss_mb = 0.0
         self.peak_mb = 0.0
-        self._memory = TreeMemory(self.pid)
+        self._memory = TreeMemory(self.pid, monitor=sandbox.active)  # the leader is bwrap's monitor
         #: The one timer of this process's watchdogs (`_Watchdog`), kept armed between two waits so
         #: a wait that starts soon after another one reuses it; when it fires, and for whom.
         self._clock: asyncio.TimerHandle | None = None
