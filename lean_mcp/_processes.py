@@ -105,20 +105,21 @@ def tree_rss_mb(pid: int) -> float:
 
 
 class _Files:
-    """The /proc files of one process in a tree, kept open: its stat, and each thread's children."""
+    """The /proc files of one process in a tree, kept open: its stat, its main thread's children,
+    and the children of each of its other threads."""
 
-    __slots__ = ("children", "stat")
+    __slots__ = ("main", "stat", "threads")
 
-    def __init__(self, stat: int) -> None:
-        self.stat = stat
-        #: thread id → the descriptor of /proc/PID/task/TID/children
-        self.children: dict[str, int] = {}
+    def __init__(self, stat: int, main: int) -> None:
+        self.stat, self.main = stat, main
+        #: thread id (not the main thread's) → the descriptor of /proc/PID/task/TID/children
+        self.threads: dict[str, int] = {}
 
     def close(self) -> None:
-        for fd in (self.stat, *self.children.values()):
+        for fd in (self.stat, self.main, *self.threads.values()):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.children.clear()
+        self.threads.clear()
 
 
 class TreeMemory:
@@ -169,27 +170,42 @@ class TreeMemory:
         if HAS_CHILDREN_FILES:
             start = self._from_sandbox_init(pages)
             todo = [start]
-            while todo:
+            opened = self._files
+            while todo:  # (runs after every answer: kept to a few steps per process)
                 pid = todo.pop()
                 if pid in pages:
                     continue
-                files, fields = self._stat(pid)
-                if files is None or fields is None:
+                files, data = opened.get(pid), b""
+                if files is not None:
+                    try:
+                        data = os.pread(files.stat, 4096, 0)
+                    except OSError:  # that process is gone (its pid may be someone else's now): open afresh
+                        opened.pop(pid).close()
+                if not data:
+                    files, data = self._open(pid)
+                if files is None:
                     continue
-                pages[pid] = _pages(fields)
+                try:  # the fields after the command name: [state, ppid, pgrp, ...]
+                    fields = data[data.rindex(b")") + 2 :].split(b" ", _RSS_FIELD + 1)
+                    pages[pid] = int(fields[_RSS_FIELD])
+                except (ValueError, IndexError):
+                    continue
                 if fields[0] in _EXITED_STATES:  # its children were handed to another parent
                     exited = True
                     continue
-                children = _children(pid, files, fields[_THREADS_FIELD])
+                if fields[_THREADS_FIELD] == b"1" and not files.threads:  # its one thread is itself
+                    children = _ints(_pread_all(files.main))
+                else:
+                    children = _children(pid, files)
                 if pid == self.pid and self._monitor and self._sandbox_init is None:
                     self._learn_sandbox_init(children)
                 todo.extend(children)
             if start != self.pid and (exited or start not in pages):  # the sandbox ends
                 exited = True
                 self._forget_sandbox_init()
-            if len(self._files) > len(pages):  # some process left the tree
-                for pid in [p for p in self._files if p not in pages]:
-                    self._files.pop(pid).close()
+            if len(opened) > len(pages):  # some process left the tree
+                for pid in [p for p in opened if p not in pages]:
+                    opened.pop(pid).close()
         if exited or self.pid not in pages:
             for pid, fields in _group(self.pid).items():
                 pages.setdefault(pid, _pages(fields))
@@ -228,23 +244,23 @@ class TreeMemory:
             with contextlib.suppress(OSError):
                 os.close(self._monitor_statm)
 
-    def _stat(self, pid: int) -> tuple[_Files | None, list[bytes] | None]:
-        """`pid`'s open files and stat fields now ((None, None) if it is gone)."""
-        files = self._files.get(pid)
-        if files is not None:
-            try:
-                return files, _stat_fields(os.pread(files.stat, 4096, 0))
-            except OSError:  # that process is gone (its pid may be someone else's now): open afresh
-                self._files.pop(pid).close()
+    def _open(self, pid: int) -> tuple[_Files | None, bytes]:
+        """Open `pid`'s files, and read its stat ((None, b"") if it is gone)."""
         try:
-            fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+            stat = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            return None, None
-        files = self._files[pid] = _Files(fd)
+            return None, b""
         try:
-            return files, _stat_fields(os.pread(fd, 4096, 0))
+            main = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            return None, None
+            os.close(stat)
+            return None, b""
+        files = self._files[pid] = _Files(stat, main)
+        try:
+            return files, os.pread(stat, 4096, 0)
+        except OSError:
+            self._files.pop(pid).close()
+            return None, b""
 
     def close(self) -> None:
         """Close every file kept open. Idempotent."""
@@ -254,44 +270,39 @@ class TreeMemory:
             entry.close()
 
 
-def _children(pid: int, files: _Files, threads: bytes) -> list[int]:
-    """The direct children of `pid` now, over all its threads (`threads`: how many it has)."""
-    if threads == b"1":  # its one thread is itself
-        tids = [str(pid)]
-    else:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            return []
-    if len(files.children) > len(tids):  # some thread ended
-        for gone in [tid for tid in files.children if tid not in tids]:
+def _children(pid: int, files: _Files) -> list[int]:
+    """The direct children of `pid` now, over all its threads."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    main = str(pid)
+    if files.threads:
+        running = set(tids)
+        for gone in [tid for tid in files.threads if tid not in running]:  # threads that ended
             with contextlib.suppress(OSError):
-                os.close(files.children.pop(gone))
+                os.close(files.threads.pop(gone))
     children: list[int] = []
     for tid in tids:
-        data = _read_children(pid, tid, files)
-        if data:
-            try:  # noqa: SIM105 - a sample runs after every answer: no context manager per file
-                children.extend(map(int, data.split()))
-            except ValueError:
-                pass
+        fd = files.main if tid == main else files.threads.get(tid)
+        if fd is None:
+            try:
+                fd = files.threads[tid] = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # that thread is gone
+                continue
+        try:
+            children.extend(_ints(_pread_all(fd)))
+        except OSError:  # that thread is gone
+            continue
     return children
 
 
-def _read_children(pid: int, tid: str, files: _Files) -> bytes | None:
-    """The children file of thread `tid` of `pid`, opened once and read again each time (None if gone)."""
-    fd = files.children.get(tid)
-    if fd is None:
-        try:
-            fd = files.children[tid] = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
+def _ints(data: bytes) -> list[int]:
+    """The pids a children file lists."""
     try:
-        return _pread_all(fd)
-    except OSError:  # that thread is gone
-        with contextlib.suppress(OSError):
-            os.close(files.children.pop(tid))
-        return None
+        return [int(pid) for pid in data.split()] if data else []
+    except ValueError:
+        return []
 
 
 def _pread_all(fd: int) -> bytes:
