@@ -97,7 +97,7 @@ class _Slot:
 
     def ready_for(self, split: SplitProof) -> bool:
         """True when this REPL can run `split`'s body as it is (a whole text always gets a fresh REPL)."""
-        return self.live and not split.whole and self.env is not None and self.key == split.key
+        return not split.whole and self.env is not None and self.key == split.key and self.live
 
     def importing(self, split: SplitProof) -> bool:
         """True when this REPL is still importing `split`'s header (a proof gave up waiting for it)."""
@@ -291,7 +291,7 @@ class ReplPool:
         crash: ReplCrashed | None = None
         sent = ticket if ticket is not None and ticket.sent else None
         for attempt in range(2):
-            stage, started = "import", time.monotonic()
+            stage, started = "import", time.monotonic() if sent is None else sent.sent_at
             try:
                 if sent is None:
                     await self._prepare(slot, split, config.timeout, memory_mb)
