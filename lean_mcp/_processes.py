@@ -194,7 +194,10 @@ class TreeMemory:
                     exited = True
                     continue
                 if fields[_THREADS_FIELD] == b"1" and not files.threads:  # its one thread is itself
-                    children = _ints(_pread_all(files.main))
+                    try:
+                        children = _ints(_pread_all(files.main))
+                    except OSError:  # it is gone
+                        children = []
                 else:
                     children = _children(pid, files)
                 if pid == self.pid and self._monitor and self._sandbox_init is None:

@@ -86,6 +86,39 @@ def test_a_sample_finds_processes_started_after_the_last_one_and_drops_those_gon
         memory.close()
 
 
+#: A python that starts the hog from a second thread (the hog is that thread's child), then waits.
+THREADED = f"""
+import subprocess, sys, threading, time
+def start():
+    hog = subprocess.Popen({HOG!r}, shell=True, stdout=subprocess.PIPE, text=True)
+    print(hog.stdout.readline().strip(), flush=True)
+    time.sleep(300)
+threading.Thread(target=start).start()
+"""
+
+
+def test_a_child_of_another_thread_is_counted_and_every_file_closed_at_the_end(
+    group: list[subprocess.Popen[str]],
+) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", THREADED], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    group.append(parent)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    memory = TreeMemory(parent.pid)
+    try:
+        assert read_line(parent) == "ready"
+        tree = memory.sample()
+        assert len(tree) == 3 and memory.rss_mb() > 200, tree  # python, the shell, the hog
+        hog = max(tree, key=tree.__getitem__)
+        os.kill(hog, signal.SIGKILL)
+        assert wait_until_gone(hog)
+        assert hog not in memory.sample() and memory.rss_mb() < 100
+    finally:
+        memory.close()
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
 BWRAP_WHY_NOT = why_unavailable(shutil.which("bwrap"))
 
 
