@@ -146,7 +146,7 @@ class TreeMemory:
     every process of the proof descends from or is re-parented to), it only waits for that child
     to exit, and nothing inside the sandbox can reach it (it is in no namespace the sandbox sees),
     so its children cannot change until the sandbox ends. From then on a sample reads only its
-    resident size (/proc/PID/statm: a quarter of the cost of stat; all zeros once it is exiting)
+    resident size (/proc/PID/statm: under half the cost of stat; all zeros once it is exiting)
     and walks the tree from the sandbox's PID 1, as before; when either of them exits, the
     sample falls back to the walk from the leader and the group scan.
     """
