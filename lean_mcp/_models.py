@@ -192,6 +192,17 @@ class LeanOutput(BaseModel):
         """The error-severity messages."""
         return [m for m in self.messages if m.severity == _ERROR]
 
+    @classmethod
+    def assembled(cls, values: dict[str, Any], extra: dict[str, Any]) -> LeanOutput:
+        """What `LeanOutput(**values, **extra)` builds, without validating again: each of `values` must
+        already be of its field's type (as `lean.messages` makes them, for every proof); `extra`
+        holds the unknown keys."""
+        fields = {**_OUTPUT_DEFAULTS, **values}
+        for name in ("messages", "sorries"):
+            if fields[name] is None:
+                fields[name] = []
+        return _assembled(cls, fields, {*values, *extra}, extra)
+
 
 def verdict_of(output: LeanOutput) -> Verdict:
     """Lean accepted the proof iff there is no error message and no sorry."""
@@ -204,6 +215,8 @@ def verdict_of(output: LeanOutput) -> Verdict:
     return _SORRY if sorry else _PROVED
 
 
+#: LeanOutput's fields in their order, each None (its default, but for the two lists: `assembled`).
+_OUTPUT_DEFAULTS: dict[str, Any] = dict.fromkeys(LeanOutput.model_fields)
 _Model = TypeVar("_Model", bound=BaseModel)
 
 

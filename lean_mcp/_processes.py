@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import FrameType
 from typing import ClassVar
 
@@ -63,48 +63,21 @@ def _read_file(path: str) -> bytes | None:
         return None
 
 
-def _stat(pid: int | str, read: Callable[[str], bytes | None] = _read_file) -> list[bytes] | None:
-    """`/proc/PID/stat` after the command name: [state, ppid, pgrp, ...] (None if gone)."""
-    data = read(f"/proc/{pid}/stat")
-    if data is None:
-        return None
+def _stat_fields(data: bytes) -> list[bytes] | None:
+    """The fields of a `/proc/PID/stat` line after the command name, [state, ppid, pgrp, ...], as far
+    as the resident size (the rest unsplit); None if it is not one."""
     try:
-        return data.rsplit(b")", 1)[1].split()
-    except IndexError:
+        fields = data[data.rindex(b")") + 1 :].split(None, _RSS_FIELD + 1)
+    except ValueError:
         return None
+    return fields if len(fields) > _RSS_FIELD else None
 
 
-def _children(pid: int, fields: list[bytes], read: Callable[[str], bytes | None] = _read_file) -> list[int]:
-    """Direct children of `pid` (whose stat `fields` were just read), over all its threads ([] if it is gone)."""
-    if len(fields) > _THREADS_FIELD and fields[_THREADS_FIELD] == b"1":  # its one thread is itself
-        tids = [str(pid)]
-    else:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            return []
-    children: list[int] = []
-    for tid in tids:
-        data = read(f"/proc/{pid}/task/{tid}/children")
-        if data:
-            try:  # noqa: SIM105 - a sample runs after every answer: no context manager per file
-                children.extend(map(int, data.split()))
-            except ValueError:
-                pass
-    return children
-
-
-def _walk(pid: int, read: Callable[[str], bytes | None] = _read_file) -> dict[int, list[bytes]]:
-    """`pid` and its living descendants, each with its stat fields."""
-    found: dict[int, list[bytes]] = {}
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        fields = None if current in found else _stat(current, read)
-        if fields is not None:
-            found[current] = fields
-            todo.extend(_children(current, fields, read))
-    return found
+def _pages(fields: list[bytes]) -> int:
+    try:
+        return int(fields[_RSS_FIELD])
+    except ValueError:
+        return 0
 
 
 def _group(pgid: int) -> dict[int, list[bytes]]:
@@ -112,102 +85,227 @@ def _group(pgid: int) -> dict[int, list[bytes]]:
     found: dict[int, list[bytes]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            fields = _stat(entry.name)
-            if fields is not None and len(fields) > 2 and int(fields[2]) == pgid:
+            data = _read_file(f"/proc/{entry.name}/stat")
+            fields = None if data is None else _stat_fields(data)
+            if fields is not None and int(fields[2]) == pgid:
                 found[int(entry.name)] = fields
-    return found
-
-
-def _tree(pid: int, read: Callable[[str], bytes | None] = _read_file) -> dict[int, list[bytes]]:
-    """The tree of the group leader `pid`, plus its group's members where the tree misses some.
-
-    A walk of the children links cannot see processes whose parent exited (they were re-parented),
-    so when the walk is impossible, or the leader or any process in it has exited, the members of
-    process group `pid` are added (a scan of /proc, too dear for every poll). An orphan whose
-    parent was already reaped inside a living tree is still missed; `kill_group` reaches it anyway.
-    """
-    found = _walk(pid, read) if HAS_CHILDREN_FILES else {}
-    if pid not in found or any(fields[0] in _EXITED_STATES for fields in found.values()):
-        found.update(_group(pid))
     return found
 
 
 def tree_pids(pid: int) -> list[int]:
     """The pids of the group leader `pid` and all its descendants, still-running orphans included."""
-    return sorted(_tree(pid))
+    with contextlib.closing(TreeMemory(pid)) as memory:
+        return sorted(memory.sample())
 
 
 def tree_rss_mb(pid: int) -> float:
     """Resident memory, in MB, of the group leader `pid` and all its descendants."""
-    return _rss_mb(_tree(pid))
+    with contextlib.closing(TreeMemory(pid)) as memory:
+        return memory.rss_mb()
 
 
-def _rss_mb(tree: dict[int, list[bytes]]) -> float:
-    pages = 0
-    for fields in tree.values():
-        try:  # noqa: SIM105 - as in _children
-            pages += int(fields[_RSS_FIELD])
-        except (IndexError, ValueError):
-            pass
-    return pages * _PAGE_MB
+class _Files:
+    """The /proc files of one process in a tree, kept open: its stat, its main thread's children,
+    and the children of each of its other threads."""
+
+    __slots__ = ("main", "stat", "threads")
+
+    def __init__(self, stat: int, main: int) -> None:
+        self.stat, self.main = stat, main
+        #: thread id (not the main thread's) → the descriptor of /proc/PID/task/TID/children
+        self.threads: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fd in (self.stat, self.main, *self.threads.values()):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.threads.clear()
 
 
 class TreeMemory:
-    """`tree_rss_mb` of one group leader, sampled again and again: its /proc files stay open.
+    """The process tree of one group leader and its resident memory, sampled again and again.
 
-    Reading an open /proc file again gives its contents as they are now, so a sample costs a
-    listing of each process's threads and a few `pread`s, not an open and a close per file. The
-    tree is walked afresh on every sample (a process that appeared since is found); files of
-    processes and threads no longer in it are closed. Call `close` when the leader is reaped.
+    A sample walks the tree from the leader through the kernel's children lists (each thread's
+    /proc/PID/task/TID/children), reading each process's /proc/PID/stat for its state, threads and
+    resident size. Every file stays open between samples: reading an open /proc file again gives
+    its contents as they are now, for the process it was opened for (a reused pid is another
+    process, whose files fail to read, and are opened afresh), so a sample is one `pread` per
+    process and one per thread, and nothing else while the tree stays as it was.
+
+    The tree is walked afresh on every sample, so a process that appeared since is found; files of
+    processes and threads no longer in it are closed. A walk cannot see a process whose parent
+    exited (it was re-parented), so when the walk is impossible (no children files), or the leader
+    or any process in it has exited (zombie), the members of the process group `pid` are added (a
+    scan of /proc, too dear for every poll). An orphan whose parent was already reaped inside a
+    living tree is still missed, unless it was re-parented into the tree: in the sandbox, the inner
+    `bwrap` is PID 1 of the proof's processes, their reaper, and part of the tree. `kill_group`
+    reaches every orphan anyway. Call `close` when the leader is reaped.
+
+    With `monitor`, the leader is bubblewrap's outer process (`--sandbox bwrap`): once it has
+    started its one child in a new PID namespace (the inner `bwrap`, PID 1 of the sandbox, which
+    every process of the proof descends from or is re-parented to), it only waits for that child
+    to exit, and nothing inside the sandbox can reach it (it is in no namespace the sandbox sees),
+    so its children cannot change until the sandbox ends. From then on a sample reads only its
+    resident size (/proc/PID/statm: under half the cost of stat; all zeros once it is exiting)
+    and walks the tree from the sandbox's PID 1, as before; when either of them exits, the
+    sample falls back to the walk from the leader and the group scan.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, monitor: bool = False) -> None:
         self.pid = pid
-        #: path → [descriptor, the sample that last read it]
-        self._files: dict[str, list[int]] = {}
-        self._sample = 0
-        self._read_now = 0
+        self._files: dict[int, _Files] = {}
+        self._monitor = monitor and HAS_CHILDREN_FILES
+        #: (`monitor`) the sandbox's PID 1 once known, and the descriptor of the leader's statm.
+        self._sandbox_init: int | None = None
+        self._monitor_statm = -1
 
     def rss_mb(self) -> float:
-        """Resident memory of the tree now, in MB (see `tree_rss_mb`)."""
-        self._sample += 1
-        self._read_now = 0
-        try:
-            return _rss_mb(_tree(self.pid, self._read))
-        finally:
-            if self._read_now < len(self._files):  # some process or thread left the tree
-                for path in [p for p, (_, sample) in self._files.items() if sample != self._sample]:
-                    os.close(self._files.pop(path)[0])
+        """Resident memory of the tree now, in MB."""
+        return sum(self.sample().values()) * _PAGE_MB
 
-    def _read(self, path: str) -> bytes | None:
-        entry = self._files.get(path)
-        if entry is not None:
-            try:
-                data = _pread_all(entry[0])
-            except OSError:  # that process is gone (its pid may be someone else's now): open afresh
-                os.close(self._files.pop(path)[0])
-            else:
-                if entry[1] != self._sample:
-                    entry[1] = self._sample
-                    self._read_now += 1
-                return data
+    def sample(self) -> dict[int, int]:
+        """The tree now: each process's pid → its resident pages."""
+        pages: dict[int, int] = {}
+        exited = False
+        if HAS_CHILDREN_FILES:
+            start = self._from_sandbox_init(pages)
+            todo = [start]
+            opened = self._files
+            while todo:  # (runs after every answer: kept to a few steps per process)
+                pid = todo.pop()
+                if pid in pages:
+                    continue
+                files, data = opened.get(pid), b""
+                if files is not None:
+                    try:
+                        data = os.pread(files.stat, 4096, 0)
+                    except OSError:  # that process is gone (its pid may be someone else's now): open afresh
+                        opened.pop(pid).close()
+                if not data:
+                    files, data = self._open(pid)
+                if files is None:
+                    continue
+                try:  # the fields after the command name: [state, ppid, pgrp, ...]
+                    fields = data[data.rindex(b")") + 2 :].split(b" ", _RSS_FIELD + 1)
+                    pages[pid] = int(fields[_RSS_FIELD])
+                except (ValueError, IndexError):
+                    continue
+                if fields[0] in _EXITED_STATES:  # its children were handed to another parent
+                    exited = True
+                    continue
+                if fields[_THREADS_FIELD] == b"1" and not files.threads:  # its one thread is itself
+                    try:
+                        children = _ints(_pread_all(files.main))
+                    except OSError:  # it is gone
+                        children = []
+                else:
+                    children = _children(pid, files)
+                if pid == self.pid and self._monitor and self._sandbox_init is None:
+                    self._learn_sandbox_init(children)
+                todo.extend(children)
+            if start != self.pid and (exited or start not in pages):  # the sandbox ends
+                exited = True
+                self._forget_sandbox_init()
+            if len(opened) > len(pages):  # some process left the tree
+                for pid in [p for p in opened if p not in pages]:
+                    opened.pop(pid).close()
+        if exited or self.pid not in pages:
+            for pid, fields in _group(self.pid).items():
+                pages.setdefault(pid, _pages(fields))
+        return pages
+
+    def _from_sandbox_init(self, pages: dict[int, int]) -> int:
+        """Where this sample's walk starts: the sandbox's PID 1, with the leader's resident pages
+        put in `pages`, once that child is known (`monitor`) and the leader still runs; else the leader."""
+        if self._sandbox_init is None:
+            return self.pid
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        self._files[path] = [fd, self._sample]
-        self._read_now += 1
+            size, resident = os.pread(self._monitor_statm, 256, 0).split(None, 2)[:2]
+        except (OSError, ValueError):
+            size = b"0"
+        if size == b"0":  # it is exiting (its memory is gone) or gone
+            self._forget_sandbox_init()
+            return self.pid
+        pages[self.pid] = int(resident)
+        return self._sandbox_init
+
+    def _learn_sandbox_init(self, children: list[int]) -> None:
+        """Note the leader's child when it is its only one and in a PID namespace of its own."""
+        if len(children) != 1:
+            return
         try:
-            return _pread_all(fd)
+            if os.readlink(f"/proc/{children[0]}/ns/pid") == os.readlink(f"/proc/{self.pid}/ns/pid"):
+                return
+            self._monitor_statm = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            return None
+            return
+        self._sandbox_init = children[0]
+
+    def _forget_sandbox_init(self) -> None:
+        if self._sandbox_init is not None:
+            self._sandbox_init = None
+            with contextlib.suppress(OSError):
+                os.close(self._monitor_statm)
+
+    def _open(self, pid: int) -> tuple[_Files | None, bytes]:
+        """Open `pid`'s files, and read its stat ((None, b"") if it is gone)."""
+        try:
+            stat = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None, b""
+        try:
+            main = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            os.close(stat)
+            return None, b""
+        files = self._files[pid] = _Files(stat, main)
+        try:
+            return files, os.pread(stat, 4096, 0)
+        except OSError:
+            self._files.pop(pid).close()
+            return None, b""
 
     def close(self) -> None:
         """Close every file kept open. Idempotent."""
+        self._forget_sandbox_init()
         files, self._files = self._files, {}
-        for fd, _ in files.values():
+        for entry in files.values():
+            entry.close()
+
+
+def _children(pid: int, files: _Files) -> list[int]:
+    """The direct children of `pid` now, over all its threads."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    main = str(pid)
+    if files.threads:
+        running = set(tids)
+        for gone in [tid for tid in files.threads if tid not in running]:  # threads that ended
             with contextlib.suppress(OSError):
-                os.close(fd)
+                os.close(files.threads.pop(gone))
+    children: list[int] = []
+    for tid in tids:
+        fd = files.main if tid == main else files.threads.get(tid)
+        if fd is None:
+            try:
+                fd = files.threads[tid] = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # that thread is gone
+                continue
+        try:
+            children.extend(_ints(_pread_all(fd)))
+        except OSError:  # that thread is gone
+            continue
+    return children
+
+
+def _ints(data: bytes) -> list[int]:
+    """The pids a children file lists."""
+    try:
+        return [int(pid) for pid in data.split()] if data else []
+    except ValueError:
+        return []
 
 
 def _pread_all(fd: int) -> bytes:

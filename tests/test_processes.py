@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lean_mcp._processes import kill_group, signal_name, tree_pids, tree_rss_mb
+from lean_mcp._processes import TreeMemory, kill_group, signal_name, tree_pids, tree_rss_mb
+from lean_mcp._sandbox import resolve, why_unavailable
 from tests.procs import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
@@ -64,6 +67,104 @@ def test_tree_memory_still_counts_children_of_a_leader_that_exited(group: list[s
     hog = [pid for pid in tree_pids(shell.pid) if pid != shell.pid]
     assert len(hog) == 1 and pid_alive(hog[0])
     assert tree_rss_mb(shell.pid) > 200
+
+
+def test_a_sample_finds_processes_started_after_the_last_one_and_drops_those_gone(
+    group: list[subprocess.Popen[str]],
+) -> None:
+    shell = start_group(group, f"sleep 0.3; {HOG}; :")
+    memory = TreeMemory(shell.pid)
+    try:
+        assert memory.rss_mb() < 100  # the shell and its sleep
+        assert read_line(shell) == "ready"
+        hog = [pid for pid in memory.sample() if pid != shell.pid]
+        assert len(hog) == 1 and memory.rss_mb() > 200
+        os.kill(hog[0], signal.SIGKILL)
+        assert wait_until_gone(hog[0])
+        assert hog[0] not in memory.sample() and memory.rss_mb() < 100
+    finally:
+        memory.close()
+
+
+#: A python that starts the hog from a second thread (the hog is that thread's child), then waits.
+THREADED = f"""
+import subprocess, sys, threading, time
+def start():
+    hog = subprocess.Popen({HOG!r}, shell=True, stdout=subprocess.PIPE, text=True)
+    print(hog.stdout.readline().strip(), flush=True)
+    time.sleep(300)
+threading.Thread(target=start).start()
+"""
+
+
+def test_a_child_of_another_thread_is_counted_and_every_file_closed_at_the_end(
+    group: list[subprocess.Popen[str]],
+) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", THREADED], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    group.append(parent)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    memory = TreeMemory(parent.pid)
+    try:
+        assert read_line(parent) == "ready"
+        tree = memory.sample()
+        assert len(tree) == 3 and memory.rss_mb() > 200, tree  # python, the shell, the hog
+        hog = max(tree, key=tree.__getitem__)
+        os.kill(hog, signal.SIGKILL)
+        assert wait_until_gone(hog)
+        assert hog not in memory.sample() and memory.rss_mb() < 100
+    finally:
+        memory.close()
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
+BWRAP_WHY_NOT = why_unavailable(shutil.which("bwrap"))
+
+
+def files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the files `os.pread` reads from now on (for this test)."""
+    paths: list[str] = []
+    pread = os.pread
+
+    def counting(fd: int, length: int, offset: int) -> bytes:
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return pread(fd, length, offset)
+
+    monkeypatch.setattr(os, "pread", counting)
+    return paths
+
+
+@pytest.mark.skipif(BWRAP_WHY_NOT is not None, reason=f"no working sandbox here: {BWRAP_WHY_NOT}")
+def test_a_sandboxed_tree_is_walked_from_its_pid_1_and_still_counts_an_orphan_started_later(
+    group: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hog = HOG.replace(sys.executable, "/usr/bin/python3")  # what the sandbox can see
+    argv = resolve("bwrap").wrap(["sh", "-c", f"read go; ({hog} &); exec sleep 300"], cwd=ROOT)
+    leader = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    group.append(leader)
+    memory = TreeMemory(leader.pid, monitor=True)
+    try:
+        deadline = time.monotonic() + 20
+        while len(first := memory.sample()) < 3 and time.monotonic() < deadline:  # bwrap, its PID 1, sh
+            time.sleep(0.01)
+        assert len(first) == 3, first
+        read = files_read(monkeypatch)
+        assert memory.sample() == memory.sample()
+        # of the outer bwrap, its resident size only: its children cannot change while the sandbox lives
+        outer = [path for path in read if path.startswith(f"/proc/{leader.pid}/")]
+        assert outer == [f"/proc/{leader.pid}/statm"] * 2, read
+        assert len([path for path in read if path.endswith("/stat")]) == 2 * 2, read  # PID 1 and sh, twice
+        monkeypatch.undo()
+        assert leader.stdin is not None and leader.stdout is not None
+        leader.stdin.write("go\n")
+        leader.stdin.flush()
+        assert leader.stdout.readline().strip() == "ready"  # the hog runs, an orphan of a subshell
+        tree = memory.sample()
+        assert len(tree) == 4 and set(tree) == set(tree_pids(leader.pid)), tree
+        assert memory.rss_mb() > 200
+    finally:
+        memory.close()
 
 
 def test_kill_group_kills_a_grandchild(group: list[subprocess.Popen[str]]) -> None:

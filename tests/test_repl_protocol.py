@@ -5,11 +5,13 @@ from __future__ import annotations
 import collections
 import json
 from pathlib import Path
+from typing import Any
 
+import pydantic
 import pytest
 
-from lean_mcp._lean.messages import to_lean_output
-from lean_mcp._models import ProofConfig, Severity, Verdict
+from lean_mcp._lean.messages import message_of, to_lean_output
+from lean_mcp._models import LeanOutput, ProofConfig, Severity, Verdict
 from lean_mcp._repl.pool import ReplPool
 from lean_mcp._repl.protocol import (
     CommandResponse,
@@ -43,6 +45,26 @@ def test_request_is_one_line_then_one_blank_line(code: str) -> None:
     assert wire.endswith(b"\n\n")
     assert b"\n" not in wire[:-2]
     assert json.loads(wire.decode("utf-8")) == {"cmd": sanitize_text(code), "env": 3}
+
+
+@pytest.mark.parametrize("code", HOSTILE)
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"env": 0}, {"env": -7, "allTactics": True}, {"allTactics": False, "z\u00e9": "\x00\u2028"}],
+    ids=["bare", "env", "all-tactics", "odd-keys"],
+)
+def test_request_bytes_are_exactly_the_json_encoders(code: str, extra: dict[str, object]) -> None:
+    request = {"cmd": code, **extra}
+    expected = sanitize_text(json.dumps(request, ensure_ascii=False)) + "\n\n"
+    assert encode_request(request) == expected.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [{"tactic": "simp", "proofState": 2}, {"cmd": "x", "opts": {"a": [1, None]}}, {"n": 1.5}, {"b": None}, {}],
+)
+def test_requests_of_any_shape_encode_as_json(request_: dict[str, object]) -> None:
+    assert encode_request(request_) == (json.dumps(request_, ensure_ascii=False) + "\n\n").encode("utf-8")
 
 
 def test_lone_surrogates_become_replacement_characters_one_for_one() -> None:
@@ -159,6 +181,52 @@ def test_command_reply_becomes_lean_output() -> None:
     assert [m.severity for m in output.messages] == [Severity.WARNING, Severity.INFO]
     assert output.sorries[0].proof_state == 0 and output.sorries[0].goal == "⊢ True"
     assert output.model_dump()["newKey"] == [1]
+
+
+def _validated(raw: dict[str, Any]) -> LeanOutput:
+    """What `to_lean_output` builds, by validating every part (as it did before it assembled them)."""
+    fields = LeanOutput.model_fields
+    env, tactics = raw.get("env"), raw.get("tactics")
+    return LeanOutput(
+        env=env if isinstance(env, int) else None,
+        messages=[message_of(m) for m in raw.get("messages") or []],
+        sorries=[to_lean_output({"sorries": [s]}).sorries[0] for s in raw.get("sorries") or []],
+        tactics=tactics if isinstance(tactics, list) else None,
+        infotree=raw.get("infotree"),
+        **{k: v for k, v in raw.items() if k not in fields},
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"env": 4},
+        json.loads(PRETTY),
+        {"env": 1, "tactics": [{"tactic": "simp", "proofState": 0}], "infotree": [{"x": 1}], "newKey": {"a": 1}},
+        {"env": True, "messages": "not a list"},  # a bool env is an int to validation: 1
+        {"env": "3", "tactics": "no", "status": "timeout", "return_code": 3},  # fields are not extra keys
+        {"message": "Unknown environment."},
+    ],
+    ids=["bare", "pretty", "tactics-and-extras", "bool-env", "wrong-types", "repl-message"],
+)
+def test_lean_output_is_what_validation_builds(raw: dict[str, Any]) -> None:
+    fast, validated = to_lean_output(raw), _validated(raw)
+    assert fast == validated and fast.model_fields_set == validated.model_fields_set
+    assert fast.model_dump_json() == validated.model_dump_json()
+    assert type(fast.env) is type(validated.env)
+
+
+@pytest.mark.parametrize("tactics", [[1, 2], [{1: "not a str key"}]])
+def test_lean_output_refuses_tactics_that_are_not_objects(tactics: list[object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        to_lean_output({"env": 0, "tactics": tactics})
+
+
+def test_reader_reads_an_answer_with_trailing_spaces_and_one_after_noise_in_its_block() -> None:
+    reader = ResponseReader(on_noise=lambda text: None)
+    reader.feed(b'{"env": 2}  \t\n\n{"env": 3} trailing text\n{"env": 4}\n\n')
+    assert reader.next_response() == {"env": 2}
+    assert reader.next_response() == {"env": 4}  # as before: the line that is a whole object wins
 
 
 def test_shift_positions_moves_every_position_but_line_zero() -> None:

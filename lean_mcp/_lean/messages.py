@@ -54,18 +54,35 @@ def _sorry(raw: Any) -> Sorry:
     )
 
 
+_OUTPUT_FIELDS = frozenset(LeanOutput.model_fields)
+
+
 def to_lean_output(raw: dict[str, Any]) -> LeanOutput:
-    """A REPL command response as our LeanOutput (unknown keys kept)."""
-    extra = {k: v for k, v in raw.items() if k not in LeanOutput.model_fields}
-    tactics = raw.get("tactics")
-    return LeanOutput(
-        env=raw.get("env") if isinstance(raw.get("env"), int) else None,
-        messages=[message_of(m) for m in raw.get("messages") or []],
-        sorries=[_sorry(s) for s in raw.get("sorries") or []],
-        tactics=tactics if isinstance(tactics, list) else None,
-        infotree=raw.get("infotree"),
-        **extra,
-    )
+    """A REPL command response as our LeanOutput (unknown keys kept).
+
+    Every proof's answer comes through here, so when each part is already of its field's type
+    (an int env, tactics a list of objects: what the REPL writes) the model is assembled from
+    them without validating again; anything else is validated (and refused) as it always was.
+    """
+    extra = {k: v for k, v in raw.items() if k not in _OUTPUT_FIELDS}
+    env, tactics = raw.get("env"), raw.get("tactics")
+    env = env if isinstance(env, int) else None
+    tactics = tactics if isinstance(tactics, list) else None
+    values = {
+        "env": env,
+        "messages": [message_of(m) for m in raw.get("messages") or []],
+        "sorries": [_sorry(s) for s in raw.get("sorries") or []],
+        "tactics": tactics,
+        "infotree": raw.get("infotree"),
+    }
+    if type(env) is not bool and (tactics is None or _all_objects(tactics)):
+        return LeanOutput.assembled(values, extra)
+    return LeanOutput(**values, **extra)
+
+
+def _all_objects(items: list[Any]) -> bool:
+    """True when every item is a JSON object (a dict with str keys)."""
+    return all(type(item) is dict and all(type(key) is str for key in item) for item in items)
 
 
 def _json_message(line: str) -> dict[str, Any] | None:

@@ -277,7 +277,7 @@ class LeanProcess:
         #: Resident memory of the tree, in MB, at the last sample; and the largest seen.
         self.last_rss_mb = 0.0
         self.peak_mb = 0.0
-        self._memory = TreeMemory(self.pid)
+        self._memory = TreeMemory(self.pid, monitor=sandbox.active)  # the leader is bwrap's monitor
         #: The one timer of this process's watchdogs (`_Watchdog`), kept armed between two waits so
         #: a wait that starts soon after another one reuses it; when it fires, and for whom.
         self._clock: asyncio.TimerHandle | None = None
@@ -404,10 +404,15 @@ class LeanProcess:
         return ""
 
     def trim_stderr(self) -> None:
-        """Cut the stderr file back to its tail once it passed STDERR_TRIM_BYTES."""
+        """Cut the stderr file back to its tail once it passed STDERR_TRIM_BYTES.
+
+        Its size is read with `lseek` to its end, cheaper than `fstat` (this runs after every
+        answer); moving the offset is harmless: the file is O_APPEND for every writer, and read
+        only with `pread`.
+        """
         try:  # runs after every answer: no context manager
             fd = self._stderr.fileno()
-            size = os.fstat(fd).st_size
+            size = os.lseek(fd, 0, os.SEEK_END)
             if size > STDERR_TRIM_BYTES:
                 keep = os.pread(fd, STDERR_KEEP_BYTES, size - STDERR_KEEP_BYTES)
                 os.ftruncate(fd, 0)
@@ -577,44 +582,6 @@ class LeanProcess:
                 os.close(fd)
 
 
-class Watch:
-    """The deadline and memory cap over one wait for a process's output (`LeanProcess.start_watch`)."""
-
-    def __init__(
-        self,
-        process: LeanProcess,
-        wake: asyncio.Future[object],
-        seconds: float,
-        memory_mb: float | None,
-        patience: float | None,
-    ) -> None:
-        self.process, self.seconds, self.memory_mb = process, seconds, memory_mb
-        self.waited = seconds if patience is None else min(seconds, patience)
-        self.started = time.monotonic()
-        self._watchdog = _Watchdog(process, self.waited, memory_mb, lambda reason: _wake(wake, reason))
-
-    def stop(self) -> None:
-        """Disarm its timer (idempotent)."""
-        self._watchdog.stop()
-
-    def judge(self, reason: object) -> None:
-        """After the wait ended with `reason`, raise what tripped, if anything.
-
-        ProcessMemoryExceeded (the watchdog killed the group), ProcessTimeout (the group killed
-        now), or ProcessStillRunning when only the caller's patience ran out (nothing killed).
-        """
-        if self._watchdog.tripped == _MEMORY:  # first: it killed the group, whatever woke the wait
-            raise ProcessMemoryExceeded(self.memory_mb or 0, self._watchdog.exceeded or 0)
-        if reason == _DEADLINE:
-            self.process._expired(self.seconds, self.waited, self.started)
-
-
-def _wake(future: asyncio.Future[object], reason: object) -> None:
-    """Set `future` to `reason` unless something set (or cancelled) it first."""
-    if not future.done():
-        future.set_result(reason)
-
-
 class _Watchdog:
     """One event-loop timer (asyncio) over one wait: the deadline, and the memory cap sampled every
     MEMORY_POLL_SECONDS (without /proc children files the sample, a scan of /proc, runs on a
@@ -629,10 +596,11 @@ class _Watchdog:
     ) -> None:
         self.process, self.limit_mb, self.trip = process, limit_mb, trip
         self.loop = process.loop
-        self.deadline = self.loop.time() + seconds
+        now = self.loop.time()
+        self.deadline = now + seconds
         self.exceeded: float | None = None
         self.tripped: str | None = None
-        self._arm()
+        self._arm(now=now)
 
     def stop(self) -> None:
         self._detach()
@@ -648,12 +616,13 @@ class _Watchdog:
                 process._clock.cancel()
                 process._clock = None
 
-    def _arm(self, poll: bool = True) -> None:
+    def _arm(self, poll: bool = True, now: float | None = None) -> None:
         """Be woken (`_tick`) at the deadline, or at the next memory sample if that comes first;
         the process's clock is reused when it fires no later than that."""
         when = self.deadline
         if poll and self.limit_mb is not None:
-            when = min(when, self.loop.time() + MEMORY_POLL_SECONDS)
+            sample_at = (self.loop.time() if now is None else now) + MEMORY_POLL_SECONDS
+            when = min(when, sample_at)
         process = self.process
         process._watchdog = self
         if process._clock is not None:
@@ -696,3 +665,36 @@ class _Watchdog:
         self.tripped = reason
         self._detach()
         self.trip(reason)
+
+
+class Watch(_Watchdog):
+    """The deadline and memory cap over one wait for a process's output (`LeanProcess.start_watch`):
+    when either trips, `wake` is set to why (`_DEADLINE` / `_MEMORY`) unless something set it first."""
+
+    def __init__(
+        self,
+        process: LeanProcess,
+        wake: asyncio.Future[object],
+        seconds: float,
+        memory_mb: float | None,
+        patience: float | None,
+    ) -> None:
+        self.wake, self.seconds, self.memory_mb = wake, seconds, memory_mb
+        self.waited = seconds if patience is None or patience >= seconds else patience
+        super().__init__(process, self.waited, memory_mb, self._wake)
+        self.started = time.monotonic()
+
+    def _wake(self, reason: str) -> None:
+        if not self.wake.done():
+            self.wake.set_result(reason)
+
+    def judge(self, reason: object) -> None:
+        """After the wait ended with `reason`, raise what tripped, if anything.
+
+        ProcessMemoryExceeded (the watchdog killed the group), ProcessTimeout (the group killed
+        now), or ProcessStillRunning when only the caller's patience ran out (nothing killed).
+        """
+        if self.tripped == _MEMORY:  # first: it killed the group, whatever woke the wait
+            raise ProcessMemoryExceeded(self.memory_mb or 0, self.exceeded or 0)
+        if reason == _DEADLINE:
+            self.process._expired(self.seconds, self.waited, self.started)

@@ -97,7 +97,7 @@ class _Slot:
 
     def ready_for(self, split: SplitProof) -> bool:
         """True when this REPL can run `split`'s body as it is (a whole text always gets a fresh REPL)."""
-        return self.live and not split.whole and self.env is not None and self.key == split.key
+        return not split.whole and self.env is not None and self.key == split.key and self.live
 
     def importing(self, split: SplitProof) -> bool:
         """True when this REPL is still importing `split`'s header (a proof gave up waiting for it)."""
@@ -291,7 +291,7 @@ class ReplPool:
         crash: ReplCrashed | None = None
         sent = ticket if ticket is not None and ticket.sent else None
         for attempt in range(2):
-            stage, started = "import", time.monotonic()
+            stage, started = "import", time.monotonic() if sent is None else sent.sent_at
             try:
                 if sent is None:
                     await self._prepare(slot, split, config.timeout, memory_mb)
@@ -350,11 +350,11 @@ class ReplPool:
         else:
             raw = await process.answer(memory_mb=memory_mb)
             lean_time = round(time.monotonic() - started, 6)
-        response = classify_or_none(raw)
-        if isinstance(response, CommandResponse):
+        if isinstance(raw.get("env"), int):  # a command's answer (as `classify` tells it)
             output = to_lean_output(shift_positions(raw, split.line_offset))
             result = ProofResult.from_output(output, lean_time=lean_time)
             return result if split.whole else self._with_handles(process, split, result)
+        response = classify_or_none(raw)
         await self._retire(slot)  # a REPL that did not check a command is not trusted with another
         text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
         return ProofResult.failure(
@@ -562,8 +562,10 @@ class ReplPool:
         request in flight per REPL, and the proof's limits run from the moment it is sent.
         """
         split, config, process = waiter.split, waiter.config, slot.process
-        if split is None or config is None or waiter.handed is None or process is None or not slot.ready_for(split):
+        if split is None or config is None or waiter.handed is None or process is None:
             return False
+        if split.whole or slot.env is None or slot.key != split.key:  # `ready_for`, but that the REPL
+            return False  # is alive, which `send_now` checks
         request = _body_request(slot, split, config)
         if not process.send_now(
             request,
