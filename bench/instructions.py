@@ -12,7 +12,8 @@ Rows (zero-cost snippets, 2 stand-ins, cache off):
 * the runner's `POST /api/check`, 4 batches of 100 in flight: its event-loop thread, and the job
   store's writer thread (which runs beside it);
 * MCP over stdio from a bare JSON-RPC client: a tool that does nothing on the SDK's `MCPServer`
-  (`bench.sdk_floor`: the SDK's own cost per call), `run_tactic`, and `verify_proof` 200 at once.
+  (`bench.sdk_floor`: the SDK's own cost per call), `run_tactic`, and `verify_proof` 20 and 200 at
+  once (a count that grows with the calls in flight is work that scales with the queue, not the call).
 
 A process is counted per thread; the first thread is the event loop. Skipped (one row saying so)
 when valgrind is not installed.
@@ -210,6 +211,7 @@ def run(quick: bool) -> list[Row]:
     floor_one = anyio.run(_over_stdio, ("bench.sdk_floor",), _noop, n, 1)[0]
     floor = anyio.run(_over_stdio, ("bench.sdk_floor",), _noop, n, 200)[0]
     tactic = anyio.run(_run_tactic, n)[0]
+    verify_20 = anyio.run(_over_stdio, ("lean_mcp.cli", "serve"), _verify, n, 20)[0]
     verify, *verify_writer = anyio.run(_over_stdio, ("lean_mcp.cli", "serve"), _verify, n, 200)
     audit = trusted - pool
     return [
@@ -234,6 +236,7 @@ def run(quick: bool) -> list[Row]:
             _k(tactic),
             note=f"beyond the SDK's floor: {_k(tactic - floor_one)}",
         ),
+        Row(SECTION, "MCP verify_proof, 20 at once", _k(verify_20), note="event loop"),
         Row(
             SECTION,
             "MCP verify_proof, 200 at once",

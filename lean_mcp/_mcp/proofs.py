@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between progress notifications while a call waits for Lean.
 PROGRESS_INTERVAL = 2.0
+#: Where the SDK's dispatch contexts keep a request's progress token.
+_PROGRESS_TOKEN_FIELDS = ("_progress_token", "progress_token")
 #: How long a cancelled call may spend cancelling its job.
 _CANCEL_GRACE = 10.0
 
@@ -126,7 +128,13 @@ def get_result_tool(slot: ServiceSlot) -> Tool:
 async def _await_result(
     service: ProofService, proof_id: str, ctx: Context, *, wait_seconds: float | None
 ) -> ProofResult:
-    """Wait for the proof's result (at most `wait_seconds`), reporting progress every few seconds."""
+    """Wait for the proof's result (at most `wait_seconds`), reporting progress every few seconds.
+
+    A call whose client asked for no progress waits in one step: no timer per call, and no
+    wake-up every few seconds while its proof is queued behind hundreds of others.
+    """
+    if not _reports_progress(ctx):
+        return await service.wait(proof_id, timeout=wait_seconds)
     started = anyio.current_time()
     deadline = None if wait_seconds is None else started + wait_seconds
     while True:
@@ -140,6 +148,23 @@ async def _await_result(
         elapsed = now - started
         message = f"Proof {proof_id} is {result.status.value}; waited {elapsed:.0f} s so far."
         await ctx.report_progress(elapsed, wait_seconds, message)
+
+
+def _reports_progress(ctx: Context) -> bool:
+    """False when the call came over JSON-RPC without a progress token: its progress reports go nowhere.
+
+    The SDK keeps the token on the request's dispatch context (`_progress_token` on stdio and
+    session HTTP, `progress_token` on stateless HTTP); a dispatcher with neither (the SDK's
+    in-process one calls a progress callback instead) is assumed to want progress.
+    """
+    try:
+        outbound = getattr(ctx.request_context.session, "_request_outbound", None)
+    except ValueError:  # a Context outside a request
+        return True
+    for field in _PROGRESS_TOKEN_FIELDS:
+        if hasattr(outbound, field):
+            return getattr(outbound, field) is not None
+    return True
 
 
 async def _cancel_quietly(service: ProofService, proof_id: str) -> None:
