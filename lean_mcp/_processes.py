@@ -192,6 +192,7 @@ class TreeMemory:
                     continue
                 if fields[0] in _EXITED_STATES:  # its children were handed to another parent
                     exited = True
+                    pages[pid] = _resident_pages(pid, fields)
                     continue
                 if fields[_THREADS_FIELD] == b"1" and not files.threads:  # its one thread is itself
                     try:
@@ -211,7 +212,8 @@ class TreeMemory:
                     opened.pop(pid).close()
         if exited or self.pid not in pages:
             for pid, fields in _group(self.pid).items():
-                pages.setdefault(pid, _pages(fields))
+                if pid not in pages:
+                    pages[pid] = _resident_pages(pid, fields)
         return pages
 
     def _from_sandbox_init(self, pages: dict[int, int]) -> int:
@@ -271,6 +273,25 @@ class TreeMemory:
         files, self._files = self._files, {}
         for entry in files.values():
             entry.close()
+
+
+def _resident_pages(pid: int, fields: list[bytes]) -> int:
+    """The resident pages of `pid`, whose stat `fields` were just read. When its main thread exited
+    and other threads run on (a proof can arrange that), its own stat says 0 and zombie: the pages are
+    read from one of those threads' stat (0 when none is left)."""
+    if fields[0] not in _EXITED_STATES or fields[_THREADS_FIELD] == b"1":
+        return _pages(fields)
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        if tid != str(pid):
+            data = _read_file(f"/proc/{pid}/task/{tid}/stat")
+            thread = None if data is None else _stat_fields(data)
+            if thread is not None and thread[0] not in _EXITED_STATES:
+                return _pages(thread)
+    return 0
 
 
 def _children(pid: int, files: _Files) -> list[int]:

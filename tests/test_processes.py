@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -104,19 +105,30 @@ def test_a_child_of_another_thread_is_counted_and_every_file_closed_at_the_end(
         [sys.executable, "-c", THREADED], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
     group.append(parent)
-    descriptors = len(os.listdir("/proc/self/fd"))
     memory = TreeMemory(parent.pid)
     try:
         assert read_line(parent) == "ready"
         tree = memory.sample()
         assert len(tree) == 3 and memory.rss_mb() > 200, tree  # python, the shell, the hog
+        assert proc_files_open(tree)
         hog = max(tree, key=tree.__getitem__)
         os.kill(hog, signal.SIGKILL)
         assert wait_until_gone(hog)
         assert hog not in memory.sample() and memory.rss_mb() < 100
     finally:
         memory.close()
-    assert len(os.listdir("/proc/self/fd")) == descriptors
+    assert not proc_files_open(tree)
+
+
+def proc_files_open(pids: Iterable[int]) -> list[str]:
+    """This process's open files under /proc/PID/ of any of `pids` (other tests' files do not count)."""
+    prefixes = tuple(f"/proc/{pid}/" for pid in pids)
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if (target := os.readlink(f"/proc/self/fd/{fd}")).startswith(prefixes):
+                found.append(target)
+    return found
 
 
 BWRAP_WHY_NOT = why_unavailable(shutil.which("bwrap"))
@@ -165,6 +177,35 @@ def test_a_sandboxed_tree_is_walked_from_its_pid_1_and_still_counts_an_orphan_st
         assert memory.rss_mb() > 200
     finally:
         memory.close()
+
+
+ORPHANED_THREADS = """
+import ctypes, threading, time
+hog = bytearray(200 * 2**20)
+for i in range(0, len(hog), 4096):
+    hog[i] = 1
+threading.Thread(target=time.sleep, args=(300,)).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)  # the main thread ends; the process lives on in the other thread
+"""
+
+
+def test_memory_held_by_threads_whose_main_thread_exited_is_counted(group: list[subprocess.Popen[str]]) -> None:
+    """A process whose main thread exited while another runs on shows as a zombie with 0 resident pages
+    in its own stat; a proof could hide any amount of memory from the cap that way."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", ORPHANED_THREADS], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    group.append(process)
+    assert read_line(process) == "ready"
+    deadline = time.monotonic() + 20
+    stat = Path(f"/proc/{process.pid}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the main thread did not exit"
+        time.sleep(0.02)
+    assert tree_rss_mb(process.pid) > 200
+    with contextlib.closing(TreeMemory(process.pid)) as memory:
+        assert memory.rss_mb() > 200
 
 
 def test_kill_group_kills_a_grandchild(group: list[subprocess.Popen[str]]) -> None:
