@@ -185,14 +185,12 @@ class TreeMemory:
                     files, data = self._open(pid)
                 if files is None:
                     continue
-                try:  # the fields after the command name: [state, ppid, pgrp, ...]
-                    fields = data[data.rindex(b")") + 2 :].split(b" ", _RSS_FIELD + 1)
-                    pages[pid] = int(fields[_RSS_FIELD])
-                except (ValueError, IndexError):
+                fields = _stat_fields(data)  # [state, ppid, pgrp, ...]
+                if fields is None:
                     continue
+                pages[pid] = _resident_pages(pid, fields)
                 if fields[0] in _EXITED_STATES:  # its children were handed to another parent
                     exited = True
-                    pages[pid] = _resident_pages(pid, fields)
                     continue
                 if fields[_THREADS_FIELD] == b"1" and not files.threads:  # its one thread is itself
                     try:

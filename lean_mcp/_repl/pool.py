@@ -97,7 +97,11 @@ class _Slot:
 
     def ready_for(self, split: SplitProof) -> bool:
         """True when this REPL can run `split`'s body as it is (a whole text always gets a fresh REPL)."""
-        return not split.whole and self.env is not None and self.key == split.key and self.live
+        return self.holds_header(split) and self.live
+
+    def holds_header(self, split: SplitProof) -> bool:
+        """True when this REPL's environment is `split`'s imported header (`ready_for`, alive or not)."""
+        return not split.whole and self.env is not None and self.key == split.key
 
     def importing(self, split: SplitProof) -> bool:
         """True when this REPL is still importing `split`'s header (a proof gave up waiting for it)."""
@@ -564,8 +568,8 @@ class ReplPool:
         split, config, process = waiter.split, waiter.config, slot.process
         if split is None or config is None or waiter.handed is None or process is None:
             return False
-        if split.whole or slot.env is None or slot.key != split.key:  # `ready_for`, but that the REPL
-            return False  # is alive, which `send_now` checks
+        if not slot.holds_header(split):  # (that the REPL is alive, `send_now` checks)
+            return False
         request = _body_request(slot, split, config)
         if not process.send_now(
             request,
