@@ -427,12 +427,16 @@ class JobStore:
         write that fails (the future gets StoreUnavailableError) is kept and committed once the store
         can be written again. Must be called on the event loop.
         """
-        if self._writer is None:
-            raise RuntimeError("The job store is not open.")
         item = _Write(statements, durable, deferrable, asyncio.get_running_loop())
         assert item.future is not None
-        self._queue.put(item)
+        self._put(item)
         return item.future
+
+    def _put(self, item: _Write) -> None:
+        """Hand `item` to the writer thread."""
+        if self._writer is None:
+            raise RuntimeError("The job store is not open.")
+        self._queue.put(item)
 
     async def write(
         self, statements: list[tuple[str, Sequence[Any]]], *, durable: bool = False, deferrable: bool = False
@@ -563,10 +567,8 @@ class JobStore:
         StoreUnavailableError at once, and the write is kept and retried (`on_settled` is called again
         for each later attempt). Must be called on the event loop.
         """
-        if self._writer is None:
-            raise RuntimeError("The job store is not open.")
         params = (status, result_json, verdict, started, finished, int(cacheable), int(process_died), job_id)
-        self._queue.put(_Write([(_FINISH, params)], False, True, asyncio.get_running_loop(), on_settled))
+        self._put(_Write([(_FINISH, params)], False, True, asyncio.get_running_loop(), on_settled))
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
         """Checkpoint the WAL from a second connection, until cancelled.
