@@ -215,6 +215,9 @@ def verdict_of(output: LeanOutput) -> Verdict:
     return _SORRY if sorry else _PROVED
 
 
+_MESSAGES_SET = frozenset({"messages"})
+#: The fields `ProofResult.from_output` counts as set when given checks and axioms, no proof id.
+_REJUDGED_FIELDS = frozenset({"success", "status", "result", "verdict", "lean_time", "checks", "axioms"})
 #: LeanOutput's fields in their order, each None (its default, but for the two lists: `assembled`).
 _OUTPUT_DEFAULTS: dict[str, Any] = dict.fromkeys(LeanOutput.model_fields)
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -352,6 +355,24 @@ class ProofResult(BaseModel):
         if not reusable:
             given.add("reusable")
         return _assembled(cls, values, given)
+
+    def rejudge(self, messages: list[Message], *, checks: list[str], axioms: dict[str, list[str]]) -> ProofResult:
+        """This result of a proof Lean checked to the end, changed in place to hold `messages` instead of its
+        output's, the verdict they give, `checks` and `axioms` (taken as they are): what
+        `from_output(self.result.with_messages(messages), self.lean_time, checks=..., axioms=..., reusable=...)`
+        builds, without building two new models. Only for a result nothing else holds: the one a backend's
+        `check` just returned (`Backend.check`: the caller owns it). `tests/test_models.py` pins the two."""
+        output = self.result
+        assert output is not None, "only a result Lean checked to the end holds an output to judge"
+        output.__dict__["messages"] = messages
+        _set_fields_set(output, output.__pydantic_fields_set__ | _MESSAGES_SET)
+        verdict = verdict_of(output)
+        values = self.__dict__
+        values["success"], values["verdict"], values["status"] = verdict is _PROVED, verdict, _FINISHED
+        values["error_message"], values["proof_id"], values["cached"] = None, None, False
+        values["checks"], values["axioms"] = list(checks), axioms
+        _set_fields_set(self, set(_REJUDGED_FIELDS) if values["reusable"] else {*_REJUDGED_FIELDS, "reusable"})
+        return self
 
     @classmethod
     def failure(

@@ -78,6 +78,11 @@ def _output(messages: list[dict[str, Any]], *, sorries: bool = False) -> LeanOut
     )
 
 
+def _owned(output: LeanOutput) -> ProofResult:
+    """A fresh result holding a copy of `output`, as an inner backend returns it (`apply` judges it in place)."""
+    return ProofResult.from_output(output.model_copy(deep=True), lean_time=0.25)
+
+
 def _general(
     code: str, declared: Declarations, output: LeanOutput, permitted: frozenset[str]
 ) -> tuple[str, ProofResult]:
@@ -85,13 +90,13 @@ def _general(
     probe_run = probe_layout(code, declared, None)
     kept = probe_run.read(output)
     found = assess(probe_run, declared, None, permitted)
-    return probe_run.text, apply(output, kept, found, lean_time=0.25, checks=CHECKS)
+    return probe_run.text, apply(_owned(output), kept, found, checks=CHECKS)
 
 
 def _lean(code: str, declared: Declarations, output: LeanOutput, permitted: frozenset[str]) -> tuple[str, ProofResult]:
     text, start = audit.layout(code, declared.theorems)
     kept, found = audit.judge(output, declared, start, permitted)
-    return text, apply(output, kept, found, lean_time=0.25, checks=CHECKS)
+    return text, apply(_owned(output), kept, found, checks=CHECKS)
 
 
 def _assert_same(code: str, declared: Declarations, output: LeanOutput, permitted: frozenset[str] = PERMITTED) -> None:
@@ -303,7 +308,7 @@ def test_trusted_backend_on_the_lean_path_equals_the_general_path_end_to_end() -
                 if declared.theorems:
                     kept = probe_run.read(expected.result)
                     found = assess(probe_run, declared, None, permitted)
-                    want = apply(expected.result, kept, found, lean_time=0.5, checks=CHECKS)
+                    want = apply(expected, kept, found, checks=CHECKS)
                     assert result == want and result.model_dump_json() == want.model_dump_json(), (seed, code)
                     compared += 1
         return compared

@@ -8,7 +8,7 @@ import pytest
 
 from lean_mcp import InvalidProofError, JobStatus, ProofConfig, ProofResult, ProofTooLargeError, Verdict
 from lean_mcp._lean.source import validate_proof_text
-from lean_mcp._models import LeanOutput, verdict_of
+from lean_mcp._models import LeanOutput, Message, verdict_of
 
 SORRY_WARNING = {
     "severity": "warning",
@@ -148,3 +148,38 @@ def test_an_empty_statement_is_refused_not_taken_as_none(statement: str) -> None
     with pytest.raises(ValueError, match="the statement is empty"):
         ProofConfig(statement=statement)
     assert ProofConfig(statement="theorem t : True := sorry").statement is not None
+
+
+def _judged_by_copy(result: ProofResult, messages: list[Message], axioms: dict[str, list[str]]) -> ProofResult:
+    assert result.result is not None
+    output_copy = result.result.with_messages(messages)
+    return ProofResult.from_output(
+        output_copy, result.lean_time, checks=["lean", "axioms"], axioms=axioms, reusable=result.reusable
+    )
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        ProofResult.from_output(output(messages=[SORRY_WARNING]), lean_time=0.5),
+        ProofResult.from_output(output(sorries=[{"proofState": 0, "goal": "⊢ True"}], newKey=[1]), reusable=False),
+        # a remote runner's answer: its own id and cache flag, which the judged result does not keep
+        ProofResult.model_validate(
+            {"status": "finished", "proof_id": "r-1", "cached": True, "lean_time": 2, "result": {"env": 3}}
+        ),
+    ],
+)
+@pytest.mark.parametrize("kept", [[], [{**SORRY_WARNING, "severity": "error", "data": "`t` is not proved"}]])
+def test_a_result_judged_in_place_is_the_one_built_from_a_copy(
+    inner: ProofResult, kept: list[dict[str, object]]
+) -> None:
+    """`ProofResult.rejudge` (the trust guard's, on the inner backend's own result) builds what copying builds."""
+    messages = [LeanOutput.model_validate({"messages": [m]}).messages[0] for m in kept]
+    want = _judged_by_copy(inner.model_copy(deep=True), messages, {"t": ["propext"]})
+    got = inner.model_copy(deep=True).rejudge(list(messages), checks=["lean", "axioms"], axioms={"t": ["propext"]})
+    assert got == want and got.model_dump_json() == want.model_dump_json()
+    assert got.model_fields_set == want.model_fields_set
+    assert got.result is not None and want.result is not None
+    assert got.result.model_fields_set == want.result.model_fields_set
+    assert got.result.__pydantic_extra__ == want.result.__pydantic_extra__
+    assert (got.verdict, got.success) == (want.verdict, want.success) and got.reusable is inner.reusable

@@ -41,6 +41,9 @@ class Backend(abc.ABC):
     async def check(self, code: str, config: ProofConfig) -> ProofResult:
         """Check `code` and return its final result (status `finished` or `error`).
 
+        The result is a new object the caller owns: nothing else holds it (no cache below a backend's
+        `check`), so a wrapper may change it in place (the trust guard judges it again: `ProofResult.rejudge`).
+
         Cancelling the calling task must stop the Lean work for this proof and leave the
         backend healthy for the next one.
         """

@@ -92,7 +92,7 @@ class TrustedBackend(WrappingBackend):
             for problem in _header_problems(declared, reference) if reference is not None else []:
                 found.reject(problem)
             checks = _PINNED_CHECKS if reference is not None else _UNPINNED_CHECKS
-        return apply(result.result, kept, found, lean_time=result.lean_time, checks=checks, reusable=result.reusable)
+        return apply(result, kept, found, checks=checks)
 
     async def _reference(self, statement: str, config: ProofConfig) -> Reference:
         """The statement's reference, elaborated once per statement (kept in memory)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._models import DEFAULT_PERMITTED_AXIOMS, LeanOutput, Message, Pos, ProofResult, Severity
+from .._models import DEFAULT_PERMITTED_AXIOMS, Message, Pos, ProofResult, Severity
 from .declarations import Declarations
 from .probes import Probe, ProbeKind, ProbeRun, axioms_of
 from .statement import Reference
@@ -144,17 +144,12 @@ def assess(
     return found
 
 
-def apply(
-    output: LeanOutput,
-    kept: list[Message],
-    found: Assessment,
-    *,
-    lean_time: float | None,
-    checks: list[str],
-    reusable: bool = True,
-) -> ProofResult:
-    """The final result: `output` with its messages replaced by `kept` (Lean's own, from `ProbeRun.read`)
-    plus one message per finding. Built once: one copy of `output`, one result."""
+def apply(result: ProofResult, kept: list[Message], found: Assessment, *, checks: list[str]) -> ProofResult:
+    """The final result: `result` (the inner backend's, Lean checked to the end) with its messages replaced by
+    `kept` (Lean's own, from `ProofRun.read`) plus one message per finding, judged again. In place: a backend's
+    result is its caller's (`Backend.check`)."""
+    output = result.result
+    assert output is not None
     messages = kept
     if found.rejections:
         messages = kept + [Message.error(text, line=line) for line, text in found.rejections]
@@ -162,9 +157,7 @@ def apply(
         messages = messages + [
             Message(severity=Severity.WARNING, pos=Pos(line=line, column=0), data=text) for line, text in found.sorries
         ]
-    return ProofResult.from_output(
-        output.with_messages(messages), lean_time=lean_time, checks=checks, axioms=found.axioms, reusable=reusable
-    )
+    return result.rejudge(messages, checks=checks, axioms=found.axioms)
 
 
 def _is_sorry_warning(message: Message) -> bool:
