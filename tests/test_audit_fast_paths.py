@@ -94,6 +94,18 @@ def test_the_plain_reading_equals_the_token_reading_on_random_texts() -> None:
     assert answered > len(texts) // 3  # the shortcut is really taken (and so really compared)
 
 
+def test_a_header_read_before_is_read_again_the_same_whatever_follows_it() -> None:
+    """`_plain_header` remembers the last header: a text that starts with it (then more space, another
+    import, a name on the next line, `prelude`...) still reads as the token reading says."""
+    rng = random.Random(13)
+    continuations = _random_texts(seed=12, count=3_000)
+    for i, rest in enumerate(continuations):
+        header = HEADERS[i % len(HEADERS)]
+        _assert_same_reading(header + "theorem primer : True := trivial\n")  # the memo now holds this header
+        for glue in ("", " ", "\n", "\n\n  ", rng.choice(PIECES)):
+            _assert_same_reading(header + glue + rest)
+
+
 def test_the_plain_reading_leaves_unsure_texts_to_the_token_reading() -> None:
     for text in ["x := 1theorem t : True := trivial", "import A all\ntheorem t : True := trivial", "def a := b.sorry"]:
         assert _read_plain(code_only(text)) is None

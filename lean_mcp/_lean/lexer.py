@@ -68,11 +68,15 @@ def _blank(chunk: str) -> str:
 _SPECIAL = re.compile(r"--|/-|«|\"|r#*\"|'")
 
 
-@functools.lru_cache(maxsize=4)  # the refusal scan and the declaration scan of one text share one pass
 def code_only(text: str) -> str:
     """`text` with comments and string/char literals blanked (same length, same line breaks)."""
     if "-" not in text and '"' not in text and "'" not in text and "«" not in text:
         return text  # every construct `_SPECIAL` finds holds one of these characters: nothing to blank
+    return _blanked(text)
+
+
+@functools.lru_cache(maxsize=4)  # the refusal scan and the declaration scan of one text share one pass
+def _blanked(text: str) -> str:
     return _blank_literals(text)
 
 

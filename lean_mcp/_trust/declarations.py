@@ -124,16 +124,38 @@ _PLAIN_KEYWORD = re.compile(
 _ODD_BEFORE = re.compile(r"[\d'!?.]")
 
 
+#: The last header `_plain_header` read whole, if it has an import and ends a line: its text, `prelude`, its
+#: modules. Prover loops send the same header again and again; a text that starts with it has the same
+#: header unless another import follows (more space only moves the body's start; `module`/`prelude` can
+#: only come before the first import).
+_last_header: list[tuple[str, bool, tuple[str, ...]]] = [("", False, ())]
+
+
+def _plain_header(code: str) -> tuple[int, bool, list[str]] | None:
+    """`_PLAIN_HEADER`'s reading of `code`: where the body starts, `prelude`, the imported modules; None
+    when a modifier word makes the import words ambiguous."""
+    text, prelude, modules = _last_header[0]
+    if text and code.startswith(text) and _IMPORT.match(code, len(text)) is None:
+        return _SPACE.match(code, len(text)).end(), prelude, list(modules)  # type: ignore[union-attr]
+    head = _PLAIN_HEADER.match(code)
+    assert head is not None  # every part of the pattern may match empty
+    words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
+    if not _IMPORT_MODIFIERS.isdisjoint(words):
+        return None
+    start, prelude, found = head.end(), "prelude" in head["leading"], [word for word in words if word != "import"]
+    if words and code.endswith("\n", 0, start):  # no name runs on past a line break: what follows is not the header
+        _last_header[0] = (code[:start], prelude, tuple(found))
+    return start, prelude, found
+
+
 def _read_plain(code: str) -> Declarations | None:
     """The plain reading of `code` (comments and literals blanked, no `«`); None where it cannot be sure."""
     if "import" in code or "prelude" in code or "module" in code:
-        head = _PLAIN_HEADER.match(code)
-        assert head is not None  # every part of the pattern may match empty
-        words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
-        if not _IMPORT_MODIFIERS.isdisjoint(words):
+        header = _plain_header(code)
+        if header is None:
             return None
-        start = head.end()
-        found = Declarations([], [], [], [word for word in words if word != "import"], "prelude" in head["leading"], [])
+        start, prelude, modules = header
+        found = Declarations([], [], [], modules, prelude, [])
     else:  # no header word anywhere: the header is the leading space (`\s` and `str.isspace` agree)
         start = len(code) - len(code.lstrip())
         found = Declarations([], [], [], [], False, [])
