@@ -63,13 +63,15 @@ def judge(
     found = Assessment(declared, permitted)
     if not reached_end:
         found.reject(STOPPED_EARLY)
-    for line, parts in enumerate(theorems, start + count):  # the line of the theorem's `#print axioms`
+    line = start + count  # the line of the first theorem's `#print axioms`
+    for parts in theorems:
         name = ".".join(parts)
         found.audit(name, answers.get(line), errors.get(line, _NO_ERRORS))
         if errors:
             unsafe = errors.get(line - count)  # its `example := @name`
             if unsafe:
                 found.unsafe(name, unsafe)
+        line += 1
     if declared.axioms or declared.sorry_lines:
         found.judge_declared()
     return kept, found

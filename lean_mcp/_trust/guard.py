@@ -69,15 +69,16 @@ class TrustedBackend(WrappingBackend):
         # the one gate (`lean.source`): a text the job service already checked under these limits passes as is
         check_proof_text(code, self.max_proof_bytes, allow_prelude=self.allow_prelude)
         declared = read_declarations(code)
-        permitted = (
-            self.permitted_axioms.union(config.permitted_axioms) if config.permitted_axioms else self.permitted_axioms
-        )
-        if config.statement is None and declared.theorems:  # the common case, on the lean path (`audit`)
-            text, start = audit.layout(code, declared.theorems)
+        asked = config.permitted_axioms
+        permitted = self.permitted_axioms.union(asked) if asked else self.permitted_axioms
+        theorems = declared.theorems
+        if theorems and config.statement is None:  # the common case, on the lean path (`audit`)
+            text, start = audit.layout(code, theorems)
             result = await self.inner.check(text, config)
-            if result.result is None or result.verdict is None or not result.verdict.lean_finished:
+            output, verdict = result.result, result.verdict
+            if output is None or verdict is None or not verdict.lean_finished:
                 return result
-            kept, found = audit.judge(result.result, declared, start, permitted)
+            kept, found = audit.judge(output, declared, start, permitted)
             checks = _UNPINNED_CHECKS
         else:
             reference = await self._reference(config.statement, config) if config.statement is not None else None
