@@ -41,6 +41,8 @@ import httpx
 
 from lean_mcp._models import ProofConfig, Verdict
 from lean_mcp._repl.pool import ReplPool
+from lean_mcp._trust import audit
+from lean_mcp._trust.declarations import read_declarations
 from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 
@@ -71,8 +73,15 @@ def _snippet(tag: str, i: int) -> str:
 # --------------------------------------------------------------------------- the raw pipe bound
 
 
-async def _raw_pipe(n: int) -> float:
-    """Snippets/s of a bare asyncio loop over `WORKERS` stand-ins, one request in flight per REPL."""
+def _audited(snippet: str) -> str:
+    """`snippet` as every front end sends it to the REPLs: with the axiom audit's probe lines after it."""
+    text, _ = audit.layout(snippet, read_declarations(snippet).theorems)
+    return text
+
+
+async def _raw_pipe(n: int, audited: bool = False) -> float:
+    """Snippets/s of a bare asyncio loop over `WORKERS` stand-ins, one request in flight per REPL;
+    `audited`: each snippet with the audit's probe lines (laid out before the clock starts)."""
     procs = [
         await asyncio.create_subprocess_exec(
             *standin_command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
@@ -80,19 +89,25 @@ async def _raw_pipe(n: int) -> float:
         for _ in range(WORKERS)
     ]
 
-    async def drive(proc: asyncio.subprocess.Process, share: range, tag: str) -> None:
+    def requests(share: range, tag: str) -> list[bytes]:
+        texts = [_snippet(tag, i) for i in share]
+        return [json.dumps({"cmd": _audited(text) if audited else text}).encode() + b"\n\n" for text in texts]
+
+    async def drive(proc: asyncio.subprocess.Process, share: list[bytes]) -> None:
         assert proc.stdin is not None and proc.stdout is not None
-        for i in share:
-            proc.stdin.write(json.dumps({"cmd": _snippet(tag, i)}).encode() + b"\n\n")
+        for request in share:
+            proc.stdin.write(request)
             await proc.stdin.drain()
             answer = json.loads(await proc.stdout.readuntil(b"\n\n"))
-            if "env" not in answer or answer.get("messages"):
+            # plain: no message at all; audited: only the `#print axioms` answer, never an error
+            if "env" not in answer or len(answer.get("messages", ())) != audited or "error" in str(answer):
                 raise RuntimeError(f"stand-in answered {answer!r}")
 
     try:
-        await asyncio.gather(*(drive(p, range(w, 20, WORKERS), "warm") for w, p in enumerate(procs)))
+        await asyncio.gather(*(drive(p, requests(range(w, 20, WORKERS), "warm")) for w, p in enumerate(procs)))
+        shares = [requests(range(w, n, WORKERS), "raw") for w in range(WORKERS)]
         started = time.perf_counter()
-        await asyncio.gather(*(drive(p, range(w, n, WORKERS), "raw") for w, p in enumerate(procs)))
+        await asyncio.gather(*(drive(p, share) for p, share in zip(procs, shares, strict=True)))
         return n / (time.perf_counter() - started)
     finally:
         for proc in procs:
@@ -138,16 +153,19 @@ def _median_figure(figures: list[PoolFigure]) -> PoolFigure:
     return rates[len(rates) // 2]
 
 
-def _bound_and_pool(n: int, rounds: int) -> tuple[float, PoolFigure, PoolFigure]:
-    """The raw pipe bound, the pool, and the pool without REPL restarts: each the median of `rounds`."""
+def _bound_and_pool(n: int, rounds: int) -> tuple[float, float, PoolFigure, PoolFigure]:
+    """The raw pipe bound (plain and audited snippets), the pool, and the pool without REPL restarts: each
+    the median of `rounds`."""
     raws: list[float] = []
+    audited: list[float] = []
     pools: list[PoolFigure] = []
     steady: list[PoolFigure] = []
     for _ in range(rounds):
         raws.append(asyncio.run(_raw_pipe(n)))
+        audited.append(asyncio.run(_raw_pipe(n, audited=True)))
         pools.append(anyio.run(_pool, n, 8 * WORKERS))
         steady.append(anyio.run(_pool, n, 8 * WORKERS, 2 * n))
-    return statistics.median(raws), _median_figure(pools), _median_figure(steady)
+    return statistics.median(raws), statistics.median(audited), _median_figure(pools), _median_figure(steady)
 
 
 # --------------------------------------------------------------------------- the runner over HTTP
@@ -303,7 +321,7 @@ def run(quick: bool) -> list[Row]:
     """Raw pipe bound, then pool, /api/check at 1/2/4/8 in flight, /prove/check and MCP, as ratios."""
     n = 600 if quick else 2000
     flights = (1, 4) if quick else (1, 2, 4, 8)
-    raw, pool, steady = _bound_and_pool(n, 1 if quick else ROUNDS)
+    raw, raw_audited, pool, steady = _bound_and_pool(n, 1 if quick else ROUNDS)
     with tempfile.TemporaryDirectory(prefix="lean-mcp-bench-tp-") as tmp:
         figures = _runner_figures(Path(tmp), n, flights, 64)
         mcp = anyio.run(_mcp, Path(tmp), 100 if quick else 200)
@@ -312,6 +330,13 @@ def run(quick: bool) -> list[Row]:
     note = f"{WORKERS} zero-cost stand-ins, {n} distinct snippets, cache off, median of {1 if quick else ROUNDS}"
     rows = [
         Row(SECTION, "raw pipe bound (bare asyncio loop)", f"{raw:,.0f}/s = 1.00", note=note),
+        _row(
+            "raw pipe bound, audited snippets (what every front end sends)",
+            raw_audited,
+            raw,
+            note="the same loop, each snippet with the axiom audit's probe lines: the stand-ins' own (Python) "
+            "work on the probes, which the runner and MCP lines pay and the pool line does not",
+        ),
         _row(
             "REPL pool alone (in-process)",
             pool.rate,
