@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 from mcp_types import (
@@ -453,22 +452,48 @@ def claimed_stdout() -> Iterator[int]:
 # --------------------------------------------------------------------------- the transport
 
 
-async def _pump(
-    lines: PipeLines, sink: MemoryObjectSendStream[SessionMessage | Exception], replies: PipeWriter
-) -> None:
-    """Hand readable messages on to the server; answer the rest ourselves; close the sink at EOF."""
-    async with sink:
-        async for line in lines:
+class ScreenedMessages:
+    """The server's read stream: the messages of the pipe's lines, screened as they are read.
+
+    The SDK pulls each message straight off the pipe (no task and memory stream in between); a
+    line it could not read is answered here (`screen_line`, `answer_for_oversized`) and skipped.
+    """
+
+    def __init__(self, lines: PipeLines, replies: PipeWriter) -> None:
+        self._lines = lines
+        self._replies = replies
+        self._closed = False
+
+    def __aiter__(self) -> ScreenedMessages:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        while not self._closed:
+            line = await anext(self._lines)
             screened = answer_for_oversized(line) if isinstance(line, Oversized) else screen_line(line)
-            try:
-                if isinstance(screened, SessionMessage):
-                    await sink.send(screened)
-                    continue
-                for answer in screened:
-                    await replies.send(SessionMessage(answer))
-                await anyio.lowlevel.checkpoint()  # a flood of bad lines must not starve the proofs
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return  # the server stopped reading: it is shutting down
+            if isinstance(screened, SessionMessage):
+                return screened
+            for answer in screened:
+                await self._replies.send(SessionMessage(answer))
+            await anyio.lowlevel.checkpoint()  # a flood of bad lines must not starve the proofs
+        raise StopAsyncIteration
+
+    async def receive(self) -> SessionMessage | Exception:
+        """The next message; `anyio.EndOfStream` at the end of the input."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise anyio.EndOfStream from None
+
+    async def aclose(self) -> None:
+        """Read no further (the pipe itself belongs to `claimed_stdin`)."""
+        self._closed = True
+
+    async def __aenter__(self) -> ScreenedMessages:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 async def _stop_when_closed(replies: PipeWriter, serving: anyio.CancelScope) -> None:
@@ -487,14 +512,12 @@ async def stdio_streams(
     """
     with claimed_stdin(max_line_bytes) as lines, claimed_stdout() as out:
         replies = PipeWriter(out)
-        sink, messages = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         try:
-            async with anyio.create_task_group() as pump:
-                pump.start_soon(_pump, lines, sink, replies)
-                pump.start_soon(replies.run)
-                pump.start_soon(_stop_when_closed, replies, pump.cancel_scope)
-                yield messages, replies
-                pump.cancel_scope.cancel()
+            async with anyio.create_task_group() as writing:
+                writing.start_soon(replies.run)
+                writing.start_soon(_stop_when_closed, replies, writing.cancel_scope)
+                yield ScreenedMessages(lines, replies), replies
+                writing.cancel_scope.cancel()
         finally:
             with anyio.move_on_after(_FINAL_FLUSH_SECONDS, shield=True):
                 await replies.flush()
