@@ -42,12 +42,13 @@ from mcp_types import (
     PARSE_ERROR,
     ErrorData,
     JSONRPCError,
+    JSONRPCMessage,
     JSONRPCNotification,
     JSONRPCRequest,
     JSONRPCResponse,
     jsonrpc_message_adapter,
 )
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _COLON = re.compile(r"\s*:\s*")
 
 RequestId = int | str
+_REQUEST = TypeAdapter(JSONRPCRequest)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +198,7 @@ def screen_line(line: str) -> SessionMessage | list[JSONRPCError]:
     if not text.strip():
         return []
     try:
-        message = jsonrpc_message_adapter.validate_json(text, by_name=False)
+        message = _message(text)
     except ValidationError as exc:
         return _refusals(text, exc)
     if isinstance(message, JSONRPCNotification) and '"id"' in text:
@@ -205,6 +207,15 @@ def screen_line(line: str) -> SessionMessage | list[JSONRPCError]:
         if isinstance(raw, dict) and "id" in raw:
             return [_error(None, INVALID_REQUEST, f"the id must be a string or an integer, got {_shown(raw['id'])}")]
     return SessionMessage(message)
+
+
+def _message(text: str) -> JSONRPCMessage:
+    """The JSON-RPC message `text` holds. A request (nearly every line) is read as one directly,
+    which costs half what trying each kind of message in turn does; anything else as the union."""
+    if '"method"' in text and '"id"' in text:
+        with contextlib.suppress(ValidationError):
+            return _REQUEST.validate_json(text, by_name=False)
+    return jsonrpc_message_adapter.validate_json(text, by_name=False)
 
 
 def answer_for_oversized(line: Oversized) -> list[JSONRPCError]:
