@@ -7,28 +7,44 @@ never the values sent and never a pydantic dump.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, WithJsonSchema, WrapValidator
 
 from .._models import MAX_TACTICS_PER_TRY
 
 #: The longest `get_proof_result` long-poll, in seconds.
 MAX_WAIT_SECONDS = 600.0
 
+
+def _text_or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return None if value is None else handler(value)
+
+
+if TYPE_CHECKING:
+    OptionalText = str | None
+else:
+    #: Text or null, declared to pydantic as `str` (with the `string | null` schema of `str | None`): the
+    #: MCP SDK first parses a string argument as JSON unless its field is a plain `str`, so a proof or
+    #: path that reads as JSON (`[1]`, `{}`) was refused as "not a valid string", and every call paid
+    #: for a failed JSON parse of its proof.
+    OptionalText = Annotated[
+        str, WrapValidator(_text_or_none), WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "null"}]})
+    ]
+
 ProofText = Annotated[
-    str | None,
+    OptionalText,
     Field(default=None, description="The full Lean 4 source text of the proof (imports first)."),
 ]
 ProofPath = Annotated[
-    str | None,
+    OptionalText,
     Field(
         default=None,
         description="Instead of `proof`: the path of a .lean file inside the server's allowed roots.",
     ),
 ]
 Statement = Annotated[
-    str | None,
+    OptionalText,
     Field(
         default=None,
         description="The challenge: Lean text whose theorems are proved by `sorry`. `proved` then requires "

@@ -280,6 +280,28 @@ async def test_a_lean_file_in_the_project_can_be_sent_by_path_and_nothing_outsid
 
 
 @pytest.mark.timeout(60)
+async def test_text_arguments_that_read_as_json_stay_text(tmp_path: Path) -> None:
+    # The SDK parses a string argument as JSON unless its field is a plain `str`: `proof`, `path` and
+    # `statement` are text whatever they look like, and null still means "not given".
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "[1].lean").write_text(PROVED)
+    env = server_env(tmp_path, LEAN_MCP_PROJECT=str(project))
+    async with stdio_session(tmp_path, env) as session:
+        listed = await session.call_tool("verify_proof", {"proof": "[1]"})
+        braced = await session.call_tool("verify_proof", {"proof": '{"theorem": 1}', "statement": "[2]"})
+        by_path = await session.call_tool("verify_proof", {"proof": None, "path": "[1].lean", "statement": None})
+        wrong_type = await session.call_tool("verify_proof", {"proof": ["theorem"]})
+
+    for text in (listed, braced):
+        assert not text.is_error, text_of(text)
+        assert structured(text)["verdict"] != "proved"
+    assert structured(by_path)["verdict"] == "proved"
+    assert wrong_type.is_error and "`proof` input should be a valid string" in text_of(wrong_type)
+    assert "Send a JSON object with `proof` (string), `timeout` (number)" in text_of(wrong_type)
+
+
+@pytest.mark.timeout(60)
 async def test_without_lean_the_server_lists_its_tools_and_explains_how_to_configure_lean(tmp_path: Path) -> None:
     env = server_env(tmp_path, repl=False, PATH="/usr/bin:/bin")
     async with stdio_session(tmp_path, env) as session:
