@@ -785,8 +785,9 @@ def _body_request(slot: _Slot, split: SplitProof, config: ProofConfig) -> dict[s
 
 
 def _suits(slot: _Slot, waiter: _Waiter) -> bool:
-    """True when `slot` is just what `waiter` needs: its one REPL, or a REPL of its header."""
-    return waiter.want is slot or (waiter.split is not None and slot.ready_for(waiter.split))
+    """True when `slot` is just what `waiter` needs: its one REPL, or a REPL of its header (one that
+    died is restarted with that header: still the waiter's best slot; so liveness is not asked here)."""
+    return waiter.want is slot or (waiter.split is not None and slot.holds_header(waiter.split))
 
 
 def _header_label(key: str | None) -> str:
