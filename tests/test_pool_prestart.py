@@ -71,7 +71,8 @@ async def test_without_prestart_no_repl_is_started_ahead() -> None:
 
 async def test_a_successor_that_cannot_import_is_dropped_and_the_slot_restarts_as_before() -> None:
     crashes_on_first_request = [sys.executable, "-c", "import sys; sys.stdin.readline()"]
-    async with SecondStartPool(crashes_on_first_request, workers=1, max_uses=4, prestart=True) as p:
+    p = SecondStartPool(crashes_on_first_request, workers=1, max_uses=4, prestart=True)
+    async with p:
         for i in range(4):
             assert (await p.check(proof(i), CFG)).verdict == Verdict.PROVED
         await wait_until(lambda: p.starts == 2 and p.health()["successor_pids"] == [])
@@ -81,23 +82,30 @@ async def test_a_successor_that_cannot_import_is_dropped_and_the_slot_restarts_a
         assert health["recycled"] >= 1 and health["crashes"] == 0 and health["retries"] == 0
 
 
+def slow_successor_pool() -> SecondStartPool:
+    """A pool whose successor REPL takes a minute to import its header."""
+    return SecondStartPool(standin_command(import_seconds=60), workers=1, max_uses=5, prestart=True)
+
+
+async def importing_successor(p: ReplPool) -> int:
+    """Check one proof on `p`, then wait for its successor to start; that successor's pid."""
+    await p.check(proof(0), CFG)
+    await wait_until(lambda: p.health()["successor_pids"] != [])
+    [successor] = p.health()["successor_pids"]
+    return int(successor)
+
+
 async def test_closing_the_pool_stops_a_successor_in_the_middle_of_its_import() -> None:
-    p = SecondStartPool(standin_command(import_seconds=60), workers=1, max_uses=5, prestart=True)
-    async with p:
-        await p.check(proof(0), CFG)
-        await wait_until(lambda: p.health()["successor_pids"] != [])
-        [successor] = p.health()["successor_pids"]
+    async with slow_successor_pool() as p:
+        successor = await importing_successor(p)
         with anyio.fail_after(10):
             await p.aclose()
     assert not pid_alive(successor)
 
 
 async def test_a_slot_given_to_another_header_stops_its_successor() -> None:
-    p = SecondStartPool(standin_command(import_seconds=60), workers=1, max_uses=5, prestart=True)
-    async with p:
-        await p.check(proof(0), CFG)
-        await wait_until(lambda: p.health()["successor_pids"] != [])
-        [successor] = p.health()["successor_pids"]
+    async with slow_successor_pool() as p:
+        successor = await importing_successor(p)
         with anyio.fail_after(10):
             result = await p.check(proof(1, header="import Bar\n"), CFG)
         assert result.verdict == Verdict.PROVED
