@@ -10,6 +10,7 @@ machine move with its load; the ratios move far less):
   CPU per snippet; once as configured by default (a REPL is recycled after `max_uses` = 500 proofs,
   so each stand-in restarts about twice in a run), once with no restart in the run, which leaves
   the pool's own overhead (a stand-in takes about 0.15 s of CPU to start, zero-cost proofs none);
+  and once with `--prestart` (each REPL's successor started ahead of its recycling);
 * `lean-mcp runner`'s Kimina `POST /api/check` with 100-snippet batches, 1, 2, 4 and 8 batches in
   flight (the durable store on: each batch is committed before it is queued);
 * `POST /prove/check` with 64 concurrent clients, and MCP `verify_proof` with 200 concurrent calls:
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import shlex
 import statistics
@@ -127,10 +129,10 @@ class PoolFigure:
     restarts: int
 
 
-async def _pool(n: int, callers: int, max_uses: int | None = None) -> PoolFigure:
+async def _pool(n: int, callers: int, max_uses: int | None = None, *, prestart: bool = False) -> PoolFigure:
     """Snippets/s through `ReplPool.check` with `callers` tasks checking their share in turn."""
     config = ProofConfig(timeout=60)
-    options: dict[str, Any] = {} if max_uses is None else {"max_uses": max_uses}
+    options: dict[str, Any] = {"prestart": prestart} if max_uses is None else {"max_uses": max_uses}
     async with ReplPool(standin_command(), workers=WORKERS, **options) as pool:
 
         async def run(count: int, tag: str) -> float:
@@ -153,19 +155,22 @@ def _median_figure(figures: list[PoolFigure]) -> PoolFigure:
     return rates[len(rates) // 2]
 
 
-def _bound_and_pool(n: int, rounds: int) -> tuple[float, float, PoolFigure, PoolFigure]:
-    """The raw pipe bound (plain and audited snippets), the pool, and the pool without REPL restarts: each
-    the median of `rounds`."""
+def _bound_and_pool(n: int, rounds: int) -> tuple[float, float, PoolFigure, PoolFigure, PoolFigure]:
+    """The raw pipe bound (plain and audited snippets), the pool, the pool without REPL restarts, and the
+    pool with `--prestart`: each the median of `rounds`."""
     raws: list[float] = []
     audited: list[float] = []
     pools: list[PoolFigure] = []
     steady: list[PoolFigure] = []
+    ahead: list[PoolFigure] = []
     for _ in range(rounds):
         raws.append(asyncio.run(_raw_pipe(n)))
         audited.append(asyncio.run(_raw_pipe(n, audited=True)))
         pools.append(anyio.run(_pool, n, 8 * WORKERS))
         steady.append(anyio.run(_pool, n, 8 * WORKERS, 2 * n))
-    return statistics.median(raws), statistics.median(audited), _median_figure(pools), _median_figure(steady)
+        ahead.append(anyio.run(functools.partial(_pool, n, 8 * WORKERS, prestart=True)))
+    medians = statistics.median(raws), statistics.median(audited)
+    return (*medians, _median_figure(pools), _median_figure(steady), _median_figure(ahead))
 
 
 # --------------------------------------------------------------------------- the runner over HTTP
@@ -321,7 +326,7 @@ def run(quick: bool) -> list[Row]:
     """Raw pipe bound, then pool, /api/check at 1/2/4/8 in flight, /prove/check and MCP, as ratios."""
     n = 600 if quick else 2000
     flights = (1, 4) if quick else (1, 2, 4, 8)
-    raw, raw_audited, pool, steady = _bound_and_pool(n, 1 if quick else ROUNDS)
+    raw, raw_audited, pool, steady, ahead = _bound_and_pool(n, 1 if quick else ROUNDS)
     with tempfile.TemporaryDirectory(prefix="lean-mcp-bench-tp-") as tmp:
         figures = _runner_figures(Path(tmp), n, flights, 64)
         mcp = anyio.run(_mcp, Path(tmp), 100 if quick else 200)
@@ -350,6 +355,13 @@ def run(quick: bool) -> list[Row]:
             steady.rate,
             raw,
             note=f"{steady.cpu_us:.0f} µs pool CPU per snippet; max_uses above the run",
+        ),
+        _row(
+            "REPL pool alone, --prestart",
+            ahead.rate,
+            raw,
+            note=f"{ahead.cpu_us:.0f} µs pool CPU per snippet; {ahead.restarts} REPL starts, each ahead of its "
+            "recycling (--max-uses 500)",
         ),
     ]
     for in_flight in flights:

@@ -129,6 +129,13 @@ class Message(BaseModel):
     data: str
 
     @classmethod
+    def assembled(cls, severity: Severity, pos: Pos, end_pos: Pos | None, data: str) -> Message:
+        """What `Message(severity=severity, pos=pos, end_pos=end_pos, data=data)` builds, without validating
+        again: each must already be of its field's type (as `lean.messages` makes them, for every message)."""
+        values = {"severity": severity, "pos": pos, "end_pos": end_pos, "data": data}
+        return _assembled(cls, values, {"severity", "pos", "end_pos", "data"})
+
+    @classmethod
     def error(cls, text: str, line: int = 1, column: int = 0) -> Message:
         """A synthesised error message (for failures Lean itself did not report)."""
         return cls(severity=Severity.ERROR, pos=Pos(line=line, column=column), data=text)

@@ -138,6 +138,13 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob("max_uses", int, 500, "Recycle a REPL after this many proofs."),
     Knob("recycle_mb", int, 0, "Recycle an idle REPL whose resident memory passes this many MB (0: 80% of memory-mb)."),
+    Knob(
+        "prestart",
+        _parse_bool,
+        False,
+        "Start a REPL's successor while it does its last proofs before --max-uses, so recycling does not stall "
+        "its slot; meanwhile one more REPL in memory per recycling slot (with Mathlib, several GB).",
+    ),
     Knob("prewarm", _parse_list, [], "Headers to import at start, `;`-separated, e.g. `import Mathlib`."),
     Knob("queue_timeout", float, 600.0, "Seconds a proof may wait for a free REPL before a clear `busy` error."),
     Knob("max_proof_bytes", int, DEFAULT_MAX_PROOF_BYTES, "Largest proof accepted, in UTF-8 bytes."),
@@ -237,6 +244,7 @@ class Settings:
     memory_mb: int = DEFAULT_MEMORY_MB
     max_uses: int = 500
     recycle_mb: int = 0
+    prestart: bool = False
     prewarm: list[str] = dataclasses.field(default_factory=list)
     queue_timeout: float = 600.0
     max_proof_bytes: int = DEFAULT_MAX_PROOF_BYTES

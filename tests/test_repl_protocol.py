@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from lean_mcp._lean.messages import message_of, to_lean_output
-from lean_mcp._models import LeanOutput, ProofConfig, Severity, Verdict
+from lean_mcp._models import LeanOutput, Message, Pos, ProofConfig, Severity, Verdict
 from lean_mcp._repl.pool import ReplPool
 from lean_mcp._repl.protocol import (
     CommandResponse,
@@ -216,6 +216,70 @@ def test_lean_output_is_what_validation_builds(raw: dict[str, Any]) -> None:
     assert type(fast.env) is type(validated.env)
 
 
+def _validated_message(raw: Any) -> Message:
+    """What `message_of` builds, by validating every part (as it did before it assembled them)."""
+    if not isinstance(raw, dict):
+        return Message(severity=Severity.INFO, pos=Pos(line=1, column=0), data=str(raw))
+
+    def pos(value: Any) -> Pos | None:
+        if not isinstance(value, dict):
+            return None
+        return Pos(line=max(0, int(value.get("line", 1))), column=max(0, int(value.get("column", 0))))
+
+    severities = {"information": "info", "info": "info", "warning": "warning", "error": "error"}
+    return Message(
+        severity=severities.get(str(raw.get("severity")), "info"),
+        pos=pos(raw.get("pos")) or Pos(line=1, column=0),
+        end_pos=pos(raw.get("endPos")),
+        data=str(raw.get("data", "")),
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"severity": "info", "pos": {"line": 3, "column": 0}, "endPos": {"line": 3, "column": 6}, "data": "x"},
+        {"severity": "error", "pos": {"line": 1, "column": 4}, "endPos": None, "data": "unknown identifier"},
+        {"severity": "warning", "pos": {"line": 2, "column": 0}, "data": "declaration uses 'sorry'"},
+        {"severity": "information", "pos": {"line": -4, "column": -1}, "endPos": {"line": 10**30, "column": 0}},
+        {"severity": "trace", "data": "no position"},
+        {"severity": "error", "pos": {"column": 7}, "endPos": {"line": 5}, "data": "partial positions"},
+        {"severity": "error", "pos": [1, 2], "endPos": "3:4", "data": "positions that are not objects"},
+        {"severity": "error", "pos": {"line": 2.0, "column": True}, "data": "positions that are not ints"},
+        {"severity": "error", "pos": {"line": "7", "column": 1}, "data": "a line that is a string"},
+        {"severity": ["error"], "pos": {"line": 1, "column": 0}, "data": "a severity that is not a string"},
+        {"severity": "error", "pos": {"line": 1, "column": 0}, "data": {"not": "a string"}},
+        {"pos": {"line": 1, "column": 0}},
+        "not an object",
+        ["not", "an", "object"],
+    ],
+)
+def test_a_message_is_what_validation_builds(raw: Any) -> None:
+    fast, validated = message_of(raw), _validated_message(raw)
+    assert fast == validated and fast.model_fields_set == validated.model_fields_set
+    assert fast.model_dump_json() == validated.model_dump_json()
+    for got, want in ((fast.pos, validated.pos), (fast.end_pos, validated.end_pos)):
+        assert got == want
+        if got is not None and want is not None:
+            assert got.model_fields_set == want.model_fields_set
+    assert fast.__pydantic_extra__ is None and fast.__pydantic_private__ is None
+
+
+def test_a_message_refuses_a_position_validation_refuses() -> None:
+    with pytest.raises(ValueError):
+        message_of({"severity": "error", "pos": {"line": "seven", "column": 0}, "data": "x"})
+
+
+def test_messages_at_one_place_share_one_frozen_position() -> None:
+    raw = {"severity": "info", "pos": {"line": 9, "column": 2}, "data": "x"}
+    first, second = message_of(raw), message_of(dict(raw))
+    assert first.pos is second.pos and first is not second
+    with pytest.raises(pydantic.ValidationError):
+        first.pos.line = 1  # type: ignore[misc]
+    first.data = "changed"
+    assert second.data == "x"
+
+
 @pytest.mark.parametrize("tactics", [[1, 2], [{1: "not a str key"}]])
 def test_lean_output_refuses_tactics_that_are_not_objects(tactics: list[object]) -> None:
     with pytest.raises(pydantic.ValidationError):
@@ -227,6 +291,34 @@ def test_reader_reads_an_answer_with_trailing_spaces_and_one_after_noise_in_its_
     reader.feed(b'{"env": 2}  \t\n\n{"env": 3} trailing text\n{"env": 4}\n\n')
     assert reader.next_response() == {"env": 2}
     assert reader.next_response() == {"env": 4}  # as before: the line that is a whole object wins
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"env": 3, "messages": [{"severity": "info", "pos": {"line": 3, "column": 0}, "data": "\\u00e9 \\ud835\\udd5c"}]}',  # noqa: E501
+        '{"data": "lone \\ud800 surrogate", "env": 1}',  # json reads it, pydantic-core's parser refuses it
+        '{"data": "\\udc00x", "env": 1}',
+        '{"env": 1, "n": 123456789012345678901234567890, "f": [1e400, -0.0, 0.1, 5e-324, NaN, -Infinity]}',
+        '{"env": 1, "dup": 1, "dup": 2}',
+        '{"env": 1, "deep": ' + "[" * 250 + "]" * 250 + "}",  # deeper than pydantic-core reads
+        '{"env": 1}   \t ',
+        '{"env": 1}\u2028',  # whitespace to str.strip, not to JSON
+        '{"env": 1,}',
+    ],
+)
+def test_an_answer_is_read_to_the_value_json_reads(text: str) -> None:
+    """The reader's fast parser reads an answer to exactly `json`'s value, and refuses what `json` refuses."""
+    reader = ResponseReader(on_noise=lambda text: None)
+    reader.feed(text.encode("utf-8", "surrogatepass") + b"\n\n")
+    got = reader.next_response()
+    try:
+        obj, end = json.JSONDecoder().raw_decode(text)
+        want = obj if not text[end:].strip() else None
+    except ValueError:
+        want = None
+    assert json.dumps(got) == json.dumps(want)
+    assert repr(got) == repr(want)
 
 
 def test_shift_positions_moves_every_position_but_line_zero() -> None:

@@ -19,13 +19,14 @@ from .base import Backend
 
 
 def repl_pool_options(settings: Settings) -> dict[str, Any]:
-    """The options `settings` give a ReplBackend: its pool's (workers, limits, recycling, queue, prewarm,
-    proof states, sandbox) and the tactic-size limit (`max_proof_bytes`)."""
+    """The options `settings` give a ReplBackend: its pool's (workers, limits, recycling and prestart, queue,
+    prewarm, proof states, sandbox) and the tactic-size limit (`max_proof_bytes`)."""
     return {
         "workers": settings.workers,
         "limits": settings.lean_limits,
         "max_uses": settings.max_uses,
         "recycle_mb": settings.recycle_threshold_mb,
+        "prestart": settings.prestart,
         "queue_timeout": settings.queue_timeout,
         "max_proof_bytes": settings.max_proof_bytes,
         "prewarm": settings.prewarm,

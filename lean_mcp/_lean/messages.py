@@ -7,6 +7,7 @@ a `lean --json` line that is not a message (what `#eval` printed) becomes an inf
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -21,17 +22,37 @@ _SEVERITIES = {
     "warning": Severity.WARNING,
     "error": Severity.ERROR,
 }
+_INFO = Severity.INFO  # (looked up once: a member looked up on its enum costs a Python call)
 _START = Pos(line=1, column=0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _position(line: int, column: int) -> Pos:
+    """The Pos at `line`:`column` (ints ≥ 0), one per place: Pos is frozen, so messages share them."""
+    return Pos(line=line, column=column)
 
 
 def _pos(value: Any) -> Pos | None:
     if not isinstance(value, dict):
         return None
-    return Pos(line=max(0, int(value.get("line", 1))), column=max(0, int(value.get("column", 0))))
+    line, column = value.get("line", 1), value.get("column", 0)
+    if type(line) is int and type(column) is int:  # as Lean writes it
+        return _position(line if line > 0 else 0, column if column > 0 else 0)
+    return Pos(line=max(0, int(line)), column=max(0, int(column)))
 
 
 def message_of(raw: Any) -> Message:
-    """One Lean message object as a Message (anything else becomes an info message of its text)."""
+    """One Lean message object as a Message (anything else becomes an info message of its text).
+
+    Every message of every proof comes through here, so a message as Lean writes it (a str
+    severity and data) is assembled from its parts without validating again; anything else is
+    validated.
+    """
+    if type(raw) is dict:
+        severity, data = raw.get("severity"), raw.get("data", "")
+        if type(severity) is str and type(data) is str:
+            pos, end_pos = _pos(raw.get("pos")) or _START, _pos(raw.get("endPos"))
+            return Message.assembled(_SEVERITIES.get(severity, _INFO), pos, end_pos, data)
     if not isinstance(raw, dict):
         return Message(severity=Severity.INFO, pos=_START, data=str(raw))
     return Message(
@@ -64,14 +85,15 @@ def to_lean_output(raw: dict[str, Any]) -> LeanOutput:
     (an int env, tactics a list of objects: what the REPL writes) the model is assembled from
     them without validating again; anything else is validated (and refused) as it always was.
     """
-    extra = {k: v for k, v in raw.items() if k not in _OUTPUT_FIELDS}
+    extra = {} if raw.keys() <= _OUTPUT_FIELDS else {k: v for k, v in raw.items() if k not in _OUTPUT_FIELDS}
     env, tactics = raw.get("env"), raw.get("tactics")
+    messages, sorries = raw.get("messages"), raw.get("sorries")
     env = env if isinstance(env, int) else None
     tactics = tactics if isinstance(tactics, list) else None
     values = {
         "env": env,
-        "messages": [message_of(m) for m in raw.get("messages") or []],
-        "sorries": [_sorry(s) for s in raw.get("sorries") or []],
+        "messages": [message_of(m) for m in messages] if messages else [],
+        "sorries": [_sorry(s) for s in sorries] if sorries else [],
         "tactics": tactics,
         "infotree": raw.get("infotree"),
     }

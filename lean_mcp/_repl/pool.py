@@ -16,7 +16,12 @@ to run, and the waiting task wakes once, with its answer. Still one request in f
 each proof's timeout and memory cap run from the moment it is sent.
 
 A REPL is recycled after `max_uses` proofs or once its resident memory passes `recycle_mb`; it is
-replaced lazily, when a proof next needs the slot.
+replaced lazily, when a proof next needs the slot. With `prestart` (off by default), a REPL nearing
+`max_uses` gets its successor started ahead: a second REPL of the same header, imported while the
+first finishes its last proofs (it starts when those are expected to take about twice as long as
+a REPL takes to start and import), and put in the slot when the first is recycled, so the slot does
+not wait for the restart. Until then it is one more REPL in memory than `workers` (with Mathlib,
+several GB); it runs nothing but its import, under the import's own limits.
 
 Failures become results: past the timeout or the memory cap the REPL's process group is killed
 (verdict `timeout` / `memory_limit`); past `max_output_bytes` of output it is killed (verdict
@@ -90,6 +95,12 @@ class _Slot:
     busy: bool = False
     uses: int = 0
     last_used: float = 0.0
+    #: The header its REPL imports (`key`'s text), and when that REPL was started and became ready.
+    header: str = ""
+    started_at: float = 0.0
+    ready_at: float = 0.0
+    #: (`prestart`) its REPL's successor, started ahead of recycling.
+    successor: _Successor | None = None
 
     @property
     def live(self) -> bool:
@@ -113,6 +124,19 @@ class _Slot:
             and self.process is not None
             and self.process.pending is not None
         )
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Successor:
+    """(`prestart`) A REPL started ahead for a slot: the task that starts it and imports `header`;
+    once that is done, the REPL and its env (both None when it failed)."""
+
+    header: str
+    task: asyncio.Task[None] | None = None
+    process: ReplProcess | None = None
+    env: int | None = None
+    #: Set when it is no longer wanted: the task stops at its next step and closes the REPL.
+    dropped: bool = False
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -170,6 +194,7 @@ class ReplPool:
         prewarm: Sequence[str] = (),
         proof_states: ProofStateRegistry | None = None,
         sandbox: Sandbox = NO_SANDBOX,
+        prestart: bool = False,
     ) -> None:
         self.command = list(command)
         self.cwd = cwd
@@ -183,6 +208,9 @@ class ReplPool:
         self.prewarm = list(prewarm)
         self.proof_states = proof_states if proof_states is not None else ProofStateRegistry()
         self.sandbox = sandbox
+        self.prestart = prestart
+        #: How long the last REPL took from its start to its header's env (what `prestart` plans by).
+        self._start_seconds = 0.0
         self._slots = [_Slot(i) for i in range(self.workers)]
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._queue_timer: asyncio.TimerHandle | None = None
@@ -204,6 +232,7 @@ class ReplPool:
                 "busy_errors",
                 "tactics",
                 "handoffs",
+                "prestarts",
             ),
             0,
         )
@@ -265,6 +294,8 @@ class ReplPool:
         with anyio.CancelScope(shield=True):
             for process in processes:
                 await process.aclose()
+            for slot in self._slots:
+                await self._drop_successor(slot)
 
     # -- checking ----------------------------------------------------------------------------
 
@@ -384,16 +415,22 @@ class ReplPool:
         """
         if slot.ready_for(split):
             return
+        if slot.successor is not None:
+            if split.whole or split.key != slot.key:
+                await self._drop_successor(slot)
+            elif await self._adopt_successor(slot, patience):
+                return
         if not slot.importing(split):
             if slot.live:
                 self.counts["evictions"] += 1
             await self._retire(
                 slot, "its REPL was given to a proof with other imports (all --workers REPLs were in use)"
             )
+            slot.started_at = time.monotonic()
             with anyio.CancelScope(shield=True):
                 process = slot.process = await self.start_repl()
             self.counts["repl_starts"] += 1
-            slot.key, slot.env, slot.uses = split.key, None, 0
+            slot.key, slot.env, slot.uses, slot.header = split.key, None, 0, split.header
             if split.whole:
                 return
             await process.send(
@@ -409,7 +446,8 @@ class ReplPool:
         if isinstance(response, CommandResponse):
             output = to_lean_output(raw)
             if not output.errors:
-                slot.env = response.env
+                slot.env, slot.ready_at = response.env, time.monotonic()
+                self._start_seconds = slot.ready_at - slot.started_at
                 return
             # an import error may be the project's state (not built yet), not the proof's: never cached
             result = ProofResult.from_output(LeanOutput(messages=output.errors)).model_copy(update={"reusable": False})
@@ -428,6 +466,8 @@ class ReplPool:
     async def _after_proof(self, slot: _Slot, split: SplitProof) -> None:
         self.counts["proofs"] += 1
         slot.uses += 1
+        if self.prestart:
+            self._plan_successor(slot)
         assert slot.process is not None
         if split.whole:  # its imports were loaded into this REPL outside any shared env: do not reuse it
             await self._retire(slot)
@@ -462,6 +502,86 @@ class ReplPool:
         if process is not None:
             self.proof_states.release_owner(process, reason)
             await process.aclose()
+
+    # -- successors (`prestart`) -------------------------------------------------------------
+
+    def _plan_successor(self, slot: _Slot) -> None:
+        """Start the successor of `slot`'s REPL once its proofs left before `max_uses` are expected to
+        take at most twice as long as a REPL takes to start and import (measured on the last one)."""
+        left = self.max_uses - slot.uses
+        if slot.successor is not None or slot.env is None or slot.key is None or left <= 0 or slot.uses <= 0:
+            return
+        if left * (time.monotonic() - slot.ready_at) / slot.uses > 2 * self._start_seconds:
+            return
+        if self._holds_states(slot):  # its recycling may wait for those: no REPL idles beside it meanwhile
+            return
+        successor = slot.successor = _Successor(slot.header)
+        successor.task = asyncio.get_running_loop().create_task(self._start_successor(successor))
+
+    async def _start_successor(self, successor: _Successor) -> None:
+        """Start `successor`'s REPL and import its header under the import's limits; on any failure it
+        is closed and left without a process (the slot then starts a REPL as it would without `prestart`)."""
+        started = time.monotonic()
+        try:
+            with anyio.CancelScope(shield=True):
+                process = successor.process = await self.start_repl()
+        except Exception as exc:
+            logger.warning("Could not start a REPL ahead of recycling: %s", exc)
+            return
+        self.counts["repl_starts"] += 1
+        try:
+            if not successor.dropped:
+                raw = await process.request(
+                    command_request(successor.header),
+                    seconds=self.limits.import_timeout,
+                    memory_mb=self.memory_mb,
+                    max_output_bytes=self.limits.max_output_bytes,
+                )
+                self.counts["header_runs"] += 1
+                env = raw.get("env")
+                if type(env) is int and not to_lean_output(raw).errors:
+                    successor.env, self._start_seconds = env, time.monotonic() - started
+                    return
+                logger.warning("A REPL started ahead of recycling could not import its header: %.300r", raw)
+        except Exception as exc:
+            if not successor.dropped:
+                logger.warning("A REPL started ahead of recycling failed while importing its header: %s", exc)
+        successor.process = None
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+
+    async def _adopt_successor(self, slot: _Slot, patience: float) -> bool:
+        """Put `slot`'s successor REPL in its place, waiting for its import at most `patience` s (then
+        ProcessStillRunning: the import goes on). False when it failed: the slot starts a REPL as before."""
+        successor = slot.successor
+        assert successor is not None and successor.task is not None
+        if not successor.task.done():
+            await asyncio.wait((successor.task,), timeout=patience)  # (never cancels it)
+            if not successor.task.done():
+                raise ProcessStillRunning(patience)
+        slot.successor = None
+        process, env = successor.process, successor.env
+        if process is None or env is None or not process.alive:
+            if process is not None:
+                await process.aclose()
+            return False
+        await self._retire(slot, "its REPL was recycled (a successor started ahead took its place)")
+        slot.process, slot.env, slot.uses, slot.ready_at = process, env, 0, time.monotonic()
+        self.counts["prestarts"] += 1
+        return True
+
+    async def _drop_successor(self, slot: _Slot) -> None:
+        """Stop and reap `slot`'s successor, if any (its header is no longer the slot's, or the pool closes)."""
+        successor, slot.successor = slot.successor, None
+        if successor is None or successor.task is None:
+            return
+        successor.dropped = True
+        if successor.process is not None:
+            successor.process.kill()  # an import in progress fails at once
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait((successor.task,))
+            if successor.process is not None:
+                await successor.process.aclose()
 
     # -- slots -------------------------------------------------------------------------------
 
@@ -602,6 +722,8 @@ class ReplPool:
             return
         self.counts["proofs"] += 1
         slot.uses += 1
+        if self.prestart:
+            self._plan_successor(slot)
         waiter.passed_on = True
         self._release(slot)
 
@@ -638,8 +760,9 @@ class ReplPool:
     # -- state -------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """Live REPLs, busy/idle, headers held, waiting proofs, totals since start."""
+        """Live REPLs, busy/idle, headers held, waiting proofs, successors started ahead, totals since start."""
         live = [slot for slot in self._slots if slot.live]
+        successors = [slot.successor for slot in self._slots if slot.successor is not None]
         headers: dict[str, int] = collections.Counter(_header_label(s.key) for s in live)
         return {
             "workers": self.workers,
@@ -650,6 +773,7 @@ class ReplPool:
             "headers": dict(headers),
             "pids": [slot.process.pid for slot in live if slot.process is not None],
             "rss_mb": [math.ceil(slot.process.last_rss_mb) for slot in live if slot.process is not None],
+            "successor_pids": [s.process.pid for s in successors if s.process is not None],
             "proof_states": len(self.proof_states),
             **self.counts,
         }
@@ -661,8 +785,9 @@ def _body_request(slot: _Slot, split: SplitProof, config: ProofConfig) -> dict[s
 
 
 def _suits(slot: _Slot, waiter: _Waiter) -> bool:
-    """True when `slot` is just what `waiter` needs: its one REPL, or a REPL of its header."""
-    return waiter.want is slot or (waiter.split is not None and slot.ready_for(waiter.split))
+    """True when `slot` is just what `waiter` needs: its one REPL, or a REPL of its header (one that
+    died is restarted with that header: still the waiter's best slot; so liveness is not asked here)."""
+    return waiter.want is slot or (waiter.split is not None and slot.holds_header(waiter.split))
 
 
 def _header_label(key: str | None) -> str:

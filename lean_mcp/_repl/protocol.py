@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pydantic_core
+
 logger = logging.getLogger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -120,15 +122,24 @@ _DECODER = json.JSONDecoder()
 
 
 def _whole_object(block: str) -> dict[str, Any] | None:
-    """`block` as a JSON object when it is exactly one (the REPL's answer as it writes it); else None."""
+    """`block` as a JSON object when it is exactly one (the REPL's answer as it writes it); else None.
+
+    Read by pydantic-core's parser, about twice as fast as `json`'s on an answer. It accepts
+    strictly less than `json` (no lone surrogate escape, at most 200 levels of nesting, only JSON
+    whitespace after the object) and reads what it accepts to the same value; what it refuses is
+    read by `json` as before.
+    """
     if block[:1] != "{":
         return None
     try:
-        obj, end = _DECODER.raw_decode(block)
+        obj = pydantic_core.from_json(block)
     except ValueError:
-        return None
-    if end != len(block) and block[end:].strip():
-        return None
+        try:
+            obj, end = _DECODER.raw_decode(block)
+        except ValueError:
+            return None
+        if end != len(block) and block[end:].strip():
+            return None
     return obj if type(obj) is dict else None
 
 
