@@ -353,6 +353,16 @@ class ProofResult(BaseModel):
             given.add("reusable")
         return _assembled(cls, values, given)
 
+    def as_answer(self, proof_id: str | None, *, cached: bool = False) -> ProofResult:
+        """This result as the answer to job `proof_id` (`cached`: served from the result cache).
+
+        What `model_copy(update={"proof_id": proof_id, "cached": cached})` makes (the parts shared, not
+        copied), without its per-call cost: the job service calls it for every job.
+        """
+        values = self.__dict__.copy()
+        values["proof_id"], values["cached"] = proof_id, cached
+        return _assembled(type(self), values, self.__pydantic_fields_set__ | {"proof_id", "cached"})
+
     @classmethod
     def failure(
         cls,

@@ -82,7 +82,7 @@ class ResultCache:
     @staticmethod
     def _as_cached(text: str) -> ProofResult:
         result = ProofResult.model_validate_json(text)
-        return result.model_copy(update={"cached": True, "proof_id": None})
+        return result.as_answer(None, cached=True)
 
     def remember(self, key: str, result: ProofResult, result_json: str | None = None) -> None:
         """Note a fresh Lean answer (`result_json`: its JSON, if at hand); failures are ignored, as is
