@@ -133,7 +133,7 @@ class _JobQueue:
     (a real backend suspends on every check).
     """
 
-    #: A worker that took this many jobs in a row without waiting yields to the event loop once.
+    #: Of the jobs taken from the line (not handed to a waiting worker), one in this many yields first.
     YIELD_EVERY = 8
 
     def __init__(self) -> None:
