@@ -279,7 +279,7 @@ class _Runner:
             raise _bad_request("Snippet ids must be unique within one request.")
         config = ProofConfig(timeout=body.timeout)
         items = await self._check_snippets([(s.id, s.code) for s in body.snippets], config, body.debug)
-        return JSONResponse({"results": items})
+        return Response(kimina.check_answer(items), media_type="application/json")
 
     async def kimina_verify(self, request: Request) -> Response:
         body = _parse_kimina(kimina.VerifyRequest, await self._json_body(request))
@@ -293,7 +293,7 @@ class _Runner:
 
     async def _check_snippets(
         self, snippets: Sequence[tuple[str, str]], config: ProofConfig, debug: bool
-    ) -> list[dict[str, Any]]:
+    ) -> list[kimina.CheckResult]:
         """Check every snippet through the job service; invalid ones get an `error` of their own."""
         answers = await self.service.check_each([code for _, code in snippets], config)
         return [

@@ -381,6 +381,16 @@ class ProofResult(BaseModel):
         _set_fields_set(self, set(_REJUDGED_FIELDS) if values["reusable"] else {*_REJUDGED_FIELDS, "reusable"})
         return self
 
+    def as_answer(self, proof_id: str | None, *, cached: bool = False) -> ProofResult:
+        """This result as the answer to job `proof_id` (`cached`: served from the result cache).
+
+        What `model_copy(update={"proof_id": proof_id, "cached": cached})` makes (the parts shared, not
+        copied), without its per-call cost: the job service calls it for every job.
+        """
+        values = self.__dict__.copy()
+        values["proof_id"], values["cached"] = proof_id, cached
+        return _assembled(type(self), values, self.__pydantic_fields_set__ | {"proof_id", "cached"})
+
     @classmethod
     def failure(
         cls,

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from lean_mcp._backends.base import Backend
 from lean_mcp._errors import BusyError, InvalidProofError, JobNotFoundError, ProofTooLargeError, QueueFullError
 from lean_mcp._jobs.cache import cache_key, cache_keys
-from lean_mcp._jobs.service import CANCELLED_MESSAGE, MAX_ATTEMPTS, ProofService
+from lean_mcp._jobs.service import CANCELLED_MESSAGE, MAX_ATTEMPTS, ProofService, _Job, _JobQueue
 from lean_mcp._jobs.store import JobRow, JobStore
 from lean_mcp._models import JobStatus, LeanOutput, Message, ProofConfig, ProofResult, Sorry, Verdict
 from lean_mcp._settings import Settings
@@ -370,6 +371,59 @@ async def test_many_concurrent_submits_all_finish_correctly(tmp_path: Path) -> N
         for proof_id, verdict in expected.items():
             assert (await service.wait(proof_id)).verdict == verdict
     assert len(expected) == 300 and len(backend.calls) == 300
+
+
+async def test_a_backend_that_never_waits_does_not_starve_the_loop(
+    service: ProofService, backend: ScriptedBackend
+) -> None:
+    """The scripted backend answers without ever suspending: every job is still checked once, and the
+    rest of the event loop runs while the workers work through the queue."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    seen: list[int] = []  # the ticks counted when each check started
+    check = backend.check
+
+    async def counted_check(code: str, config: ProofConfig) -> ProofResult:
+        seen.append(ticks)
+        return await check(code, config)
+
+    backend.check = counted_check  # type: ignore[method-assign]
+    codes = [f"theorem t{i} : True := trivial" for i in range(400)]
+    async with anyio.create_task_group() as group:
+        group.start_soon(ticker)
+        proofs = await service.submit_many(codes)
+        answers = [await service.wait(proof.id) for proof in proofs]
+        group.cancel_scope.cancel()
+    assert all(answer.verdict == Verdict.PROVED for answer in answers)
+    assert sorted(code for code, _ in backend.calls) == sorted(codes)
+    assert seen[-1] - seen[0] >= 400 // 40, "the loop went on while the queue was worked through"
+
+
+async def test_a_job_handed_to_a_worker_that_is_cancelled_stays_queued() -> None:
+    """A worker cancelled just as a job was handed to it puts the job back first in line: no job is
+    lost between the queue and a worker."""
+    queue = _JobQueue()
+    got: list[_Job] = []
+
+    async def worker() -> None:
+        got.append(await queue.get())
+
+    task = asyncio.create_task(worker())
+    await asyncio.sleep(0.01)  # the worker waits for a job
+    first, second = (_Job(name, "code", ProofConfig(), "") for name in ("first", "second"))
+    queue.put(first)  # handed to the waiting worker ...
+    task.cancel()  # ... which is cancelled before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    queue.put(second)
+    assert not got
+    assert [(await queue.get()).id, (await queue.get()).id] == ["first", "second"]
 
 
 async def test_jobs_left_open_by_a_stopped_service_run_on_restart(tmp_path: Path) -> None:

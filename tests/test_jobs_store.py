@@ -18,7 +18,7 @@ import pytest
 
 from lean_mcp._errors import ConfigurationError
 from lean_mcp._jobs import store as store_module
-from lean_mcp._jobs.store import SCHEMA_VERSION, JobRow, JobStore, OwnerLock, uuid7
+from lean_mcp._jobs.store import SCHEMA_VERSION, JobRow, JobStore, OwnerLock, pending_insert, uuid7, uuid7s
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +50,15 @@ def test_uuid7_is_a_time_ordered_version_7_uuid() -> None:
     assert ids == sorted(ids), "ids made later must sort later"
     millis = int(ids[0].replace("-", "")[:12], 16)
     assert abs(millis / 1000 - before) < 60
+
+
+def test_ids_made_a_batch_at_a_time_are_uuid7s_in_order() -> None:
+    """`uuid7s` (one per job of a batch) makes what as many `uuid7` calls would: distinct version-7 ids,
+    each sorting after the one before, also across batches and single ids and past 4,096 in one ms."""
+    ids = [uuid7(), *uuid7s(5_000), uuid7(), *uuid7s(1), *uuid7s(0)]
+    assert len(ids) == 5_003 and len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(uuid.UUID(i).version == 7 for i in ids)
 
 
 def test_uuid7_randomness_is_not_shared_with_a_forked_child() -> None:
@@ -91,6 +100,49 @@ async def test_a_result_committed_with_its_running_mark_keeps_the_start_time(tmp
         ("finished", 200.0, 201.0),
         ("finished", 100.0, 202.0),
     ]
+
+
+async def test_a_pending_insert_stores_the_row_a_job_row_stores(tmp_path: Path) -> None:
+    """The service's per-job INSERT (`pending_insert`, its empty columns left to their defaults) stores
+    the same row as `insert_statement` of the equivalent JobRow."""
+    row = JobRow(uuid7(), "theorem t : True := trivial", '{"timeout": 5.0}', "pending", cache_key="k", owner="o")
+    row.created = 1234.5
+    async with JobStore(str(tmp_path / "j.sqlite3")) as store:
+        await store.write([JobStore.insert_statement(row)])
+        other = JobRow(uuid7(), row.code, row.config, row.status, cache_key="k", owner="o", created=row.created)
+        await store.write(
+            [pending_insert(other.id, other.code, other.config, cache_key="k", owner="o", created=1234.5)]
+        )
+        stored = [await store.get(job_id) for job_id in (row.id, other.id)]
+    assert stored[0] == row
+    assert stored[1] == other
+
+
+async def test_results_finished_together_share_one_commit(tmp_path: Path) -> None:
+    """Results queued in one turn of the event loop, or within `RESULT_GAP` of the last hand-off, reach
+    the writer together and are committed in one transaction; each caller still hears of its own."""
+    async with JobStore(str(tmp_path / "j.sqlite3")) as store:
+        rows = [_row(status="pending") for _ in range(6)]
+        await store.insert(rows)
+        loop = asyncio.get_running_loop()
+
+        def finish(batch: list[JobRow]) -> list[asyncio.Future[BaseException | None]]:
+            futures: list[asyncio.Future[BaseException | None]] = [loop.create_future() for _ in batch]
+            for row, future in zip(batch, futures, strict=True):
+                store.finish(row.id, "finished", "{}", "proved", time.time(), on_settled=future.set_result)
+            return futures
+
+        commits = store._commits
+        assert await asyncio.gather(*finish(rows[:3])) == [None] * 3
+        assert store._commits == commits + 1, "three results of one turn: one commit"
+        store.RESULT_GAP = 1.0  # the next results come within the gap of that hand-off: they wait for it
+        commits = store._commits
+        first = finish(rows[3:4])
+        await asyncio.sleep(0.01)
+        assert not first[0].done(), "held for the gap"
+        assert await asyncio.gather(*first, *finish(rows[4:])) == [None] * 3
+        assert store._commits == commits + 1
+        assert [(await store.get(row.id)).status for row in rows] == ["finished"] * 6  # type: ignore[union-attr]
 
 
 async def test_a_store_from_an_earlier_version_gets_indexes_its_queries_use(tmp_path: Path) -> None:

@@ -183,3 +183,18 @@ def test_a_result_judged_in_place_is_the_one_built_from_a_copy(
     assert got.result.model_fields_set == want.result.model_fields_set
     assert got.result.__pydantic_extra__ == want.result.__pydantic_extra__
     assert (got.verdict, got.success) == (want.verdict, want.success) and got.reusable is inner.reusable
+
+
+@pytest.mark.parametrize(("proof_id", "cached"), [("job-1", False), (None, True)])
+def test_a_result_as_a_jobs_answer_is_what_model_copy_makes(proof_id: str | None, cached: bool) -> None:
+    """`as_answer` (the job service's per-job copy) is `model_copy` with the id and `cached` updated:
+    the same fields, the same fields set, the same JSON, and the original untouched."""
+    original = ProofResult.from_output(output(messages=[SORRY_WARNING]), lean_time=0.25, checks=["lean"], axioms={})
+    original.cached = not cached
+    answer = original.as_answer(proof_id, cached=cached)
+    expected = original.model_copy(update={"proof_id": proof_id, "cached": cached})
+    assert answer == expected
+    assert answer.model_fields_set == expected.model_fields_set
+    assert answer.model_dump_json() == expected.model_dump_json()
+    assert (answer.proof_id, answer.cached) == (proof_id, cached)
+    assert (original.proof_id, original.cached) == (None, not cached)

@@ -15,7 +15,7 @@ import socket
 from .._http_runner import create_app
 from .._sandbox import unsandboxed_warning
 from .._server import listen
-from .._server.runtime import open_service
+from .._server.runtime import open_service, settle_heap
 from .._settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ async def _serve(settings: Settings, sock: socket.socket, shutdown: listen.Shutd
         auth = "bearer token required" if settings.api_key else "no authentication"
         logger.info("lean-mcp runner listening on http://%s:%d (%s)", host, port, auth)
         app = create_app(service, settings)
+        settle_heap()
         access_log = settings.log_level == "DEBUG"
         served = await listen.serve_http(app, settings, sock, shutdown, access_log=access_log, lifespan="off")
     return 0 if served else 1

@@ -23,6 +23,11 @@ from collections.abc import Sequence
 from .._models import ProofConfig, ProofResult
 from .store import JobStore
 
+#: The hashed text's first byte, hashed once: each key continues a copy of it.
+_OPEN_LIST = hashlib.sha256(b"[")
+#: `json.dumps(text, ensure_ascii=False)` for a str, without building an encoder per call.
+_encode_text = json.JSONEncoder(ensure_ascii=False).encode
+
 
 def cache_key(code: str, config: ProofConfig, backend_identity: str) -> str:
     """The sha256 (hex) that identifies Lean's answer to `code` under `config` on this backend."""
@@ -39,8 +44,9 @@ def cache_keys(codes: Sequence[str], config: ProofConfig, backend_identity: str)
     tail = json.dumps([config.answer_key(), backend_identity], sort_keys=True, ensure_ascii=False)[1:]
     keys = []
     for code in codes:
-        payload = f"[{json.dumps(code, ensure_ascii=False)}, {tail}"
-        keys.append(hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest())
+        digest = _OPEN_LIST.copy()  # (copying a started hash skips OpenSSL's lookup of sha256 by name)
+        digest.update(f"{_encode_text(code)}, {tail}".encode("utf-8", errors="surrogatepass"))
+        keys.append(digest.hexdigest())
     return keys
 
 
@@ -82,7 +88,7 @@ class ResultCache:
     @staticmethod
     def _as_cached(text: str) -> ProofResult:
         result = ProofResult.model_validate_json(text)
-        return result.model_copy(update={"cached": True, "proof_id": None})
+        return result.as_answer(None, cached=True)
 
     def remember(self, key: str, result: ProofResult, result_json: str | None = None) -> None:
         """Note a fresh Lean answer (`result_json`: its JSON, if at hand); failures are ignored, as is

@@ -29,6 +29,7 @@ import errno
 import fcntl
 import itertools
 import logging
+import math
 import operator
 import os
 import queue
@@ -117,20 +118,31 @@ def uuid7() -> str:
 
     Ids made by one process sort (as strings) in the order they were made.
     """
+    return uuid7s(1)[0]
+
+
+def uuid7s(count: int) -> list[str]:
+    """`count` UUIDv7 strings made one after another (as `uuid7` makes them, the clock read once)."""
+    parts = []
     with _uuid_lock:
         now_ms = time.time_ns() // 1_000_000
         last_ms, counter = _uuid_last
-        if now_ms <= last_ms:
-            now_ms, counter = last_ms, counter + 1
-            if counter > 0xFFF:  # counter exhausted within one ms: borrow the next ms
-                now_ms, counter = now_ms + 1, 0
-        else:
-            counter = _random.take(1)  # 8 bits: leave headroom for the counter within this ms
-        _uuid_last[:] = [now_ms, counter]
-        random = _random.take(8) >> 2  # 62 bits
-    value = (now_ms & (2**48 - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | random
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        for _ in range(count):
+            if now_ms <= last_ms:
+                now_ms, counter = last_ms, counter + 1
+                if counter > 0xFFF:  # counter exhausted within one ms: borrow the next ms
+                    now_ms, counter = now_ms + 1, 0
+            else:
+                counter = _random.take(1)  # 8 bits: leave headroom for the counter within this ms
+            last_ms = now_ms
+            parts.append((now_ms, counter, _random.take(8) >> 2))  # 62 bits of randomness
+        _uuid_last[:] = [last_ms, counter]
+    ids = []
+    for ms, count_in_ms, random in parts:
+        value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | count_in_ms << 64 | 0b10 << 62 | random
+        text = f"{value:032x}"
+        ids.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
+    return ids
 
 
 @dataclasses.dataclass
@@ -171,7 +183,21 @@ class JobRow:
 _COLUMNS = tuple(f.name for f in dataclasses.fields(JobRow))
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT_PENDING = (
+    "INSERT INTO jobs (id, code, config, status, cache_key, owner, created) VALUES (?, ?, ?, 'pending', ?, ?, ?)"
+)
 _values = operator.attrgetter(*_COLUMNS)  # a row's column values, in order (astuple would deep-copy them)
+
+
+def pending_insert(
+    job_id: str, code: str, config_json: str, *, cache_key: str, owner: str, created: float
+) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of a new pending job: the row `JobStore.insert_statement` stores for its JobRow, built
+    directly (this runs for every submitted proof), its empty columns left to their defaults (sqlite3 binds
+    a None through its adapter lookup)."""
+    return _INSERT_PENDING, (job_id, str(code), config_json, cache_key, owner, created)
+
+
 _MARK_RUNNING = "UPDATE jobs SET status = 'running', started = ? WHERE id = ? AND status = 'pending'"
 _FINISH = (
     "UPDATE jobs SET status = ?, result = ?, verdict = ?, started = COALESCE(started, ?), finished = ?,"
@@ -303,6 +329,8 @@ class JobStore:
     RETRY_SECONDS = 1.0
     #: Longest delay before a `running` mark is committed when no other write carries it sooner.
     MARK_DELAY = 0.2
+    #: Results are handed to the writer at most once in this many seconds (see `finish`).
+    RESULT_GAP = 0.002
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -314,7 +342,11 @@ class JobStore:
         self._deferred: list[_Write] = []
         self._marks: collections.deque[tuple[float, str]] = collections.deque()  # (started, job id)
         self._mark_timer: asyncio.TimerHandle | None = None
+        #: Results queued by `finish` in this turn of the event loop: (the UPDATE's parameters, on_settled).
+        self._results: list[tuple[tuple[Any, ...], Callable[[BaseException | None], None]]] = []
+        self._results_handed = -math.inf  # when (loop time) results were last handed to the writer
         self._commits = 0
+        self._synchronous = "FULL"  # the connection's setting (`_prepare` sets it); the writer changes it
         #: Why the store cannot be written right now (None while it can).
         self.failure: StoreUnavailableError | None = None
 
@@ -347,6 +379,7 @@ class JobStore:
         """Commit what is queued, stop the writer thread, close the connection."""
         if self._conn is None:
             return
+        self._hand_results()  # the results of this turn of the loop are committed too
         writer, self._writer = self._writer, None
         if self._mark_timer is not None:
             self._mark_timer.cancel()
@@ -379,6 +412,7 @@ class JobStore:
         if not self.in_memory:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+        self._synchronous = "FULL"
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA.split(";"):
@@ -504,7 +538,10 @@ class JobStore:
         if marks:  # a job whose result is in this commit needs no mark: the result carries `started`
             finished = {params[-1] for item in batch for sql, params in item.statements if sql is _FINISH}
             marks = [mark for mark in marks if mark[1] not in finished]
-        conn.execute(f"PRAGMA synchronous = {'FULL' if any(item.durable for item in batch) else 'NORMAL'}")
+        synchronous = "FULL" if any(item.durable for item in batch) else "NORMAL"
+        if synchronous != self._synchronous:  # a statement of its own: only when it changes
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._synchronous = synchronous
         try:
             conn.execute("BEGIN IMMEDIATE")
             if marks:
@@ -567,8 +604,34 @@ class JobStore:
         StoreUnavailableError at once, and the write is kept and retried (`on_settled` is called again
         for each later attempt). Must be called on the event loop.
         """
+        if self._writer is None:
+            raise RuntimeError("The job store is not open.")
         params = (status, result_json, verdict, started, finished, int(cacheable), int(process_died), job_id)
-        self._put(_Write([(_FINISH, params)], False, True, asyncio.get_running_loop(), on_settled))
+        self._results.append((params, on_settled))
+        if len(self._results) == 1:
+            loop = asyncio.get_running_loop()
+            wait = self._results_handed + self.RESULT_GAP - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._hand_results)
+            else:
+                loop.call_soon(self._hand_results)
+
+    def _hand_results(self) -> None:
+        """Hand the results `finish` queued in this turn of the event loop to the writer as one write: one
+        thread wake-up for all of them (the writer commits them in one transaction either way)."""
+        results, self._results = self._results, []
+        if not results or self._writer is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._results_handed = loop.time()
+        callbacks = [on_settled for _, on_settled in results]
+
+        def settled(error: BaseException | None) -> None:
+            for on_settled in callbacks:
+                on_settled(error)
+
+        statements: list[tuple[str, Sequence[Any]]] = [(_FINISH, params) for params, _ in results]
+        self._put(_Write(statements, False, True, loop, settled))
 
     async def run_checkpoints(self, interval: float = 1.0, max_delay: float = 30.0) -> None:
         """Checkpoint the WAL from a second connection, until cancelled.

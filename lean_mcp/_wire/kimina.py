@@ -5,10 +5,11 @@ The runner's Kimina routes answer with these shapes and `KiminaBackend` sends an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .._errors import LeanMCPError, RemoteError
 from .._models import LeanOutput, ProofResult, Verdict
@@ -71,43 +72,58 @@ def check_request(snippet_id: str, code: str, timeout: float) -> dict[str, Any]:
     }
 
 
-def result_item(snippet_id: str, result: ProofResult, debug: bool) -> dict[str, Any]:
-    """One `/api/check` result: exactly one of `response` (Lean answered) and `error` (it could not)."""
-    item: dict[str, Any] = {
-        "id": snippet_id,
-        "time": result.lean_time or 0.0,
-        "response": None,
-        "error": None,
-        "diagnostics": {"proof_id": result.proof_id, "cached": result.cached} if debug else None,
-        "verdict": result.verdict,
-        "proof_id": result.proof_id,
-    }
+@dataclasses.dataclass(slots=True)
+class CheckResult:
+    """One result of an `/api/check` answer: exactly one of `response` (Lean answered) and `error` (it could not)."""
+
+    id: str
+    time: float
+    response: LeanOutput | None
+    error: str | None
+    diagnostics: dict[str, Any] | None
+    verdict: Verdict | None
+    proof_id: str | None
+
+
+#: `{"results": [...]}` of `/api/check`, serialised in one pass (each `response` by its model, to its own keys).
+_CHECK_ANSWER = TypeAdapter(dict[str, list[CheckResult]])
+
+
+def check_answer(results: list[CheckResult]) -> bytes:
+    """The JSON body of an `/api/check` answer."""
+    return _CHECK_ANSWER.dump_json({"results": results}, by_alias=True)
+
+
+def result_item(snippet_id: str, result: ProofResult, debug: bool) -> CheckResult:
+    """One `/api/check` result: Lean's output as `response`, or the reason it has none as `error`."""
     if result.status == "finished" and result.result is not None:
-        item["response"] = result.result.model_dump(mode="json", by_alias=True)
+        response, error = result.result, None
     else:
-        item["error"] = result.error_message or f"The proof could not be checked (status {result.status})."
-    return item
+        response, error = None, result.error_message or f"The proof could not be checked (status {result.status})."
+    return CheckResult(
+        id=snippet_id,
+        time=result.lean_time or 0.0,
+        response=response,
+        error=error,
+        diagnostics={"proof_id": result.proof_id, "cached": result.cached} if debug else None,
+        verdict=result.verdict,
+        proof_id=result.proof_id,
+    )
 
 
-def invalid_item(snippet_id: str, error: LeanMCPError) -> dict[str, Any]:
+def invalid_item(snippet_id: str, error: LeanMCPError) -> CheckResult:
     """The `/api/check` result of a snippet refused before checking."""
-    return {
-        "id": snippet_id,
-        "time": 0.0,
-        "response": None,
-        "error": error.message,
-        "diagnostics": None,
-        "verdict": None,
-        "proof_id": None,
-    }
+    return CheckResult(
+        id=snippet_id, time=0.0, response=None, error=error.message, diagnostics=None, verdict=None, proof_id=None
+    )
 
 
-def verify_item(item: dict[str, Any]) -> dict[str, Any]:
+def verify_item(item: CheckResult) -> dict[str, Any]:
     """The `/verify` form of an `/api/check` result (`custom_id`; the time inside `response`)."""
-    response = item["response"]
-    if response is not None:
-        response = {**response, "time": item["time"]}
-    return {"custom_id": item["id"], "error": item["error"], "response": response}
+    response = None
+    if item.response is not None:
+        response = {**item.response.model_dump(mode="json", by_alias=True), "time": item.time}
+    return {"custom_id": item.id, "error": item.error, "response": response}
 
 
 def first_result(data: Any) -> dict[str, Any]:
