@@ -255,21 +255,25 @@ def _mcp_env(tmp: Path, db: str) -> dict[str, str]:
     }
 
 
-async def _mcp(tmp: Path, calls: int) -> float:
-    """verify_proof calls/s over stdio from the MCP SDK client, `calls` at once."""
+async def _mcp(tmp: Path, calls: int, floor: bool = False) -> float:
+    """verify_proof calls/s over stdio from the MCP SDK client, `calls` at once; `floor`: the no-op tool of
+    `bench.sdk_floor` instead (the most any tool can answer to this client)."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    env = _mcp_env(tmp, "mcp.sqlite3")
-    params = StdioServerParameters(command=sys.executable, args=["-m", "lean_mcp.cli", "serve"], env=env, cwd=str(tmp))
+    if floor:
+        server, env, tool = ["-m", "bench.sdk_floor"], {"PYTHONPATH": str(REPO)}, sdk_floor.TOOL
+    else:
+        server, env, tool = ["-m", "lean_mcp.cli", "serve"], _mcp_env(tmp, "mcp.sqlite3"), "verify_proof"
+    params = StdioServerParameters(command=sys.executable, args=server, env=env, cwd=str(tmp))
     with (tmp / "mcp.log").open("w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
 
             async def call(tag: str, i: int) -> None:
-                result = await session.call_tool("verify_proof", {"proof": _snippet(tag, i)})
+                result = await session.call_tool(tool, {"proof": _snippet(tag, i)})
                 if result.is_error or (result.structured_content or {}).get("verdict") != "proved":
-                    raise RuntimeError(f"verify_proof answered {result}")
+                    raise RuntimeError(f"{tool} answered {result}")
 
             async with anyio.create_task_group() as group:
                 for i in range(20):
@@ -332,6 +336,7 @@ def run(quick: bool) -> list[Row]:
         mcp = anyio.run(_mcp, Path(tmp), 100 if quick else 200)
         mcp_raw = anyio.run(_mcp_raw, Path(tmp), 100 if quick else 200)
         floor = anyio.run(_sdk_floor, Path(tmp), 500 if quick else 2000)
+        floor_sdk = anyio.run(functools.partial(_mcp, Path(tmp), 100 if quick else 200, floor=True))
     note = f"{WORKERS} zero-cost stand-ins, {n} distinct snippets, cache off, median of {1 if quick else ROUNDS}"
     rows = [
         Row(SECTION, "raw pipe bound (bare asyncio loop)", f"{raw:,.0f}/s = 1.00", note=note),
@@ -391,6 +396,14 @@ def run(quick: bool) -> list[Row]:
             floor,
             raw,
             note="bench.sdk_floor: the SDK's MCPServer on lean-mcp's stdio, no lean-mcp work; no MCP tool is faster",
+        )
+    )
+    rows.append(
+        _row(
+            "MCP SDK floor: the same no-op tool, 200 at once, MCP SDK client",
+            floor_sdk,
+            raw,
+            note="what the verify_proof row's client gets from a tool that does nothing: its ceiling",
         )
     )
     return rows
