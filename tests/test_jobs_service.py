@@ -172,8 +172,10 @@ async def test_a_waiting_batch_gets_every_answer_when_jobs_are_cancelled_or_the_
 
         group.start_soon(batch)
         await until(lambda: backend.blocked == 2, "both blocking jobs to start")
-        running = [job for job in service._active.values() if job.status == JobStatus.RUNNING]
-        await service.cancel(running[0].id)
+        # job b (whichever worker took it first), not job c: the answers are in the batch's order
+        job_b = next(job for job in service._active.values() if "theorem b" in job.code)
+        assert job_b.status == JobStatus.RUNNING
+        await service.cancel(job_b.id)
         await service.aclose()  # the last job is still blocked: stopping answers it as it stands
     assert [(a.status, a.verdict) for a in answers] == [
         (JobStatus.FINISHED, Verdict.PROVED),
