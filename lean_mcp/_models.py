@@ -69,13 +69,13 @@ class Verdict(enum.StrEnum):
     @property
     def lean_finished(self) -> bool:
         """True when Lean ran to the end and the verdict is its answer, not an infrastructure failure."""
-        return self in _LEAN_ANSWERS
+        return self in LEAN_ANSWERS
 
 
 #: (Enum members looked up once: in Python 3.11 a lookup on the class costs a Python call, and
 #: `verdict_of` runs on every result.)
 _PROVED, _SORRY, _REJECTED = Verdict.PROVED, Verdict.SORRY, Verdict.REJECTED
-_LEAN_ANSWERS = (_PROVED, _SORRY, _REJECTED)
+LEAN_ANSWERS = (_PROVED, _SORRY, _REJECTED)
 _FINISHED = JobStatus.FINISHED
 
 

@@ -94,6 +94,14 @@ def test_the_plain_reading_equals_the_token_reading_on_random_texts() -> None:
     assert answered > len(texts) // 3  # the shortcut is really taken (and so really compared)
 
 
+#: Another import right after a remembered header, in each way an import command can start.
+MORE_IMPORTS = [
+    f"{space}{modifier}import Extra\n"
+    for space in ("", " ", "\n ")
+    for modifier in ("", "public ", "private ", "meta ", "public meta ")
+]
+
+
 def test_a_header_read_before_is_read_again_the_same_whatever_follows_it() -> None:
     """`_plain_header` remembers the last header: a text that starts with it (then more space, another
     import, a name on the next line, `prelude`...) still reads as the token reading says."""
@@ -102,7 +110,7 @@ def test_a_header_read_before_is_read_again_the_same_whatever_follows_it() -> No
     for i, rest in enumerate(continuations):
         header = HEADERS[i % len(HEADERS)]
         _assert_same_reading(header + "theorem primer : True := trivial\n")  # the memo now holds this header
-        for glue in ("", " ", "\n", "\n\n  ", rng.choice(PIECES)):
+        for glue in ("", " ", "\n", "\n\n  ", rng.choice(PIECES), rng.choice(MORE_IMPORTS)):
             _assert_same_reading(header + glue + rest)
 
 

@@ -46,31 +46,29 @@ def judge(
     kept: list[Message] = []
     answers: dict[int, str] = {}  # line → Lean's first non-error message there
     errors: dict[int, list[str]] = {}  # line → the errors there ("more than one answer" for a second one)
-    reached_end = False
     for message in output.messages:
         line = message.pos.line
         if line < start or line > end:
             kept.append(message)
-            continue
-        if line == end:  # any answer there, even an error, shows Lean read that far
-            reached_end = True
-        if message.severity == _ERROR:
+        elif message.severity == _ERROR:
             errors.setdefault(line, []).append(message.data)
         elif line in answers:  # two answers to one command: something else printed here; trust neither
             errors.setdefault(line, []).append("more than one answer")
         else:
             answers[line] = message.data
     found = Assessment(declared, permitted)
-    if not reached_end:
+    if end not in answers and end not in errors:  # any answer there, even an error, shows Lean read that far
         found.reject(STOPPED_EARLY)
     line = start + count  # the line of the first theorem's `#print axioms`
     for parts in theorems:
         name = ".".join(parts)
-        found.audit(name, answers.get(line), errors.get(line, _NO_ERRORS))
         if errors:
+            found.audit(name, answers.get(line), errors.get(line, _NO_ERRORS))
             unsafe = errors.get(line - count)  # its `example := @name`
             if unsafe:
                 found.unsafe(name, unsafe)
+        else:
+            found.audit(name, answers.get(line), _NO_ERRORS)
         line += 1
     if declared.axioms or declared.sorry_lines:
         found.judge_declared()

@@ -129,14 +129,20 @@ _ODD_BEFORE = re.compile(r"[\d'!?.]")
 #: header unless another import follows (more space only moves the body's start; `module`/`prelude` can
 #: only come before the first import).
 _last_header: list[tuple[str, bool, tuple[str, ...]]] = [("", False, ())]
+#: The words one of which starts every match of `_IMPORT` after its leading space.
+_IMPORT_STARTS = ("import", "public", "private", "meta")
 
 
 def _plain_header(code: str) -> tuple[int, bool, list[str]] | None:
     """`_PLAIN_HEADER`'s reading of `code`: where the body starts, `prelude`, the imported modules; None
     when a modifier word makes the import words ambiguous."""
     text, prelude, modules = _last_header[0]
-    if text and code.startswith(text) and _IMPORT.match(code, len(text)) is None:
-        return _SPACE.match(code, len(text)).end(), prelude, list(modules)  # type: ignore[union-attr]
+    if text and code.startswith(text):
+        start = len(text)
+        if code[start : start + 1].isspace():
+            start = _SPACE.match(code, start).end()  # type: ignore[union-attr]  # `\s*` always matches
+        if not code.startswith(_IMPORT_STARTS, start):  # so `_IMPORT` cannot match there: no import follows
+            return start, prelude, list(modules)
     head = _PLAIN_HEADER.match(code)
     assert head is not None  # every part of the pattern may match empty
     words = head["imports"].split()  # `import` words and module names: without a `«`, a space ends each
