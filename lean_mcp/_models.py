@@ -223,6 +223,7 @@ def verdict_of(output: LeanOutput) -> Verdict:
 
 
 _MESSAGES_SET = frozenset({"messages"})
+_ANSWER_FIELDS = frozenset({"proof_id", "cached"})
 #: The fields `ProofResult.from_output` counts as set when given checks and axioms, no proof id.
 _REJUDGED_FIELDS = frozenset({"success", "status", "result", "verdict", "lean_time", "checks", "axioms"})
 #: LeanOutput's fields in their order, each None (its default, but for the two lists: `assembled`).
@@ -390,6 +391,15 @@ class ProofResult(BaseModel):
         values = self.__dict__.copy()
         values["proof_id"], values["cached"] = proof_id, cached
         return _assembled(type(self), values, self.__pydantic_fields_set__ | {"proof_id", "cached"})
+
+    def answer_to(self, proof_id: str) -> ProofResult:
+        """This result, changed in place to answer job `proof_id` (not `cached`): what `as_answer(proof_id)`
+        makes, without the copy. Only for a result nothing else holds, as `rejudge`: the one a backend's
+        `check` just returned, or one the job service just built. `tests/test_models.py` pins the two."""
+        values = self.__dict__
+        values["proof_id"], values["cached"] = proof_id, False
+        _set_fields_set(self, self.__pydantic_fields_set__ | _ANSWER_FIELDS)
+        return self
 
     @classmethod
     def failure(

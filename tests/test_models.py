@@ -198,3 +198,18 @@ def test_a_result_as_a_jobs_answer_is_what_model_copy_makes(proof_id: str | None
     assert answer.model_dump_json() == expected.model_dump_json()
     assert (answer.proof_id, answer.cached) == (proof_id, cached)
     assert (original.proof_id, original.cached) == (None, not cached)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_result_answering_a_job_in_place_is_what_as_answer_makes(cached: bool) -> None:
+    """`answer_to` (the job service's per-job answer, for a result it owns) changes the result itself into
+    what `as_answer` copies: the same fields, the same fields set, the same JSON."""
+    original = ProofResult.from_output(output(messages=[SORRY_WARNING]), lean_time=0.25, checks=["lean"], axioms={})
+    original.cached = cached
+    expected = original.as_answer("job-1")
+    answer = original.answer_to("job-1")
+    assert answer is original
+    assert answer == expected
+    assert answer.model_fields_set == expected.model_fields_set
+    assert answer.model_dump_json() == expected.model_dump_json()
+    assert (answer.proof_id, answer.cached) == ("job-1", False)

@@ -632,9 +632,10 @@ class ProofService:
 
         If it cannot be committed (the store is broken) the waiters are answered from memory; the
         store retries the write, and until it succeeds the job stays open in the file (it runs again
-        after a restart) and in memory here.
+        after a restart) and in memory here. `result` becomes the job's answer in place: it must be one
+        nothing else holds (a backend's `check` returns such a result; the service builds the others).
         """
-        result = result.as_answer(job.id)
+        result = result.answer_to(job.id)
         verdict = None if result.verdict is None else str(result.verdict)  # str(): Enum's `.value` is slow
         result_json = result.model_dump_json()
 
