@@ -11,7 +11,7 @@ import enum
 import re
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ._settings import DEFAULT_MEMORY_MB, DEFAULT_PERMITTED_AXIOMS, DEFAULT_TIMEOUT
@@ -155,7 +155,11 @@ class Sorry(BaseModel):
 
 
 _SORRY_WARNING = re.compile(r"declaration uses ['`]sorry['`]")
-_OPTIONAL_OUTPUT_KEYS = ("env", "tactics", "infotree", "status", "return_code", "error_type")
+
+
+def _absent(value: object) -> bool:
+    """True for an optional output key's value that is left out of the JSON."""
+    return value is None
 
 
 class LeanOutput(BaseModel):
@@ -169,22 +173,16 @@ class LeanOutput(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    env: int | None = None
+    # The optional keys are left out of the JSON while None (`exclude_if`: serialised without a
+    # call into Python per output, which a wrap serializer that dropped them cost on every answer).
+    env: int | None = Field(default=None, exclude_if=_absent)
     messages: list[Message] = Field(default_factory=list)
     sorries: list[Sorry] = Field(default_factory=list)
-    tactics: list[dict[str, Any]] | None = None
-    infotree: Any = None
-    status: FailureKind | None = None
-    return_code: int | None = None
-    error_type: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_absent(self, handler: Any) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for key in _OPTIONAL_OUTPUT_KEYS:
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+    tactics: list[dict[str, Any]] | None = Field(default=None, exclude_if=_absent)
+    infotree: Any = Field(default=None, exclude_if=_absent)
+    status: FailureKind | None = Field(default=None, exclude_if=_absent)
+    return_code: int | None = Field(default=None, exclude_if=_absent)
+    error_type: str | None = Field(default=None, exclude_if=_absent)
 
     def with_messages(self, messages: list[Message]) -> LeanOutput:
         """A copy holding `messages` in place of its own, the rest shared (as `model_copy` shares it)."""
