@@ -8,6 +8,7 @@ counts every check, so the tests see exactly when Lean would have run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import sqlite3
@@ -322,9 +323,9 @@ async def test_cancelling_one_running_job_leaves_the_others_and_the_worker_goes_
         assert "cancelled" in ((await service.cancel(first.id)).error_message or "")
         assert backend.cancelled == ["theorem a : True := BLOCK"]
         assert (await service.get_result(second.id)).status == JobStatus.RUNNING, "the other job runs on"
-        for round_ in range(3):  # each worker opens a new scope after a cancel; later cancels stop later jobs
-            again = await service.submit(f"theorem c{round_} : True := BLOCK")
-            await until(lambda: backend.blocked == 3 + round_, "the next job to start")
+        for started in (3, 4, 5):  # each worker opens a new scope after a cancel; later cancels stop later jobs
+            again = await service.submit(f"theorem c{started} : True := BLOCK")
+            await until(functools.partial(lambda n: backend.blocked == n, started), "the next job to start")
             assert (await service.cancel(again.id)).error_message == CANCELLED_MESSAGE
         backend.release.set()
         assert (await service.wait(second.id)).verdict == Verdict.PROVED
