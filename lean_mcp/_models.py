@@ -11,7 +11,7 @@ import enum
 import re
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ._settings import DEFAULT_MEMORY_MB, DEFAULT_PERMITTED_AXIOMS, DEFAULT_TIMEOUT
@@ -155,7 +155,11 @@ class Sorry(BaseModel):
 
 
 _SORRY_WARNING = re.compile(r"declaration uses ['`]sorry['`]")
-_OPTIONAL_OUTPUT_KEYS = ("env", "tactics", "infotree", "status", "return_code", "error_type")
+
+
+def _absent(value: object) -> bool:
+    """True for an optional output key's value that is left out of the JSON."""
+    return value is None
 
 
 class LeanOutput(BaseModel):
@@ -169,22 +173,16 @@ class LeanOutput(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    env: int | None = None
+    # The optional keys are left out of the JSON while None (`exclude_if`: serialised without a
+    # call into Python per output, which a wrap serializer that dropped them cost on every answer).
+    env: int | None = Field(default=None, exclude_if=_absent)
     messages: list[Message] = Field(default_factory=list)
     sorries: list[Sorry] = Field(default_factory=list)
-    tactics: list[dict[str, Any]] | None = None
-    infotree: Any = None
-    status: FailureKind | None = None
-    return_code: int | None = None
-    error_type: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_absent(self, handler: Any) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for key in _OPTIONAL_OUTPUT_KEYS:
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+    tactics: list[dict[str, Any]] | None = Field(default=None, exclude_if=_absent)
+    infotree: Any = Field(default=None, exclude_if=_absent)
+    status: FailureKind | None = Field(default=None, exclude_if=_absent)
+    return_code: int | None = Field(default=None, exclude_if=_absent)
+    error_type: str | None = Field(default=None, exclude_if=_absent)
 
     def with_messages(self, messages: list[Message]) -> LeanOutput:
         """A copy holding `messages` in place of its own, the rest shared (as `model_copy` shares it)."""
@@ -223,6 +221,7 @@ def verdict_of(output: LeanOutput) -> Verdict:
 
 
 _MESSAGES_SET = frozenset({"messages"})
+_ANSWER_FIELDS = frozenset({"proof_id", "cached"})
 #: The fields `ProofResult.from_output` counts as set when given checks and axioms, no proof id.
 _REJUDGED_FIELDS = frozenset({"success", "status", "result", "verdict", "lean_time", "checks", "axioms"})
 #: LeanOutput's fields in their order, each None (its default, but for the two lists: `assembled`).
@@ -390,6 +389,15 @@ class ProofResult(BaseModel):
         values = self.__dict__.copy()
         values["proof_id"], values["cached"] = proof_id, cached
         return _assembled(type(self), values, self.__pydantic_fields_set__ | {"proof_id", "cached"})
+
+    def answer_to(self, proof_id: str) -> ProofResult:
+        """This result, changed in place to answer job `proof_id` (not `cached`): what `as_answer(proof_id)`
+        makes, without the copy. Only for a result nothing else holds, as `rejudge`: the one a backend's
+        `check` just returned, or one the job service just built. `tests/test_models.py` pins the two."""
+        values = self.__dict__
+        values["proof_id"], values["cached"] = proof_id, False
+        _set_fields_set(self, self.__pydantic_fields_set__ | _ANSWER_FIELDS)
+        return self
 
     @classmethod
     def failure(

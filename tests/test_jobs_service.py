@@ -8,6 +8,7 @@ counts every check, so the tests see exactly when Lean would have run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import sqlite3
@@ -310,6 +311,31 @@ async def test_cancel_a_running_job_stops_the_backend_work(service: ProofService
     assert (await service.verify("theorem b : True := trivial")).verdict == Verdict.PROVED
     finished = await service.verify("theorem c : True := trivial")
     assert (await service.cancel(finished.proof_id or "")) == finished, "a finished job keeps its result"
+
+
+async def test_cancelling_one_running_job_leaves_the_others_and_the_worker_goes_on(tmp_path: Path) -> None:
+    """A worker's checks share one cancel scope until a cancel stops one: the cancel stops that job's
+    check only (not the other worker's), is recorded, and the worker runs the next jobs, cancellable too."""
+    backend = ScriptedBackend(capacity=2)
+    async with make_service(backend, tmp_path / "jobs.sqlite3") as service:
+        first, second = await service.submit_many(["theorem a : True := BLOCK", "theorem b : True := BLOCK"])
+        await until(lambda: backend.blocked == 2, "both jobs to start")
+        assert "cancelled" in ((await service.cancel(first.id)).error_message or "")
+        assert backend.cancelled == ["theorem a : True := BLOCK"]
+        assert (await service.get_result(second.id)).status == JobStatus.RUNNING, "the other job runs on"
+        for started in (3, 4, 5):  # each worker opens a new scope after a cancel; later cancels stop later jobs
+            again = await service.submit(f"theorem c{started} : True := BLOCK")
+            await until(functools.partial(lambda n: backend.blocked == n, started), "the next job to start")
+            assert (await service.cancel(again.id)).error_message == CANCELLED_MESSAGE
+        backend.release.set()
+        assert (await service.wait(second.id)).verdict == Verdict.PROVED
+        assert [(await service.verify(f"theorem d{i} : True := trivial")).verdict for i in range(4)] == [
+            Verdict.PROVED
+        ] * 4
+        assert service.stats()["cancelled"] == 4
+    async with make_service(ScriptedBackend(), tmp_path / "jobs.sqlite3") as reopened:
+        stored = await reopened.get_result(first.id)
+        assert stored.error_message == CANCELLED_MESSAGE and stored.status == JobStatus.ERROR
 
 
 async def test_cancelling_verify_cancels_its_job(service: ProofService, backend: ScriptedBackend) -> None:

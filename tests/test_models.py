@@ -198,3 +198,53 @@ def test_a_result_as_a_jobs_answer_is_what_model_copy_makes(proof_id: str | None
     assert answer.model_dump_json() == expected.model_dump_json()
     assert (answer.proof_id, answer.cached) == (proof_id, cached)
     assert (original.proof_id, original.cached) == (None, not cached)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_result_answering_a_job_in_place_is_what_as_answer_makes(cached: bool) -> None:
+    """`answer_to` (the job service's per-job answer, for a result it owns) changes the result itself into
+    what `as_answer` copies: the same fields, the same fields set, the same JSON."""
+    original = ProofResult.from_output(output(messages=[SORRY_WARNING]), lean_time=0.25, checks=["lean"], axioms={})
+    original.cached = cached
+    expected = original.as_answer("job-1")
+    answer = original.answer_to("job-1")
+    assert answer is original
+    assert answer == expected
+    assert answer.model_fields_set == expected.model_fields_set
+    assert answer.model_dump_json() == expected.model_dump_json()
+    assert (answer.proof_id, answer.cached) == ("job-1", False)
+
+
+#: The output keys a client may miss: left out of the JSON while None (the rest, and unknown keys, always there).
+OPTIONAL_OUTPUT_KEYS = ("env", "tactics", "infotree", "status", "return_code", "error_type")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"env": 0},
+        {"messages": [SORRY_WARNING], "sorries": [{"pos": {"line": 1, "column": 2}, "goal": "⊢ 1", "proofState": 3}]},
+        {"env": 2, "tactics": [{"tactic": "rfl", "proofState": 1}], "infotree": [{"node": None}], "newerKey": None},
+        {"env": None, "tactics": None, "infotree": None, "extra": {"kept": [1, None]}, "zero": 0},
+        {"messages": [SORRY_WARNING], "status": "timeout", "return_code": -9, "error_type": "timeout"},
+        {"infotree": 0, "return_code": 0, "error_type": ""},
+    ],
+)
+def test_an_output_leaves_out_exactly_its_absent_optional_keys(raw: dict[str, object]) -> None:
+    """Lean's output in JSON: every field in order, unknown keys kept (null too), and only the optional
+    keys that are None left out, in both JSON and Python dumps, alone or inside a result."""
+    out = LeanOutput.model_validate(raw)
+    every = {name: getattr(out, name) for name in LeanOutput.model_fields} | (out.__pydantic_extra__ or {})
+    kept = {key: value for key, value in every.items() if not (key in OPTIONAL_OUTPUT_KEYS and value is None)}
+    dumped = out.model_dump(mode="json")
+    assert list(dumped) == list(kept)
+    assert dumped == {
+        key: [item.model_dump(mode="json") for item in value]
+        if key in ("messages", "sorries")
+        else (value.value if key == "status" and value is not None else value)
+        for key, value in kept.items()
+    }
+    assert json.loads(out.model_dump_json()) == dumped
+    assert list(out.model_dump()) == list(kept)
+    inside = ProofResult.from_output(out, lean_time=0.5).model_dump_json()
+    assert f'"result":{out.model_dump_json()},' in inside

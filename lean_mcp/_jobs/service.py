@@ -542,49 +542,64 @@ class ProofService:
         assert self._queue is not None
         queue = self._queue
         while True:
-            job = await queue.get()
-            if job.status == JobStatus.PENDING and not job.cancel_requested:
-                try:
-                    await self._run(job)
-                except Exception as exc:  # a bug must not stop the other jobs, nor leave waiters hanging
-                    logger.exception("Job %s failed inside the proof service", job.id)
-                    if job.result is None:
-                        message = f"Internal error in the proof service: {exc!r}"
-                        await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="internal"))
+            # One cancel scope serves this worker's checks until `cancel` stops one of them (entering a
+            # scope per job costs more than the rest of its bookkeeping); then the worker opens a new one.
+            job: _Job | None = None
+            with anyio.CancelScope() as scope:
+                while not scope.cancel_called:
+                    job = await queue.get()
+                    if job.status == JobStatus.PENDING and not job.cancel_requested:
+                        await self._run_safely(job, scope)
+            if job is not None and job.scope is scope:  # `cancel` stopped its check, and so ended the scope
+                job.scope = None
+                self._finish_soon(job, _cancelled())
 
-    async def _run(self, job: _Job) -> None:
-        """Check one job. Its `running` mark and its result are queued for the store, not waited for:
-        the worker is free for the next job at once, and waiters wake once the result is committed."""
+    async def _run_safely(self, job: _Job, scope: anyio.CancelScope) -> None:
+        try:
+            await self._run(job, scope)
+        except Exception as exc:  # a bug must not stop the other jobs, nor leave waiters hanging
+            logger.exception("Job %s failed inside the proof service", job.id)
+            if job.result is None:
+                message = f"Internal error in the proof service: {exc!r}"
+                await self._finish(job, ProofResult.failure(Verdict.ERROR, message, error_type="internal"))
+
+    async def _run(self, job: _Job, scope: anyio.CancelScope) -> None:
+        """Check one job under its worker's `scope`. Its `running` mark and its result are queued for the
+        store, not waited for: the worker is free for the next job at once, and waiters wake once the
+        result is committed."""
         job.status = JobStatus.RUNNING
         self._queued -= 1
         self._running += 1
         try:
             job.started = time.time()
             self.store.mark_running(job.id, job.started)
-            result = await self._check(job)
+            result = await self._check(job, scope)
             if result is not None:
                 self._finish_soon(job, result)
         finally:
             self._running -= 1
 
-    async def _check(self, job: _Job) -> ProofResult | None:
-        """Run the backend; None when the job went back to the queue."""
+    async def _check(self, job: _Job, scope: anyio.CancelScope) -> ProofResult | None:
+        """Run the backend; None when the job went back to the queue.
+
+        While the check runs, `job.scope` is the worker's `scope`, which `cancel` cancels to stop it: the
+        cancellation then ends this call (and the scope), and `_worker` answers the job.
+        """
+        if job.cancel_requested:
+            return _cancelled()
         result: ProofResult | None = None
         busy: BusyError | None = None
-        with anyio.CancelScope() as scope:
-            job.scope = scope
-            if job.cancel_requested:
-                scope.cancel()
-            try:
-                result = await self.backend.check(job.code, job.config)
-            except BusyError as exc:
-                busy = exc
-            except LeanMCPError as exc:
-                result = ProofResult.failure(Verdict.ERROR, str(exc), error_type=type(exc).__name__)
-            except Exception as exc:
-                logger.exception("The %s backend failed on job %s", self.backend.name, job.id)
-                message = f"Internal error while checking the proof: {exc!r}"
-                result = ProofResult.failure(Verdict.ERROR, message, error_type="internal")
+        job.scope = scope
+        try:
+            result = await self.backend.check(job.code, job.config)
+        except BusyError as exc:
+            busy = exc
+        except LeanMCPError as exc:
+            result = ProofResult.failure(Verdict.ERROR, str(exc), error_type=type(exc).__name__)
+        except Exception as exc:
+            logger.exception("The %s backend failed on job %s", self.backend.name, job.id)
+            message = f"Internal error while checking the proof: {exc!r}"
+            result = ProofResult.failure(Verdict.ERROR, message, error_type="internal")
         job.scope = None
         if job.cancel_requested:
             return _cancelled()
@@ -617,9 +632,10 @@ class ProofService:
 
         If it cannot be committed (the store is broken) the waiters are answered from memory; the
         store retries the write, and until it succeeds the job stays open in the file (it runs again
-        after a restart) and in memory here.
+        after a restart) and in memory here. `result` becomes the job's answer in place: it must be one
+        nothing else holds (a backend's `check` returns such a result; the service builds the others).
         """
-        result = result.as_answer(job.id)
+        result = result.answer_to(job.id)
         verdict = None if result.verdict is None else str(result.verdict)  # str(): Enum's `.value` is slow
         result_json = result.model_dump_json()
 
