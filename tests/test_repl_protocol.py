@@ -20,6 +20,7 @@ from lean_mcp._repl.protocol import (
     ResponseReader,
     classify,
     command_request,
+    encode_command,
     encode_request,
     sanitize_text,
     shift_positions,
@@ -57,6 +58,15 @@ def test_request_bytes_are_exactly_the_json_encoders(code: str, extra: dict[str,
     request = {"cmd": code, **extra}
     expected = sanitize_text(json.dumps(request, ensure_ascii=False)) + "\n\n"
     assert encode_request(request) == expected.encode("utf-8")
+
+
+@pytest.mark.parametrize("code", HOSTILE)
+@pytest.mark.parametrize("env", [None, 0, 7, -2])
+@pytest.mark.parametrize("all_tactics", [False, True])
+def test_a_command_is_encoded_as_its_request(code: str, env: int | None, all_tactics: bool) -> None:
+    # the pool writes every proof's request with `encode_command`: the bytes of the request's JSON
+    request = command_request(code, env, all_tactics=all_tactics)
+    assert encode_command(code, env, all_tactics=all_tactics) == encode_request(request)
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ from .._sandbox import NO_SANDBOX, Sandbox
 from .._settings import DEFAULT_LIMITS, LeanLimits
 from .process import Outcome, ReplCrashed, ReplOutOfStep, ReplProcess
 from .proof_states import ProofStateRegistry, sketch_taint
-from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions
+from .protocol import CommandResponse, ReplMessage, classify, command_request, encode_command, shift_positions
 
 logger = logging.getLogger(__name__)
 
@@ -374,8 +374,10 @@ class ReplPool:
         assert process is not None
         if sent is None:
             started = time.monotonic()
-            request = _body_request(slot, split, config)
-            await process.send(request, seconds=config.timeout, max_output_bytes=self.limits.max_output_bytes)
+            request, data = _body_request(slot, split, config)
+            await process.send(
+                request, seconds=config.timeout, max_output_bytes=self.limits.max_output_bytes, data=data
+            )
         else:
             started = sent.sent_at
         if sent is not None and sent.outcome is not None:  # settled in the reading callback
@@ -690,7 +692,7 @@ class ReplPool:
             return False
         if not slot.holds_header(split):  # (that the REPL is alive, `send_now` checks)
             return False
-        request = _body_request(slot, split, config)
+        request, data = _body_request(slot, split, config)
         if not process.send_now(
             request,
             waiter.handed,
@@ -698,6 +700,7 @@ class ReplPool:
             memory_mb=waiter.memory_mb,
             max_output_bytes=self.limits.max_output_bytes,
             on_answer=functools.partial(self._answered, waiter),
+            data=data,
         ):
             return False
         waiter.sent, waiter.sent_at = True, process.sent_at
@@ -779,9 +782,12 @@ class ReplPool:
         }
 
 
-def _body_request(slot: _Slot, split: SplitProof, config: ProofConfig) -> dict[str, Any]:
-    """The command that checks `split`'s body on `slot`'s REPL (a whole text: as a fresh command)."""
-    return command_request(split.body, None if split.whole else slot.env, all_tactics=config.all_tactics)
+def _body_request(slot: _Slot, split: SplitProof, config: ProofConfig) -> tuple[dict[str, Any], bytes]:
+    """The command that checks `split`'s body on `slot`'s REPL (a whole text: as a fresh command), and its bytes."""
+    env, all_tactics = None if split.key is None else slot.env, config.all_tactics
+    return command_request(split.body, env, all_tactics=all_tactics), encode_command(
+        split.body, env, all_tactics=all_tactics
+    )
 
 
 def _suits(slot: _Slot, waiter: _Waiter) -> bool:

@@ -80,6 +80,21 @@ def command_request(code: str, env: int | None = None, *, all_tactics: bool = Fa
     return request
 
 
+def encode_command(code: str, env: int | None = None, *, all_tactics: bool = False) -> bytes:
+    """`encode_request(command_request(code, env, all_tactics=all_tactics))`, written without the dict:
+    the bytes of every proof's request (pinned to `encode_request` by a test)."""
+    if env is not None and type(env) is not int:
+        return encode_request(command_request(code, env, all_tactics=all_tactics))
+    line = '{"cmd": ' + _STRING(code)
+    if env is not None:
+        line += ', "env": ' + int.__repr__(env)
+    line += ', "allTactics": true}\n\n' if all_tactics else "}\n\n"
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate: as `encode_request` makes it encodable
+        return sanitize_text(line).encode("utf-8")
+
+
 class ResponseReader:
     """Turns the REPL's stdout bytes into response objects, one per empty-line-terminated block.
 
