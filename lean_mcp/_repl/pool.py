@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import functools
 import logging
 import math
 import signal
@@ -112,7 +111,7 @@ class _Slot:
 
     def holds_header(self, split: SplitProof) -> bool:
         """True when this REPL's environment is `split`'s imported header (`ready_for`, alive or not)."""
-        return not split.whole and self.env is not None and self.key == split.key
+        return split.key is not None and self.env is not None and self.key == split.key
 
     def importing(self, split: SplitProof) -> bool:
         """True when this REPL is still importing `split`'s header (a proof gave up waiting for it)."""
@@ -305,7 +304,15 @@ class ReplPool:
             raise BackendUnavailableError("The REPL pool is shut down.")
         split = split_header(code)
         memory_mb = min(config.memory_limit_mb, self.memory_mb)
-        slot, ticket = await self._acquire(split, config, memory_mb)
+        ticket = None
+        slot = None if self._waiters else self._pick(split)
+        if slot is None:  # all busy, or proofs wait already: wait in turn
+            ticket = _Waiter(split, config=config, memory_mb=memory_mb)
+            slot = await self._queue(ticket)
+            if ticket.passed_on:  # its answer is in, counted, and its REPL went on to the next proof (`_answered`)
+                outcome = ticket.outcome
+                assert isinstance(outcome, dict)
+                return self._command_result(slot.process, split, outcome, round(ticket.answered_at - ticket.sent_at, 6))
         try:
             return await self._check_on(slot, split, config, memory_mb, ticket)
         finally:
@@ -388,15 +395,24 @@ class ReplPool:
             raw = await process.answer(memory_mb=memory_mb)
             lean_time = round(time.monotonic() - started, 6)
         if isinstance(raw.get("env"), int):  # a command's answer (as `classify` tells it)
-            output = to_lean_output(shift_positions(raw, split.line_offset))
-            result = ProofResult.from_output(output, lean_time=lean_time)
-            return result if split.whole else self._with_handles(process, split, result)
+            return self._command_result(process, split, raw, lean_time)
         response = classify_or_none(raw)
         await self._retire(slot)  # a REPL that did not check a command is not trusted with another
         text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
         return ProofResult.failure(
             Verdict.ERROR, f"The REPL did not check the proof: {text}", lean_time=lean_time, error_type="repl_error"
         )
+
+    def _command_result(
+        self, process: ReplProcess | None, split: SplitProof, raw: dict[str, Any], lean_time: float
+    ) -> ProofResult:
+        """The result of `raw`, the answer of `process` to the command that checked `split`'s body."""
+        output = to_lean_output(shift_positions(raw, split.line_offset))
+        result = ProofResult.from_output(output, lean_time=lean_time)
+        if split.key is None or not output.sorries:  # (a whole text's REPL is retired: no handles)
+            return result
+        assert process is not None
+        return self._with_handles(process, split, result)
 
     def _with_handles(self, process: ReplProcess, split: SplitProof, result: ProofResult) -> ProofResult:
         """`result` with a proof_state_id on each sorry that has a proof state (never served from the cache)."""
@@ -486,7 +502,7 @@ class ReplPool:
     def _spent(self, slot: _Slot, uses: int) -> bool:
         """True when `slot`'s REPL is to be recycled after `uses` proofs: worn out or too big."""
         assert slot.process is not None
-        return self._worn_out(slot, uses) or slot.process.last_rss_mb > self.recycle_mb
+        return (uses >= self.max_uses and self._worn_out(slot, uses)) or slot.process.last_rss_mb > self.recycle_mb
 
     def _worn_out(self, slot: _Slot, uses: int) -> bool:
         """Past `max_uses` (up to twice that while the REPL holds live proof states)."""
@@ -603,15 +619,6 @@ class ReplPool:
         chosen.busy = True
         return chosen
 
-    async def _acquire(self, split: SplitProof, config: ProofConfig, memory_mb: int) -> tuple[_Slot, _Waiter | None]:
-        """A slot for the proof, and its place in the queue if it waited (its body may be sent already)."""
-        if not self._waiters:
-            slot = self._pick(split)
-            if slot is not None:
-                return slot, None
-        waiter = _Waiter(split, config=config, memory_mb=memory_mb)
-        return await self._queue(waiter), waiter
-
     async def _queue(self, waiter: _Waiter) -> _Slot:
         """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot.
 
@@ -664,16 +671,20 @@ class ReplPool:
         slot.last_used = time.monotonic()
         if self._closed or not self._waiters:
             return
-        eligible = (w for w in self._waiters if w.want is None or w.want is slot)
-        head = next(eligible, None)
-        if head is None:
-            return
-        chosen = head
-        if head.want is None and head.skipped < MAX_SKIPS and not _suits(slot, head):
-            chosen = next((w for w in eligible if _suits(slot, w)), head)
-        if chosen is not head:
-            head.skipped += 1
-        self._waiters.remove(chosen)
+        chosen = self._waiters[0]
+        if chosen.want is None and chosen.split is not None and slot.holds_header(chosen.split):
+            self._waiters.popleft()  # the longest waiter, of this REPL's header: the common case, first
+        else:
+            eligible = (w for w in self._waiters if w.want is None or w.want is slot)
+            head = next(eligible, None)
+            if head is None:
+                return
+            chosen = head
+            if head.want is None and head.skipped < MAX_SKIPS and not _suits(slot, head):
+                chosen = next((w for w in eligible if _suits(slot, w)), head)
+            if chosen is not head:
+                head.skipped += 1
+            self._waiters.remove(chosen)
         slot.busy = True
         chosen.slot = slot
         if not self._send_for(chosen, slot):
@@ -699,7 +710,7 @@ class ReplPool:
             seconds=config.timeout,
             memory_mb=waiter.memory_mb,
             max_output_bytes=self.limits.max_output_bytes,
-            on_answer=functools.partial(self._answered, waiter),
+            on_answer=lambda outcome: self._answered(waiter, outcome),
             data=data,
         ):
             return False
@@ -717,7 +728,7 @@ class ReplPool:
         """
         waiter.outcome, waiter.answered_at = outcome, time.monotonic()
         slot, split = waiter.slot, waiter.split
-        if self._closed or not self._waiters or slot is None or split is None or split.whole:
+        if self._closed or not self._waiters or slot is None or split is None or split.key is None:
             return
         if isinstance(outcome, ProcessFailure) or not isinstance(outcome.get("env"), int) or outcome.get("sorries"):
             return  # the task decides: a REPL message, or proof states to register first
