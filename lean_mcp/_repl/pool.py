@@ -671,9 +671,10 @@ class ReplPool:
         slot.last_used = time.monotonic()
         if self._closed or not self._waiters:
             return
-        chosen = self._waiters[0]
+        chosen, ready = self._waiters[0], False
         if chosen.want is None and chosen.split is not None and slot.holds_header(chosen.split):
             self._waiters.popleft()  # the longest waiter, of this REPL's header: the common case, first
+            ready = True
         else:
             eligible = (w for w in self._waiters if w.want is None or w.want is slot)
             head = next(eligible, None)
@@ -685,13 +686,14 @@ class ReplPool:
             if chosen is not head:
                 head.skipped += 1
             self._waiters.remove(chosen)
+            ready = chosen.split is not None and slot.holds_header(chosen.split)
         slot.busy = True
         chosen.slot = slot
-        if not self._send_for(chosen, slot):
+        if not (ready and self._send_for(chosen, slot)):
             _hand(chosen)
 
     def _send_for(self, waiter: _Waiter, slot: _Slot) -> bool:
-        """Send `waiter`'s proof to `slot`'s REPL now, on its behalf, if that REPL is ready for it.
+        """Send `waiter`'s proof to `slot`'s REPL, which holds its header, now, on its behalf, if it can.
 
         The REPL then starts on the proof the moment it is free, without waiting for the waiter's
         task to run; the waiter wakes once, when the answer is in (or the proof's deadline or
@@ -700,9 +702,7 @@ class ReplPool:
         """
         split, config, process = waiter.split, waiter.config, slot.process
         if split is None or config is None or waiter.handed is None or process is None:
-            return False
-        if not slot.holds_header(split):  # (that the REPL is alive, `send_now` checks)
-            return False
+            return False  # (that the REPL is alive, `send_now` checks)
         request, data = _body_request(slot, split, config)
         if not process.send_now(
             request,

@@ -164,11 +164,10 @@ class ReplProcess:
             self.lean.pause()
             return
         else:
-            self._reader.feed(chunk)
-            answer = self._reader.next_response()
+            answer = self._reader.read(chunk)
             if answer is None:
                 return
-            self._answer, self._trailing = answer, len(self._reader)
+            self._answer, self._trailing = answer, len(self._reader.buffer)
             if self._on_answer is not None and self._wake is not None and not self._wake.done():
                 self._conclude_now()
                 return
@@ -268,7 +267,7 @@ class ReplProcess:
         """
         if not self._LOCAL or self.pending is not None or not self.alive:
             return False
-        if self._unsolicited or len(self._reader) or self._ended:
+        if self._unsolicited or self._reader.buffer or self._ended:
             return False
         if data is None:
             data = encode_request(request)
@@ -351,7 +350,7 @@ class ReplProcess:
         if pending.env is None:
             return
         env = response.get("env")
-        if isinstance(env, int) and not isinstance(env, bool):
+        if type(env) is int:  # (JSON gives no subclass of int but bool)
             if env != pending.env:
                 self.kill()
                 raise ReplOutOfStep(
