@@ -610,7 +610,7 @@ class _Watchdog:
         self.deadline = now + seconds
         self.exceeded: float | None = None
         self.tripped: str | None = None
-        self._arm(now=now)
+        self._arm(True, now)
 
     def stop(self) -> None:
         self._detach()
@@ -691,7 +691,7 @@ class Watch(_Watchdog):
     ) -> None:
         self.wake, self.seconds, self.memory_mb = wake, seconds, memory_mb
         self.waited = seconds if patience is None or patience >= seconds else patience
-        super().__init__(process, self.waited, memory_mb, self._wake)
+        _Watchdog.__init__(self, process, self.waited, memory_mb, self._wake)  # (no `super()`: one per request)
         self.started = time.monotonic()
 
     def _wake(self, reason: str) -> None:

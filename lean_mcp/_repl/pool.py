@@ -138,8 +138,10 @@ class _Successor:
     dropped: bool = False
 
 
-@dataclasses.dataclass(eq=False, slots=True)
 class _Waiter:
+    """A proof (or a tactic) waiting in the queue. Every field but those given starts at its class
+    default (one is made per queued proof: setting only those costs about half a dataclass's init)."""
+
     split: SplitProof | None
     #: The one slot this waiter can use (a tactic on that REPL's proof state); None: any slot.
     want: _Slot | None = None
@@ -161,6 +163,16 @@ class _Waiter:
     answered_at: float = 0.0
     #: Its answer is in and its REPL was handed to the next proof: nothing of the slot is its own now.
     passed_on: bool = False
+
+    def __init__(
+        self,
+        split: SplitProof | None,
+        *,
+        want: _Slot | None = None,
+        config: ProofConfig | None = None,
+        memory_mb: int = 0,
+    ) -> None:
+        self.split, self.want, self.config, self.memory_mb = split, want, config, memory_mb
 
 
 def _hand(waiter: _Waiter) -> None:
