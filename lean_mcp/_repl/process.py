@@ -18,13 +18,12 @@ An out-of-step REPL is killed (`ReplOutOfStep`), so a stale answer never reaches
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import select
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NamedTuple, NoReturn
 
 import anyio
 
@@ -68,8 +67,7 @@ class ReplOutOfStep(ReplCrashed):
 Outcome = dict[str, Any] | ProcessFailure
 
 
-@dataclasses.dataclass(slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     """The request in flight: its deadline and the env id its answer must carry (None: not checked)."""
 
     seconds: float
