@@ -235,7 +235,7 @@ def _assembled(
     """A `cls` holding `values`: every field, each already of its field's type. It is what validating
     them would build (pydantic's own `model_construct` and `__copy__` set the same four attributes),
     without validation's cost, for the models lean-mcp builds on every proof from parts already valid."""
-    model = cls.__new__(cls)
+    model = _new(cls)  # (no model of ours has a __new__ of its own)
     _set_dict(model, values)
     _set_fields_set(model, fields_set)
     _set_extra(model, extra)
@@ -243,6 +243,7 @@ def _assembled(
     return model
 
 
+_new = object.__new__
 #: The setters of BaseModel's four slots, bound once: what `object.__setattr__(model, name, value)` calls
 #: in the end, without its lookup of the name on every call (a third of `_assembled`'s cost).
 _set_dict, _set_fields_set, _set_extra, _set_private = (

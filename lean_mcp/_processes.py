@@ -168,7 +168,7 @@ class TreeMemory:
         pages: dict[int, int] = {}
         exited = False
         if HAS_CHILDREN_FILES:
-            start = self._from_sandbox_init(pages)
+            start = self.pid if self._sandbox_init is None else self._from_sandbox_init(pages)
             todo = [start]
             opened = self._files
             while todo:  # (runs after every answer: kept to a few steps per process)
@@ -188,15 +188,19 @@ class TreeMemory:
                 fields = _stat_fields(data)  # [state, ppid, pgrp, ...]
                 if fields is None:
                     continue
-                pages[pid] = _resident_pages(pid, fields)
                 if fields[0] in _EXITED_STATES:  # its children were handed to another parent
+                    pages[pid] = _resident_pages(pid, fields)
                     exited = True
                     continue
+                pages[pid] = _pages(fields)  # (what `_resident_pages` gives a process that runs)
                 if fields[_THREADS_FIELD] == b"1" and not files.threads:  # its one thread is itself
                     try:
-                        children = _ints(_pread_all(files.main))
+                        listed = os.pread(files.main, 4096, 0)
+                        if len(listed) == 4096:  # more may follow: read the whole file
+                            listed = _pread_all(files.main)
                     except OSError:  # it is gone
-                        children = []
+                        listed = b""
+                    children = _ints(listed) if listed else []
                 else:
                     children = _children(pid, files)
                 if pid == self.pid and self._monitor and self._sandbox_init is None:

@@ -20,6 +20,7 @@ from lean_mcp._repl.protocol import (
     ResponseReader,
     classify,
     command_request,
+    encode_command,
     encode_request,
     sanitize_text,
     shift_positions,
@@ -57,6 +58,15 @@ def test_request_bytes_are_exactly_the_json_encoders(code: str, extra: dict[str,
     request = {"cmd": code, **extra}
     expected = sanitize_text(json.dumps(request, ensure_ascii=False)) + "\n\n"
     assert encode_request(request) == expected.encode("utf-8")
+
+
+@pytest.mark.parametrize("code", HOSTILE)
+@pytest.mark.parametrize("env", [None, 0, 7, -2])
+@pytest.mark.parametrize("all_tactics", [False, True])
+def test_a_command_is_encoded_as_its_request(code: str, env: int | None, all_tactics: bool) -> None:
+    # the pool writes every proof's request with `encode_command`: the bytes of the request's JSON
+    request = command_request(code, env, all_tactics=all_tactics)
+    assert encode_command(code, env, all_tactics=all_tactics) == encode_request(request)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +171,34 @@ def test_reader_waits_for_the_blank_line() -> None:
     assert reader.next_response() is None
     reader.feed(b"\n")
     assert reader.next_response() == {"env": 0}
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [PRETTY],
+        [b'{"env": 3}\n\n', b'{"env": 4, "messages": []}\n\n'],
+        [b'{"env": 1}\n\n{"env": 2}\n\n'],  # two answers in one read
+        [b'{"env": 1}\n', b"\n"],
+        [b'{"env": 1, "x": "\xff\xfe"}\n\n'],  # not UTF-8: read with replacement characters
+        [b'{"x": "\\ud800"}\n\n'],  # a lone surrogate escape (read by `json`)
+        [b'{"env": 1} trailing\n\n', b'{"env": 2}\n\n'],
+        [b"[1, 2]\n\n", b"{not json\n\n", b'{"env": 5}\n\n'],
+        [b'{"env": 1}\n\n\n\n'],
+    ],
+)
+def test_read_gives_what_feed_then_next_response_gives(chunks: list[bytes]) -> None:
+    # `read` parses a chunk that is exactly one answer without the buffer: always the same objects
+    noise: list[str] = []
+    general, fast = ResponseReader(on_noise=noise.append), ResponseReader(on_noise=noise.append)
+    for chunk in chunks:
+        general.feed(chunk)
+        assert fast.read(chunk) == general.next_response()
+        while (response := general.next_response()) is not None:
+            assert fast.next_response() == response
+        assert fast.next_response() is None
+        assert bytes(fast.buffer) == bytes(general.buffer)
+    assert noise[::2] == noise[1::2]  # each noise block reported by both, in turn
 
 
 def test_classify_the_three_reply_shapes() -> None:

@@ -250,8 +250,16 @@ class RayRepl(ReplProcess):
     def stderr_tail(self, limit: int = 0) -> str:
         return ""  # a crash report carries the tail from the node
 
-    async def send(self, request: dict[str, Any], *, seconds: float, max_output_bytes: int | None = None) -> None:
-        """Send `request` to the actor's REPL; its answer is due within `seconds` (see `answer`)."""
+    async def send(
+        self,
+        request: dict[str, Any],
+        *,
+        seconds: float,
+        max_output_bytes: int | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        """Send `request` to the actor's REPL; its answer is due within `seconds` (see `answer`). The
+        actor encodes it on its node (`data`, its encoding here, is not sent)."""
         if self._dead:
             raise ReplCrashed(None, "", "is not running")
         if self.pending is not None:

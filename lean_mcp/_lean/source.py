@@ -28,10 +28,10 @@ checked whole, as a fresh REPL command, which is always correct, only slower.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import stat
+from typing import NamedTuple
 
 from .._errors import InvalidProofError, ProofTooLargeError
 from .refusals import refuse_constructs
@@ -184,14 +184,14 @@ _LEAN_KEYWORDS = frozenset(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class SplitProof:
+class SplitProof(NamedTuple):
     """A proof cut into `header` (imports) and `body`; `line_offset` is the header's line count.
 
     `key` is the normalised header (one `import X` line per import line, comments and spacing
     dropped): proofs with the same key can share a REPL whose environment ran the header.
     `key` is None when the text could not be split safely: then `body` is the whole text and
-    it must be run as a fresh (env-less) command.
+    it must be run as a fresh (env-less) command. (Immutable, and a tuple: every proof is split,
+    and a tuple is built for half the cost of a frozen dataclass.)
     """
 
     header: str

@@ -243,6 +243,15 @@ async def spawn(
     return LeanProcess(process, stderr, sandbox, raw_fds=(ours[0], ours[1]) if raw_pipes else None)
 
 
+def _returncode_getter(process: Process) -> Callable[[], int | None]:
+    """A function giving `process.returncode` as it is now: the asyncio transport's own getter, which
+    anyio's and asyncio's `returncode` properties call in the end (a chain of three calls; `alive` is
+    asked a few times per proof), or, for any other kind of process, the property itself."""
+    transport = getattr(getattr(process, "_process", None), "_transport", None)
+    getter = getattr(transport, "get_returncode", None)
+    return getter if callable(getter) else lambda: process.returncode
+
+
 class LeanProcess:
     """A running Lean process group: its pipes, stderr tail, memory, and the one way to supervise it."""
 
@@ -255,6 +264,7 @@ class LeanProcess:
         raw_fds: tuple[int, int] | None = None,
     ) -> None:
         self._process = process
+        self._returncode_now = _returncode_getter(process)
         self._stdin: ByteSendStream | None = process.stdin
         self._stdout: ByteReceiveStream | None = process.stdout
         #: With raw pipes: our ends of the child's stdin and stdout (non-blocking).
@@ -293,7 +303,7 @@ class LeanProcess:
     @property
     def alive(self) -> bool:
         """True until the group was killed or the leader was seen to exit."""
-        return not self._killed and self._process.returncode is None
+        return not self._killed and self._returncode_now() is None
 
     @property
     def returncode(self) -> int | None:
@@ -600,7 +610,7 @@ class _Watchdog:
         self.deadline = now + seconds
         self.exceeded: float | None = None
         self.tripped: str | None = None
-        self._arm(now=now)
+        self._arm(True, now)
 
     def stop(self) -> None:
         self._detach()
@@ -681,7 +691,7 @@ class Watch(_Watchdog):
     ) -> None:
         self.wake, self.seconds, self.memory_mb = wake, seconds, memory_mb
         self.waited = seconds if patience is None or patience >= seconds else patience
-        super().__init__(process, self.waited, memory_mb, self._wake)
+        _Watchdog.__init__(self, process, self.waited, memory_mb, self._wake)  # (no `super()`: one per request)
         self.started = time.monotonic()
 
     def _wake(self, reason: str) -> None:

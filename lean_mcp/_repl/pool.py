@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import functools
 import logging
 import math
 import signal
@@ -76,7 +75,7 @@ from .._sandbox import NO_SANDBOX, Sandbox
 from .._settings import DEFAULT_LIMITS, LeanLimits
 from .process import Outcome, ReplCrashed, ReplOutOfStep, ReplProcess
 from .proof_states import ProofStateRegistry, sketch_taint
-from .protocol import CommandResponse, ReplMessage, classify, command_request, shift_positions
+from .protocol import CommandResponse, ReplMessage, classify, command_request, encode_command, shift_positions
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ class _Slot:
 
     def holds_header(self, split: SplitProof) -> bool:
         """True when this REPL's environment is `split`'s imported header (`ready_for`, alive or not)."""
-        return not split.whole and self.env is not None and self.key == split.key
+        return split.key is not None and self.env is not None and self.key == split.key
 
     def importing(self, split: SplitProof) -> bool:
         """True when this REPL is still importing `split`'s header (a proof gave up waiting for it)."""
@@ -139,8 +138,10 @@ class _Successor:
     dropped: bool = False
 
 
-@dataclasses.dataclass(eq=False, slots=True)
 class _Waiter:
+    """A proof (or a tactic) waiting in the queue. Every field but those given starts at its class
+    default (one is made per queued proof: setting only those costs about half a dataclass's init)."""
+
     split: SplitProof | None
     #: The one slot this waiter can use (a tactic on that REPL's proof state); None: any slot.
     want: _Slot | None = None
@@ -162,6 +163,16 @@ class _Waiter:
     answered_at: float = 0.0
     #: Its answer is in and its REPL was handed to the next proof: nothing of the slot is its own now.
     passed_on: bool = False
+
+    def __init__(
+        self,
+        split: SplitProof | None,
+        *,
+        want: _Slot | None = None,
+        config: ProofConfig | None = None,
+        memory_mb: int = 0,
+    ) -> None:
+        self.split, self.want, self.config, self.memory_mb = split, want, config, memory_mb
 
 
 def _hand(waiter: _Waiter) -> None:
@@ -305,7 +316,15 @@ class ReplPool:
             raise BackendUnavailableError("The REPL pool is shut down.")
         split = split_header(code)
         memory_mb = min(config.memory_limit_mb, self.memory_mb)
-        slot, ticket = await self._acquire(split, config, memory_mb)
+        ticket = None
+        slot = None if self._waiters else self._pick(split)
+        if slot is None:  # all busy, or proofs wait already: wait in turn
+            ticket = _Waiter(split, config=config, memory_mb=memory_mb)
+            slot = await self._queue(ticket)
+            if ticket.passed_on:  # its answer is in, counted, and its REPL went on to the next proof (`_answered`)
+                outcome = ticket.outcome
+                assert isinstance(outcome, dict)
+                return self._command_result(slot.process, split, outcome, round(ticket.answered_at - ticket.sent_at, 6))
         try:
             return await self._check_on(slot, split, config, memory_mb, ticket)
         finally:
@@ -374,8 +393,10 @@ class ReplPool:
         assert process is not None
         if sent is None:
             started = time.monotonic()
-            request = _body_request(slot, split, config)
-            await process.send(request, seconds=config.timeout, max_output_bytes=self.limits.max_output_bytes)
+            request, data = _body_request(slot, split, config)
+            await process.send(
+                request, seconds=config.timeout, max_output_bytes=self.limits.max_output_bytes, data=data
+            )
         else:
             started = sent.sent_at
         if sent is not None and sent.outcome is not None:  # settled in the reading callback
@@ -386,15 +407,24 @@ class ReplPool:
             raw = await process.answer(memory_mb=memory_mb)
             lean_time = round(time.monotonic() - started, 6)
         if isinstance(raw.get("env"), int):  # a command's answer (as `classify` tells it)
-            output = to_lean_output(shift_positions(raw, split.line_offset))
-            result = ProofResult.from_output(output, lean_time=lean_time)
-            return result if split.whole else self._with_handles(process, split, result)
+            return self._command_result(process, split, raw, lean_time)
         response = classify_or_none(raw)
         await self._retire(slot)  # a REPL that did not check a command is not trusted with another
         text = response.message if isinstance(response, ReplMessage) else f"unexpected reply {raw!r:.300}"
         return ProofResult.failure(
             Verdict.ERROR, f"The REPL did not check the proof: {text}", lean_time=lean_time, error_type="repl_error"
         )
+
+    def _command_result(
+        self, process: ReplProcess | None, split: SplitProof, raw: dict[str, Any], lean_time: float
+    ) -> ProofResult:
+        """The result of `raw`, the answer of `process` to the command that checked `split`'s body."""
+        output = to_lean_output(shift_positions(raw, split.line_offset))
+        result = ProofResult.from_output(output, lean_time=lean_time)
+        if split.key is None or not output.sorries:  # (a whole text's REPL is retired: no handles)
+            return result
+        assert process is not None
+        return self._with_handles(process, split, result)
 
     def _with_handles(self, process: ReplProcess, split: SplitProof, result: ProofResult) -> ProofResult:
         """`result` with a proof_state_id on each sorry that has a proof state (never served from the cache)."""
@@ -484,7 +514,7 @@ class ReplPool:
     def _spent(self, slot: _Slot, uses: int) -> bool:
         """True when `slot`'s REPL is to be recycled after `uses` proofs: worn out or too big."""
         assert slot.process is not None
-        return self._worn_out(slot, uses) or slot.process.last_rss_mb > self.recycle_mb
+        return (uses >= self.max_uses and self._worn_out(slot, uses)) or slot.process.last_rss_mb > self.recycle_mb
 
     def _worn_out(self, slot: _Slot, uses: int) -> bool:
         """Past `max_uses` (up to twice that while the REPL holds live proof states)."""
@@ -601,15 +631,6 @@ class ReplPool:
         chosen.busy = True
         return chosen
 
-    async def _acquire(self, split: SplitProof, config: ProofConfig, memory_mb: int) -> tuple[_Slot, _Waiter | None]:
-        """A slot for the proof, and its place in the queue if it waited (its body may be sent already)."""
-        if not self._waiters:
-            slot = self._pick(split)
-            if slot is not None:
-                return slot, None
-        waiter = _Waiter(split, config=config, memory_mb=memory_mb)
-        return await self._queue(waiter), waiter
-
     async def _queue(self, waiter: _Waiter) -> _Slot:
         """Wait (at most `queue_timeout`) until `_release` hands `waiter` a slot.
 
@@ -662,23 +683,29 @@ class ReplPool:
         slot.last_used = time.monotonic()
         if self._closed or not self._waiters:
             return
-        eligible = (w for w in self._waiters if w.want is None or w.want is slot)
-        head = next(eligible, None)
-        if head is None:
-            return
-        chosen = head
-        if head.want is None and head.skipped < MAX_SKIPS and not _suits(slot, head):
-            chosen = next((w for w in eligible if _suits(slot, w)), head)
-        if chosen is not head:
-            head.skipped += 1
-        self._waiters.remove(chosen)
+        chosen, ready = self._waiters[0], False
+        if chosen.want is None and chosen.split is not None and slot.holds_header(chosen.split):
+            self._waiters.popleft()  # the longest waiter, of this REPL's header: the common case, first
+            ready = True
+        else:
+            eligible = (w for w in self._waiters if w.want is None or w.want is slot)
+            head = next(eligible, None)
+            if head is None:
+                return
+            chosen = head
+            if head.want is None and head.skipped < MAX_SKIPS and not _suits(slot, head):
+                chosen = next((w for w in eligible if _suits(slot, w)), head)
+            if chosen is not head:
+                head.skipped += 1
+            self._waiters.remove(chosen)
+            ready = chosen.split is not None and slot.holds_header(chosen.split)
         slot.busy = True
         chosen.slot = slot
-        if not self._send_for(chosen, slot):
+        if not (ready and self._send_for(chosen, slot)):
             _hand(chosen)
 
     def _send_for(self, waiter: _Waiter, slot: _Slot) -> bool:
-        """Send `waiter`'s proof to `slot`'s REPL now, on its behalf, if that REPL is ready for it.
+        """Send `waiter`'s proof to `slot`'s REPL, which holds its header, now, on its behalf, if it can.
 
         The REPL then starts on the proof the moment it is free, without waiting for the waiter's
         task to run; the waiter wakes once, when the answer is in (or the proof's deadline or
@@ -687,17 +714,16 @@ class ReplPool:
         """
         split, config, process = waiter.split, waiter.config, slot.process
         if split is None or config is None or waiter.handed is None or process is None:
-            return False
-        if not slot.holds_header(split):  # (that the REPL is alive, `send_now` checks)
-            return False
-        request = _body_request(slot, split, config)
+            return False  # (that the REPL is alive, `send_now` checks)
+        request, data = _body_request(slot, split, config)
         if not process.send_now(
             request,
             waiter.handed,
             seconds=config.timeout,
             memory_mb=waiter.memory_mb,
             max_output_bytes=self.limits.max_output_bytes,
-            on_answer=functools.partial(self._answered, waiter),
+            on_answer=lambda outcome: self._answered(waiter, outcome),
+            data=data,
         ):
             return False
         waiter.sent, waiter.sent_at = True, process.sent_at
@@ -714,7 +740,7 @@ class ReplPool:
         """
         waiter.outcome, waiter.answered_at = outcome, time.monotonic()
         slot, split = waiter.slot, waiter.split
-        if self._closed or not self._waiters or slot is None or split is None or split.whole:
+        if self._closed or not self._waiters or slot is None or split is None or split.key is None:
             return
         if isinstance(outcome, ProcessFailure) or not isinstance(outcome.get("env"), int) or outcome.get("sorries"):
             return  # the task decides: a REPL message, or proof states to register first
@@ -779,9 +805,12 @@ class ReplPool:
         }
 
 
-def _body_request(slot: _Slot, split: SplitProof, config: ProofConfig) -> dict[str, Any]:
-    """The command that checks `split`'s body on `slot`'s REPL (a whole text: as a fresh command)."""
-    return command_request(split.body, None if split.whole else slot.env, all_tactics=config.all_tactics)
+def _body_request(slot: _Slot, split: SplitProof, config: ProofConfig) -> tuple[dict[str, Any], bytes]:
+    """The command that checks `split`'s body on `slot`'s REPL (a whole text: as a fresh command), and its bytes."""
+    env, all_tactics = None if split.key is None else slot.env, config.all_tactics
+    return command_request(split.body, env, all_tactics=all_tactics), encode_command(
+        split.body, env, all_tactics=all_tactics
+    )
 
 
 def _suits(slot: _Slot, waiter: _Waiter) -> bool:

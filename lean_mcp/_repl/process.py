@@ -18,13 +18,12 @@ An out-of-step REPL is killed (`ReplOutOfStep`), so a stale answer never reaches
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import select
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NamedTuple, NoReturn
 
 import anyio
 
@@ -68,8 +67,7 @@ class ReplOutOfStep(ReplCrashed):
 Outcome = dict[str, Any] | ProcessFailure
 
 
-@dataclasses.dataclass(slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     """The request in flight: its deadline and the env id its answer must carry (None: not checked)."""
 
     seconds: float
@@ -164,11 +162,10 @@ class ReplProcess:
             self.lean.pause()
             return
         else:
-            self._reader.feed(chunk)
-            answer = self._reader.next_response()
+            answer = self._reader.read(chunk)
             if answer is None:
                 return
-            self._answer, self._trailing = answer, len(self._reader)
+            self._answer, self._trailing = answer, len(self._reader.buffer)
             if self._on_answer is not None and self._wake is not None and not self._wake.done():
                 self._conclude_now()
                 return
@@ -209,8 +206,16 @@ class ReplProcess:
         await self.send(request, seconds=seconds, max_output_bytes=max_output_bytes)
         return await self.answer(memory_mb=memory_mb)
 
-    async def send(self, request: dict[str, Any], *, seconds: float, max_output_bytes: int | None = None) -> None:
+    async def send(
+        self,
+        request: dict[str, Any],
+        *,
+        seconds: float,
+        max_output_bytes: int | None = None,
+        data: bytes | None = None,
+    ) -> None:
         """Send `request`; its answer is due within `seconds` and may be at most `max_output_bytes` long.
+        `data`: `request` already encoded (`protocol.encode_command`), else it is encoded here.
 
         Raises ReplOutOfStep if the REPL wrote anything since its last answer, ReplCrashed if it is gone.
         """
@@ -222,7 +227,8 @@ class ReplProcess:
             await self._out_of_step(f"wrote {self._unsolicited + len(self._reader):,} bytes after its last answer")
         if self._ended:
             await self._crashed()
-        data = encode_request(request)
+        if data is None:
+            data = encode_request(request)
         self._sent(request, seconds, max_output_bytes)
         try:
             await self.lean.write(data, seconds=seconds)
@@ -243,6 +249,7 @@ class ReplProcess:
         memory_mb: float | None = None,
         max_output_bytes: int | None = None,
         on_answer: Callable[[Outcome], None] | None = None,
+        data: bytes | None = None,
     ) -> bool:
         """`send`, done now or not at all, with the watch of `answer` armed at once: the deadline and
         the memory cap run from this moment, and `wake` is set when the answer arrives, when stdout
@@ -251,16 +258,17 @@ class ReplProcess:
         With `on_answer`, an answer is settled as it arrives (the checks of `answer`, memory
         sample included) and `on_answer` gets it, or the ProcessFailure it is, from the reading
         callback; otherwise, and whenever the watch tripped or stdout ended, whoever holds `wake`
-        calls `answer`, which then waits no more.
+        calls `answer`, which then waits no more. `data`: as for `send`.
 
         False (and nothing sent) unless the REPL is in step with nothing in flight and the whole
         request fits one atomic pipe write; then `send` says what is wrong, or waits for room.
         """
         if not self._LOCAL or self.pending is not None or not self.alive:
             return False
-        if self._unsolicited or len(self._reader) or self._ended:
+        if self._unsolicited or self._reader.buffer or self._ended:
             return False
-        data = encode_request(request)
+        if data is None:
+            data = encode_request(request)
         if len(data) > select.PIPE_BUF or not self.lean.write_now(data):
             return False
         self._sent(request, seconds, max_output_bytes)
@@ -340,7 +348,7 @@ class ReplProcess:
         if pending.env is None:
             return
         env = response.get("env")
-        if isinstance(env, int) and not isinstance(env, bool):
+        if type(env) is int:  # (JSON gives no subclass of int but bool)
             if env != pending.env:
                 self.kill()
                 raise ReplOutOfStep(

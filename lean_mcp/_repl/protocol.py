@@ -80,6 +80,21 @@ def command_request(code: str, env: int | None = None, *, all_tactics: bool = Fa
     return request
 
 
+def encode_command(code: str, env: int | None = None, *, all_tactics: bool = False) -> bytes:
+    """`encode_request(command_request(code, env, all_tactics=all_tactics))`, written without the dict:
+    the bytes of every proof's request (pinned to `encode_request` by a test)."""
+    if env is not None and type(env) is not int:
+        return encode_request(command_request(code, env, all_tactics=all_tactics))
+    line = '{"cmd": ' + _STRING(code)
+    if env is not None:
+        line += ', "env": ' + int.__repr__(env)
+    line += ', "allTactics": true}\n\n' if all_tactics else "}\n\n"
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate: as `encode_request` makes it encodable
+        return sanitize_text(line).encode("utf-8")
+
+
 class ResponseReader:
     """Turns the REPL's stdout bytes into response objects, one per empty-line-terminated block.
 
@@ -88,26 +103,45 @@ class ResponseReader:
     """
 
     def __init__(self, on_noise: Callable[[str], None] | None = None) -> None:
-        self._buffer = bytearray()
+        #: The bytes fed and not yet returned in a response (others only read it).
+        self.buffer = bytearray()
         self._scan_from = 0
         self._on_noise = on_noise or (lambda text: logger.debug("REPL stdout noise: %.200r", text))
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        return len(self.buffer)
 
     def feed(self, data: bytes) -> None:
         """Add bytes read from the REPL's stdout."""
-        self._buffer += data
+        self.buffer += data
+
+    def read(self, data: bytes) -> dict[str, Any] | None:
+        """`feed(data)`, then `next_response()`.
+
+        A chunk that is exactly one answer as the REPL writes it (nothing left over before it, one
+        JSON object in valid UTF-8, then the one blank line) is parsed as it is, without passing
+        through the buffer (that is one answer per request: all of them); anything else goes the
+        general way, which reads such a chunk to the same object.
+        """
+        if not self.buffer and data[:1] == b"{" and data.find(b"\n\n") == len(data) - 2:
+            try:
+                obj = pydantic_core.from_json(data[:-2])
+            except ValueError:  # (not valid UTF-8, or what `json` reads instead: `_whole_object`)
+                obj = None
+            if type(obj) is dict:
+                return obj
+        self.buffer += data
+        return self.next_response()
 
     def next_response(self) -> dict[str, Any] | None:
         """The next complete response in the buffer, or None until more bytes arrive."""
         while True:
-            end = self._buffer.find(b"\n\n", self._scan_from)
+            end = self.buffer.find(b"\n\n", self._scan_from)
             if end < 0:
-                self._scan_from = max(0, len(self._buffer) - 1)
+                self._scan_from = max(0, len(self.buffer) - 1)
                 return None
-            block = self._buffer[:end].decode("utf-8", errors="replace")
-            del self._buffer[: end + 2]
+            block = self.buffer[:end].decode("utf-8", errors="replace")
+            del self.buffer[: end + 2]
             self._scan_from = 0
             parsed = _whole_object(block)
             if parsed is None:
