@@ -28,7 +28,8 @@ from lean_mcp._backends.auto import create_backend  # noqa: E402
 from lean_mcp._backends.base import WrappingBackend  # noqa: E402
 from lean_mcp._backends.ray_cluster import RayBackend, RayRepl  # noqa: E402
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+# one Ray instance at a time across xdist workers (pyproject addopts): the module and test_ray_cli run in turn
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120), pytest.mark.xdist_group("ray")]
 
 CFG = ProofConfig(timeout=20)
 HEADER_A = "import Mathlib\n"

@@ -24,7 +24,8 @@ from lean_mcp._install.steps import normalize_version, repl_revision
 from tests.e2e.runner_support import RunnerProcess
 from tests.setup_fakes import Fakes
 
-pytestmark = pytest.mark.timeout(120)
+# on one xdist worker, so the module's fake toolchain is made once
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("test_setup_discovery")]
 CLI = [sys.executable, "-m", "lean_mcp.cli"]
 PROVED = "theorem add_zero' (n : Nat) : n + 0 = n := rfl\n"
 

@@ -162,7 +162,13 @@ BASH_PREAMBLE = (
 )
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=[block.id for block in RUNNABLE])
+def param(block: Block) -> object:
+    """A block as a test case; one that starts Ray joins the Ray tests' xdist group (one Ray at a time)."""
+    starts_ray = re.search(r"--backend ray|\bRay[A-Z]", block.code) is not None
+    return pytest.param(block, id=block.id, marks=[pytest.mark.xdist_group("ray")] if starts_ray else [])
+
+
+@pytest.mark.parametrize("block", [param(block) for block in RUNNABLE])
 def test_snippet_runs_as_written(block: Block, workdir: tuple[Path, dict[str, str]]) -> None:
     work, env = workdir
     if block.language == "bash":

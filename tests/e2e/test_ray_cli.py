@@ -21,7 +21,8 @@ from tests.e2e.test_cli_check import cli_env, write
 
 pytest.importorskip("ray", reason='the ray tests need Ray: pip install -e ".[test]" (it brings [ray])')
 
-pytestmark = pytest.mark.timeout(300)
+# one Ray instance at a time across xdist workers (pyproject addopts)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("ray")]
 
 
 def marked(mark: str) -> list[tuple[int, str]]:

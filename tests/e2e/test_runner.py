@@ -34,7 +34,8 @@ from lean_mcp._settings import Settings
 from tests.e2e.runner_support import RunnerProcess, runner_env, running_runner
 from tests.standin import standin_command
 
-pytestmark = pytest.mark.timeout(120)
+# on one xdist worker, so the module's runner starts once
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("test_runner")]
 
 PROVED = "theorem two : 2 + 2 = 4 := by norm_num\n"
 SORRY = "theorem later : 1 + 1 = 2 := by\n  sorry\n"

@@ -15,7 +15,8 @@ import pytest
 
 from tests.e2e.runner_support import REPO, RunnerProcess, runner_env, running_runner
 
-pytestmark = pytest.mark.timeout(120)
+# on one xdist worker, so the module's runner starts once
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("test_runner_examples")]
 
 EXAMPLES = REPO / "examples"
 

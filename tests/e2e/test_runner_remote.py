@@ -22,7 +22,8 @@ from lean_mcp._backends.remote import KiminaBackend, LeanRunnerBackend
 from .mcp_support import server_env, stdio_session, structured, text_of
 from .runner_support import REPO, RunnerProcess, free_port, runner_env, running_runner
 
-pytestmark = pytest.mark.timeout(90)
+# on one xdist worker, so the module's runner starts once
+pytestmark = [pytest.mark.timeout(90), pytest.mark.xdist_group("test_runner_remote")]
 
 PROVED = "theorem add_zero' (n : Nat) : n + 0 = n := rfl\n"
 SORRY = "theorem needs_work (n : Nat) : 0 + n = n := by\n  sorry\n"
