@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import resource
 import socket
 import time
@@ -87,6 +88,9 @@ def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Conf
         log_config=None,
         log_level=settings.log_level.lower(),
         h11_max_incomplete_event_size=64 * 1024,
+        # an idle keep-alive connection lives until the header timeout closes it, not uvicorn's 5 s: a client
+        # reusing one for up to its own 5 s (httpx's default) must not send a request as the server hangs up
+        timeout_keep_alive=math.ceil(limits.header_timeout),
         # asyncio accepts up to `backlog` sockets per wake-up, before any limit can act: keep bursts small.
         backlog=max(16, min(2048, limits.max_connections // 4)),
         **options,

@@ -169,6 +169,19 @@ def _raw_exchange(port: int, request: bytes) -> bytes:
         return _read_all(sock, 10)
 
 
+@pytest.mark.timeout(120)
+def test_an_idle_keep_alive_connection_outlives_an_http_clients_own_keep_alive(tmp_path: Path) -> None:
+    """httpx (our clients, and most others) reuses an idle connection for up to 5 s: the server must keep it
+    longer (until --header-timeout), else a request sent as the server hangs up fails with a read error."""
+    request = f"GET /health HTTP/1.1\r\nHost: runner\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    with limited_runner(tmp_path) as runner, _connect(runner.port) as sock:
+        sock.sendall(request)
+        assert _read_all(sock, 2).startswith(b"HTTP/1.1 200"), "the first request is answered"
+        time.sleep(6.5)  # past uvicorn's own 5 s keep-alive default, before the 10 s header timeout
+        sock.sendall(request)
+        assert _read_all(sock, 5).startswith(b"HTTP/1.1 200"), "the idle connection was closed after 5 s"
+
+
 @pytest.mark.timeout(60)
 def test_the_limits_are_knobs_with_clear_errors(tmp_path: Path) -> None:
     argv = [*RUNNER, "--header-timeout", "0"]
