@@ -220,7 +220,8 @@ def run(quick: bool) -> list[Row]:
             SECTION,
             "the verdict checks over the REPL backend, per snippet",
             _k(trusted),
-            note=f"the audit's own: {_k(audit)} = {100 * audit / pool:.0f}% of the pool's",
+            note=f"the audit adds {_k(audit)} = {100 * audit / pool:.0f}% of the pool's (its own work and the "
+            "pool's on the longer text and answer)",
         ),
         Row(
             SECTION,
