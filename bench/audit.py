@@ -28,14 +28,12 @@ from lean_mcp._backends.lean_cli import LeanCliBackend
 from lean_mcp._backends.repl import ReplBackend
 from lean_mcp._lean.source import split_header
 from lean_mcp._models import ProofConfig, ProofResult, Verdict
-from lean_mcp._trust import audit
-from lean_mcp._trust.declarations import read_declarations
-from lean_mcp._trust.guard import TrustedBackend, probe_layout
+from lean_mcp._trust.guard import TrustedBackend
 from tests.real_lean import proofs
 from tests.real_lean.leanbuild import LeanUnavailable, build_lean
 from tests.standin import repl_standin, standin_command
 
-from .common import Row, closed_loop, mean
+from .common import Row, audited_text, closed_loop, mean
 
 SECTION = "audit"
 WORKERS = 2
@@ -105,11 +103,7 @@ async def _closed_loop(backend: Backend, n: int, proof: Any = _proof) -> float:
 
 def _probed(n: int) -> Any:
     """`_proof(i)` as the audit sends it to the REPL (its probe lines laid out), made before the clock starts."""
-    texts = []
-    for i in range(n):
-        text = _proof(i)
-        texts.append(audit.layout(text, read_declarations(text).theorems)[0])
-    return texts.__getitem__
+    return [audited_text(_proof(i)) for i in range(n)].__getitem__
 
 
 async def _pool_rows(n: int) -> list[Row]:
@@ -165,7 +159,7 @@ def _standin_cpu(n: int, audited: bool) -> float:
     repl.handle("command", {"cmd": "import Mathlib", "env": None})
     texts = [_proof(i) for i in range(n)]
     if audited:
-        texts = [probe_layout(text, read_declarations(text), None).text for text in texts]
+        texts = [audited_text(text) for text in texts]
     bodies = [split_header(text).body for text in texts]
     started = time.process_time()
     for body in bodies:

@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
+from lean_mcp._trust import audit
+from lean_mcp._trust.declarations import read_declarations
+
 
 @dataclasses.dataclass
 class Row:
@@ -61,3 +64,9 @@ async def closed_loop(check: Callable[[int], Awaitable[None]], count: int, calle
         for c in range(callers):
             group.start_soon(caller, range(c, count, callers))
     return time.perf_counter() - started
+
+
+def audited_text(proof: str) -> str:
+    """`proof` as the trust guard sends it to the REPLs: with the axiom audit's probe lines after it."""
+    text, _ = audit.layout(proof, read_declarations(proof).theorems)
+    return text

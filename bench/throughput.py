@@ -43,13 +43,11 @@ import httpx
 
 from lean_mcp._models import ProofConfig, Verdict
 from lean_mcp._repl.pool import ReplPool
-from lean_mcp._trust import audit
-from lean_mcp._trust.declarations import read_declarations
 from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 
 from . import sdk_floor
-from .common import Row, closed_loop
+from .common import Row, audited_text, closed_loop
 from .raw_mcp import raw_client
 
 SECTION = "throughput"
@@ -75,12 +73,6 @@ def _snippet(tag: str, i: int) -> str:
 # --------------------------------------------------------------------------- the raw pipe bound
 
 
-def _audited(snippet: str) -> str:
-    """`snippet` as every front end sends it to the REPLs: with the axiom audit's probe lines after it."""
-    text, _ = audit.layout(snippet, read_declarations(snippet).theorems)
-    return text
-
-
 async def _raw_pipe(n: int, audited: bool = False) -> float:
     """Snippets/s of a bare asyncio loop over `WORKERS` stand-ins, one request in flight per REPL;
     `audited`: each snippet with the audit's probe lines (laid out before the clock starts)."""
@@ -93,7 +85,7 @@ async def _raw_pipe(n: int, audited: bool = False) -> float:
 
     def requests(share: range, tag: str) -> list[bytes]:
         texts = [_snippet(tag, i) for i in share]
-        return [json.dumps({"cmd": _audited(text) if audited else text}).encode() + b"\n\n" for text in texts]
+        return [json.dumps({"cmd": audited_text(text) if audited else text}).encode() + b"\n\n" for text in texts]
 
     async def drive(proc: asyncio.subprocess.Process, share: list[bytes]) -> None:
         assert proc.stdin is not None and proc.stdout is not None
