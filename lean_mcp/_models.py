@@ -184,14 +184,6 @@ class LeanOutput(BaseModel):
     return_code: int | None = Field(default=None, exclude_if=_absent)
     error_type: str | None = Field(default=None, exclude_if=_absent)
 
-    def with_messages(self, messages: list[Message]) -> LeanOutput:
-        """A copy holding `messages` in place of its own, the rest shared (as `model_copy` shares it)."""
-        values = self.__dict__.copy()
-        values["messages"] = messages
-        extra = self.__pydantic_extra__
-        extra = None if extra is None else dict(extra)
-        return _assembled(type(self), values, self.__pydantic_fields_set__ | {"messages"}, extra)
-
     @property
     def errors(self) -> list[Message]:
         """The error-severity messages."""
@@ -366,7 +358,8 @@ class ProofResult(BaseModel):
     def rejudge(self, messages: list[Message], *, checks: list[str], axioms: dict[str, list[str]]) -> ProofResult:
         """This result of a proof Lean checked to the end, changed in place to hold `messages` instead of its
         output's, the verdict they give, `checks` and `axioms` (taken as they are): what
-        `from_output(self.result.with_messages(messages), self.lean_time, checks=..., axioms=..., reusable=...)`
+        `from_output(self.result.model_copy(update={"messages": messages}), self.lean_time, checks=..., axioms=...,
+        reusable=...)`
         builds, without building two new models. Only for a result nothing else holds: the one a backend's
         `check` just returned (`Backend.check`: the caller owns it). `tests/test_models.py` pins the two."""
         output = self.result
@@ -389,7 +382,7 @@ class ProofResult(BaseModel):
         """
         values = self.__dict__.copy()
         values["proof_id"], values["cached"] = proof_id, cached
-        return _assembled(type(self), values, self.__pydantic_fields_set__ | {"proof_id", "cached"})
+        return _assembled(type(self), values, self.__pydantic_fields_set__ | _ANSWER_FIELDS)
 
     def answer_to(self, proof_id: str) -> ProofResult:
         """This result, changed in place to answer job `proof_id` (not `cached`): what `as_answer(proof_id)`

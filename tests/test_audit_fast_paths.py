@@ -3,8 +3,8 @@
 - theorem discovery: the plain reading (two regex passes, for code without `«`) against the token
   reading, on adversarial texts and on random texts built from the pieces lexers trip over;
 - the `skipKernelTC` refusal's pre-check (`"kernel" in code.lower()`) against the regex it guards;
-- results built from valid parts without validation (`ProofResult.from_output`,
-  `LeanOutput.with_messages`) against the same results validated by pydantic.
+- results built from valid parts without validation (`ProofResult.from_output`) against the same
+  results validated by pydantic.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from lean_mcp._lean.lexer import code_only
 from lean_mcp._lean.refusals import _SKIP_KERNEL
-from lean_mcp._models import LeanOutput, Message, ProofResult, Severity, Sorry, verdict_of
+from lean_mcp._models import LeanOutput, ProofResult, Sorry, verdict_of
 from lean_mcp._trust.declarations import (
     _PLAIN_KEYWORD,
     Declarations,
@@ -170,17 +170,6 @@ def test_results_built_without_validation_equal_validated_ones(output: LeanOutpu
     assert built.model_fields_set == validated.model_fields_set
     assert built.model_dump_json() == validated.model_dump_json() and repr(built) == repr(validated)
     assert built.reusable == validated.reusable
-
-
-def test_an_output_with_other_messages_is_a_copy_that_shares_nothing_it_changes() -> None:
-    original = LeanOutput.model_validate({"env": 1, "messages": [], "future_key": 3})
-    message = Message(severity=Severity.INFO, pos={"line": 1, "column": 0}, data="hi")  # type: ignore[arg-type]
-    copy = original.with_messages([message])
-    expected = original.model_copy(update={"messages": [message]})
-    assert copy == expected and copy.model_fields_set == expected.model_fields_set
-    assert copy.model_dump() == expected.model_dump() and original.messages == []
-    copy.__pydantic_extra__["future_key"] = 4  # type: ignore[index]
-    assert original.model_extra == {"future_key": 3}
 
 
 def test_long_and_short_texts_find_the_same_keywords() -> None:

@@ -152,7 +152,7 @@ def test_an_empty_statement_is_refused_not_taken_as_none(statement: str) -> None
 
 def _judged_by_copy(result: ProofResult, messages: list[Message], axioms: dict[str, list[str]]) -> ProofResult:
     assert result.result is not None
-    output_copy = result.result.with_messages(messages)
+    output_copy = result.result.model_copy(update={"messages": messages})
     return ProofResult.from_output(
         output_copy, result.lean_time, checks=["lean", "axioms"], axioms=axioms, reusable=result.reusable
     )
