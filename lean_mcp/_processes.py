@@ -195,9 +195,7 @@ class TreeMemory:
                 pages[pid] = _pages(fields)  # (what `_resident_pages` gives a process that runs)
                 if fields[_THREADS_FIELD] == b"1" and not files.threads:  # its one thread is itself
                     try:
-                        listed = os.pread(files.main, 4096, 0)
-                        if len(listed) == 4096:  # more may follow: read the whole file
-                            listed = _pread_all(files.main)
+                        listed = _pread_all(files.main)
                     except OSError:  # it is gone
                         listed = b""
                     children = _ints(listed) if listed else []

@@ -514,7 +514,7 @@ class ReplPool:
     def _spent(self, slot: _Slot, uses: int) -> bool:
         """True when `slot`'s REPL is to be recycled after `uses` proofs: worn out or too big."""
         assert slot.process is not None
-        return (uses >= self.max_uses and self._worn_out(slot, uses)) or slot.process.last_rss_mb > self.recycle_mb
+        return self._worn_out(slot, uses) or slot.process.last_rss_mb > self.recycle_mb
 
     def _worn_out(self, slot: _Slot, uses: int) -> bool:
         """Past `max_uses` (up to twice that while the REPL holds live proof states)."""
