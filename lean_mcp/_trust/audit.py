@@ -62,13 +62,11 @@ def judge(
     line = start + count  # the line of the first theorem's `#print axioms`
     for parts in theorems:
         name = ".".join(parts)
+        found.audit(name, answers.get(line), errors.get(line, _NO_ERRORS))
         if errors:
-            found.audit(name, answers.get(line), errors.get(line, _NO_ERRORS))
             unsafe = errors.get(line - count)  # its `example := @name`
             if unsafe:
                 found.unsafe(name, unsafe)
-        else:
-            found.audit(name, answers.get(line), _NO_ERRORS)
         line += 1
     if declared.axioms or declared.sorry_lines:
         found.judge_declared()
