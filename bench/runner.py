@@ -17,7 +17,7 @@ import httpx
 
 from tests.e2e.runner_support import RunnerProcess, runner_env
 
-from .common import Row, latency_summary
+from .common import Row, cpu_seconds, latency_summary
 
 SECTION = "runner"
 
@@ -58,12 +58,6 @@ async def _kimina_batches(url: str, batches: int, size: int) -> tuple[float, lis
         return time.perf_counter() - started, latencies
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds the process itself has used (Linux /proc; its children excluded)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(quick: bool) -> list[Row]:
     n_check, concurrency = (300, 32) if quick else (3000, 64)
     batches, size = (3, 100) if quick else (20, 100)
@@ -75,9 +69,9 @@ def run(quick: bool) -> list[Row]:
         try:
             runner.wait_ready()
             anyio.run(_check_load, runner.url, 20, 4)  # warm the pool and the connections
-            cpu_before = _cpu_seconds(runner.process.pid)
+            cpu_before = cpu_seconds(runner.process.pid)
             wall, check_latencies = anyio.run(_check_load, runner.url, n_check, concurrency)
-            cpu_per_proof = (_cpu_seconds(runner.process.pid) - cpu_before) / n_check
+            cpu_per_proof = (cpu_seconds(runner.process.pid) - cpu_before) / n_check
             kimina_wall, batch_latencies = anyio.run(_kimina_batches, runner.url, batches, size)
         finally:
             runner.stop()

@@ -28,15 +28,15 @@ import asyncio
 import dataclasses
 import functools
 import json
+import os
 import shlex
-import statistics
 import sys
 import tempfile
 import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -47,7 +47,7 @@ from tests.e2e.runner_support import RunnerProcess, runner_env
 from tests.standin import standin_command
 
 from . import sdk_floor
-from .common import Row, audited_text, closed_loop
+from .common import Row, audited_text, closed_loop, cpu_seconds, machine_busy_seconds
 from .raw_mcp import raw_client
 
 SECTION = "throughput"
@@ -73,7 +73,15 @@ def _snippet(tag: str, i: int) -> str:
 # --------------------------------------------------------------------------- the raw pipe bound
 
 
-async def _raw_pipe(n: int, audited: bool = False) -> float:
+@dataclasses.dataclass
+class RawFigure:
+    """The raw pipe bound: snippets/s, and the stand-ins' CPU per snippet (µs)."""
+
+    rate: float
+    standin_cpu_us: float
+
+
+async def _raw_pipe(n: int, audited: bool = False) -> RawFigure:
     """Snippets/s of a bare asyncio loop over `WORKERS` stand-ins, one request in flight per REPL;
     `audited`: each snippet with the audit's probe lines (laid out before the clock starts)."""
     procs = [
@@ -100,9 +108,11 @@ async def _raw_pipe(n: int, audited: bool = False) -> float:
     try:
         await asyncio.gather(*(drive(p, requests(range(w, 20, WORKERS), "warm")) for w, p in enumerate(procs)))
         shares = [requests(range(w, n, WORKERS), "raw") for w in range(WORKERS)]
+        cpu = sum(cpu_seconds(proc.pid) for proc in procs)
         started = time.perf_counter()
         await asyncio.gather(*(drive(p, share) for p, share in zip(procs, shares, strict=True)))
-        return n / (time.perf_counter() - started)
+        rate = n / (time.perf_counter() - started)
+        return RawFigure(rate, (sum(cpu_seconds(proc.pid) for proc in procs) - cpu) / n * 1e6)
     finally:
         for proc in procs:
             proc.kill()
@@ -142,16 +152,20 @@ async def _pool(n: int, callers: int, max_uses: int | None = None, *, prestart: 
         return PoolFigure(rate, cpu_us, pool.health()["repl_starts"] - starts)
 
 
-def _median_figure(figures: list[PoolFigure]) -> PoolFigure:
+_Figure = TypeVar("_Figure", RawFigure, PoolFigure)
+
+
+def _median(figures: list[_Figure]) -> _Figure:
+    """The figure of median rate."""
     rates = sorted(figures, key=lambda f: f.rate)
     return rates[len(rates) // 2]
 
 
-def _bound_and_pool(n: int, rounds: int) -> tuple[float, float, PoolFigure, PoolFigure, PoolFigure]:
+def _bound_and_pool(n: int, rounds: int) -> tuple[RawFigure, RawFigure, PoolFigure, PoolFigure, PoolFigure]:
     """The raw pipe bound (plain and audited snippets), the pool, the pool without REPL restarts, and the
     pool with `--prestart`: each the median of `rounds`."""
-    raws: list[float] = []
-    audited: list[float] = []
+    raws: list[RawFigure] = []
+    audited: list[RawFigure] = []
     pools: list[PoolFigure] = []
     steady: list[PoolFigure] = []
     ahead: list[PoolFigure] = []
@@ -161,8 +175,7 @@ def _bound_and_pool(n: int, rounds: int) -> tuple[float, float, PoolFigure, Pool
         pools.append(anyio.run(_pool, n, 8 * WORKERS))
         steady.append(anyio.run(_pool, n, 8 * WORKERS, 2 * n))
         ahead.append(anyio.run(functools.partial(_pool, n, 8 * WORKERS, prestart=True)))
-    medians = statistics.median(raws), statistics.median(audited)
-    return (*medians, _median_figure(pools), _median_figure(steady), _median_figure(ahead))
+    return _median(raws), _median(audited), _median(pools), _median(steady), _median(ahead)
 
 
 # --------------------------------------------------------------------------- the runner over HTTP
@@ -218,6 +231,17 @@ async def _prove_check(url: str, n: int, clients: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+#: The /api/check run whose CPU is taken apart, and the parts: the runner, the load generator, the machine.
+CPU_IN_FLIGHT = 4
+CPU_PARTS = ("cpu_runner", "cpu_client", "cpu_machine")
+
+
+def _cpu_split(runner_pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far of the runner process, of this process (the load generator), of the whole machine
+    (the REPLs run in a sandbox that forks away from the runner, so they are counted as the rest of it)."""
+    return cpu_seconds(runner_pid), time.process_time(), machine_busy_seconds()
+
+
 def _runner_figures(tmp: Path, n: int, flights: Sequence[int], clients: int) -> dict[str, float]:
     env = runner_env(tmp, LEAN_MCP_WORKERS=str(WORKERS), LEAN_MCP_CACHE="false", LEAN_MCP_LOG_LEVEL="WARNING")
     runner = RunnerProcess(tmp, env)
@@ -226,7 +250,12 @@ def _runner_figures(tmp: Path, n: int, flights: Sequence[int], clients: int) -> 
         runner.wait_ready()
         anyio.run(_api_check, runner.url, 2 * BATCH, 2, "warm")
         for in_flight in flights:
+            before = _cpu_split(runner.process.pid)
             figures[f"api{in_flight}"] = anyio.run(_api_check, runner.url, n, in_flight, f"f{in_flight}")
+            if in_flight == CPU_IN_FLIGHT:
+                after = _cpu_split(runner.process.pid)
+                for part, start, end in zip(CPU_PARTS, before, after, strict=True):
+                    figures[part] = (end - start) / n * 1e6
         figures["prove"] = anyio.run(_prove_check, runner.url, n // 2, clients)
     finally:
         runner.stop()
@@ -314,15 +343,38 @@ async def _sdk_floor(tmp: Path, calls: int, in_flight: int = 200) -> float:
 # --------------------------------------------------------------------------- the table
 
 
+#: What a ratio to the audited bound compares with: the same REPL work as every front end's.
+_OF_AUDITED = "of the audited bound (the REPL work every front end asks for: the snippet and its probes)"
+
+
 def _row(name: str, value: float, bound: float, target: str = "", note: str = "") -> Row:
     return Row(SECTION, name, f"{value:,.0f}/s = {value / bound:.2f} of bound", target, note)
+
+
+def _cpu_row(figures: dict[str, float], raw: float, audited_bound: RawFigure) -> Row:
+    """Where the CPU of the /api/check run at CPU_IN_FLIGHT goes, against what the 2 cores can give."""
+    runner, client, machine = (figures[part] for part in CPU_PARTS)
+    rate = figures[f"api{CPU_IN_FLIGHT}"]
+    cores = os.cpu_count() or 1
+    at_target = cores * 1e6 / (0.45 * raw)
+    return Row(
+        SECTION,
+        f"/api/check, {CPU_IN_FLIGHT} in flight: CPU per snippet",
+        f"{machine:,.0f} µs",
+        "",
+        f"the whole machine: runner {runner:,.0f} µs, load generator {client:,.0f} µs, the rest (the REPLs, anything "
+        f"else running) {machine - runner - client:,.0f} µs; {cores} cores "
+        f"give {cores * 1e6 / rate:,.0f} µs per snippet at this rate and {at_target:,.0f} µs at 0.45 of the bound, "
+        f"of which the bare loop's stand-ins alone use {audited_bound.standin_cpu_us:,.0f} µs on an audited snippet",
+    )
 
 
 def run(quick: bool) -> list[Row]:
     """Raw pipe bound, then pool, /api/check at 1/2/4/8 in flight, /prove/check and MCP, as ratios."""
     n = 600 if quick else 2000
     flights = (1, 4) if quick else (1, 2, 4, 8)
-    raw, raw_audited, pool, steady, ahead = _bound_and_pool(n, 1 if quick else ROUNDS)
+    bound, audited_bound, pool, steady, ahead = _bound_and_pool(n, 1 if quick else ROUNDS)
+    raw, raw_audited = bound.rate, audited_bound.rate
     with tempfile.TemporaryDirectory(prefix="lean-mcp-bench-tp-") as tmp:
         figures = _runner_figures(Path(tmp), n, flights, 64)
         mcp = anyio.run(_mcp, Path(tmp), 100 if quick else 200)
@@ -331,13 +383,19 @@ def run(quick: bool) -> list[Row]:
         floor_sdk = anyio.run(functools.partial(_mcp, Path(tmp), 100 if quick else 200, floor=True))
     note = f"{WORKERS} zero-cost stand-ins, {n} distinct snippets, cache off, median of {1 if quick else ROUNDS}"
     rows = [
-        Row(SECTION, "raw pipe bound (bare asyncio loop)", f"{raw:,.0f}/s = 1.00", note=note),
+        Row(
+            SECTION,
+            "raw pipe bound (bare asyncio loop)",
+            f"{raw:,.0f}/s = 1.00",
+            note=f"{note}; the stand-ins' CPU: {bound.standin_cpu_us:.0f} µs per snippet",
+        ),
         _row(
             "raw pipe bound, audited snippets (what every front end sends)",
             raw_audited,
             raw,
             note="the same loop, each snippet with the axiom audit's probe lines: the stand-ins' own (Python) "
-            "work on the probes, which the runner and MCP lines pay and the pool line does not",
+            "work on the probes, which the runner and MCP lines pay and the pool line does not; the stand-ins' CPU: "
+            f"{audited_bound.standin_cpu_us:.0f} µs per snippet",
         ),
         _row(
             "REPL pool alone (in-process)",
@@ -369,11 +427,27 @@ def run(quick: bool) -> list[Row]:
                 figures[f"api{in_flight}"],
                 raw,
                 target,
-                "durable store on",
+                f"durable store on; {figures[f'api{in_flight}'] / raw_audited:.2f} of the audited bound",
             )
         )
-    rows.append(_row("/prove/check, 64 clients", figures["prove"], raw, note=f"{n // 2} proofs"))
-    rows.append(_row("MCP verify_proof over stdio, 200 at once", mcp, raw, "≥ 1,500/s", "MCP SDK client"))
+    rows.append(_cpu_row(figures, raw, audited_bound))
+    rows.append(
+        _row(
+            "/prove/check, 64 clients",
+            figures["prove"],
+            raw,
+            note=f"{n // 2} proofs; {figures['prove'] / raw_audited:.2f} {_OF_AUDITED}",
+        )
+    )
+    rows.append(
+        _row(
+            "MCP verify_proof over stdio, 200 at once",
+            mcp,
+            raw,
+            "≥ 1,500/s",
+            f"MCP SDK client; {mcp / raw_audited:.2f} {_OF_AUDITED}",
+        )
+    )
     rows.append(
         _row(
             "MCP verify_proof, 200 at once, raw JSON-RPC client",
