@@ -220,7 +220,8 @@ async def _lean_rows(n: int) -> list[Row]:
 
 
 async def _main(quick: bool) -> list[Row]:
-    rows = await _pool_rows(400, 2) if quick else await _pool_rows(3000, 5) + _standin_rows(300 if quick else 2000)
+    rows = await (_pool_rows(400, 2) if quick else _pool_rows(1000, 20))
+    rows += _standin_rows(300 if quick else 2000)
     return rows + await _lean_rows(5 if quick else 20)
 
 
