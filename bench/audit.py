@@ -21,9 +21,7 @@ Rows:
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -114,56 +112,27 @@ def _probed(n: int) -> Any:
     return [audited_text(_proof(i)) for i in range(n)].__getitem__
 
 
-#: Pins the process to the cores its first argument lists (`0,1`), then runs the rest of its arguments.
-_PINNED = (
-    "import os, sys; os.sched_setaffinity(0, map(int, sys.argv[1].split(','))); os.execv(sys.argv[2], sys.argv[2:])"
-)
-
-
-async def _paired_rounds(
-    n: int, rounds: int, kinds: tuple[str, ...], command: list[str]
-) -> tuple[dict[str, list[float]], list[float]]:
-    """The seconds of each kind of pool in each of `rounds` rounds (one run of each kind per round), and
-    the time `TrustedBackend` adds to each audited check. The kinds: `plain`, the bare pool sent the
-    proofs; `probed`, the bare pool sent the audited texts ready-made; `audited`, the pool behind
-    `TrustedBackend`. No REPL is recycled in a run (a restart's cost would land at random in one pool
-    or another)."""
-    walls: dict[str, list[float]] = {kind: [] for kind in kinds}
+async def _pool_rows(n: int, rounds: int) -> list[Row]:
+    """Three pools, run one after another in each of `rounds` rounds: the bare pool sent the proofs, the
+    bare pool sent the audited texts ready-made, and the pool behind `TrustedBackend`. No REPL is recycled
+    in a run (a restart's cost lands at random in one pool or another), and each figure is the median
+    over the rounds; the audit's own cost is the median of each round's paired drop, so load that drifts
+    between rounds weighs on both sides of a pair alike."""
+    walls: dict[str, list[float]] = {"plain": [], "probed": [], "audited": []}
     own: list[float] = []
     probed = _probed(n)
     for _ in range(rounds):
         for kind, runs in walls.items():
-            bare = _Timed(ReplBackend(command, project=Path.cwd(), workers=WORKERS, max_uses=n + 2 * CLIENTS))
+            bare = _Timed(ReplBackend(standin_command(), project=Path.cwd(), workers=WORKERS, max_uses=n + 2 * CLIENTS))
             outer = _Timed(TrustedBackend(bare)) if kind == "audited" else bare
             async with outer:
                 runs.append(await _closed_loop(outer, n, probed if kind == "probed" else _proof))
                 if kind == "audited":  # what TrustedBackend adds to each check, outside the pool
                     own.append((outer.spent - bare.spent) / (n + 2 * CLIENTS))
-    return walls, own
-
-
-def _drop_row(name: str, n: int, walls: dict[str, list[float]], target: str, where: str) -> Row:
-    """The audit's own cost as throughput: the median of each round's drop from `probed` to `audited` (load
-    that drifts between rounds weighs on both sides of a pair alike)."""
-    drops = sorted(1 - p / a for p, a in zip(walls["probed"], walls["audited"], strict=True))
-    return Row(
-        SECTION,
-        name,
-        f"{-100 * statistics.median(drops):+.1f}%",
-        target,
-        f"{where}the audited pool against the bare pool sent the same texts, probes laid out in advance "
-        f"({n / statistics.median(walls['probed']):,.0f} proofs/s): the REPLs' work is the same, the rest is "
-        f"lean-mcp's; median of {len(drops)} paired rounds (each: {', '.join(f'{-100 * d:+.1f}%' for d in drops)})",
-    )
-
-
-async def _pool_rows(n: int, rounds: int) -> list[Row]:
-    """The pool with and without the audit, and the audit's own cost: as throughput, per proof, and as
-    throughput again with the event loop on a core of its own."""
-    walls, own = await _paired_rounds(n, rounds, ("plain", "probed", "audited"), standin_command())
     plain, audited = statistics.median(walls["plain"]), statistics.median(walls["audited"])
+    drops = sorted(1 - p / a for p, a in zip(walls["probed"], walls["audited"], strict=True))
     own_work = statistics.median(own) - await _timer_overhead()
-    rows = [
+    return [
         Row(SECTION, f"zero-cost stand-in pool, {n} proofs, no audit", f"{n / plain:,.0f} proofs/s"),
         Row(
             SECTION,
@@ -173,27 +142,25 @@ async def _pool_rows(n: int, rounds: int) -> list[Row]:
             f"-{100 * (1 - plain / audited):.1f}% throughput, the stand-in's (Python) work on the probes' answers "
             "included",
         ),
-        _drop_row("lean-mcp's own audit work, as throughput", n, walls, "< 10% of throughput", ""),
+        Row(
+            SECTION,
+            "lean-mcp's own audit work, as throughput",
+            f"{-100 * statistics.median(drops):+.1f}%",
+            "< 10% of throughput",
+            f"the audited pool against the bare pool sent the same texts, probes laid out in advance "
+            f"({n / statistics.median(walls['probed']):,.0f} proofs/s): the REPLs' work is the same, the rest is "
+            f"lean-mcp's; median of {rounds} paired rounds (each: {', '.join(f'{-100 * d:+.1f}%' for d in drops)})",
+        ),
         Row(
             SECTION,
             "lean-mcp's own audit work per proof (outside the REPL)",
             f"{own_work * 1e6:,.1f} µs",
             "",
             f"{100 * own_work * n / plain:.1f}% of the zero-cost pool's {plain / n * 1e6:,.0f} µs per proof (the "
-            "timer's own overhead taken off): the drop if the REPLs waited for every µs of it",
+            "timer's own overhead taken off): the drop if the REPLs waited for every µs of it, an upper bound (the "
+            "pool hands a REPL its next proof as the last answer is read, so they do not: the row above)",
         ),
     ]
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cores) < 2:
-        return [*rows, Row(SECTION, "the audit with the event loop on a core of its own", "skipped", note="1 core")]
-    pinned = [sys.executable, "-c", _PINNED, ",".join(map(str, cores[1:])), *standin_command()]
-    os.sched_setaffinity(0, cores[:1])
-    try:
-        walls, _ = await _paired_rounds(n, rounds, ("probed", "audited"), pinned)
-    finally:
-        os.sched_setaffinity(0, cores)
-    where = f"the bench's event loop on core {cores[0]}, the REPLs on the other{'s' if len(cores) > 2 else ''}: "
-    return [*rows, _drop_row("the same, the event loop on a core of its own", n, walls, "", where)]
 
 
 def _standin_cpu(n: int, audited: bool) -> float:
