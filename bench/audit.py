@@ -158,7 +158,7 @@ async def _pool_rows(n: int, rounds: int) -> list[Row]:
             "",
             f"{100 * own_work * n / plain:.1f}% of the zero-cost pool's {plain / n * 1e6:,.0f} µs per proof (the "
             "timer's own overhead taken off): the drop if the REPLs waited for every µs of it, an upper bound (the "
-            "pool hands a REPL its next proof as the last answer is read, so they do not: the row above)",
+            "pool hands a REPL its next proof from the callback that reads the last answer)",
         ),
     ]
 
